@@ -1,0 +1,1 @@
+"""Tests of the connector package (database, outbox, access, intake, CLI)."""

@@ -1,0 +1,441 @@
+"""The Nomi API client (sync httpx): typed reads, idempotent writes, retries, throttle, tokens.
+
+```python
+with NomiClient(base_url, tenant_id, StaticTokenProvider(token)) as nomi:
+    suppliers = nomi.iter_suppliers(updated_since=bookmark)
+    for supplier in suppliers:
+        ...
+    bookmark = suppliers.server_time
+```
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from nomi.errors import (
+    NetworkError,
+    NomiError,
+    OutcomeUnknownError,
+    RateLimitError,
+    ServerError,
+    TokenExpiredError,
+    TransientError,
+    classify,
+)
+from nomi.models import (
+    Attachment,
+    BankAccount,
+    Category,
+    ContactCreate,
+    Customer,
+    Expense,
+    ExpenseCreate,
+    NomiUser,
+    Organisation,
+    Payment,
+    PaymentCreate,
+    SalesInvoice,
+    SalesInvoiceCreate,
+    Supplier,
+    TaxRate,
+)
+from nomi.paging import ListResult
+from nomi.retry import RetryPolicy
+from nomi.throttle import TenantThrottle
+from nomi.tokens import StaticTokenProvider, TokenProvider
+
+__all__ = ["NomiClient", "RetryPolicy", "StaticTokenProvider", "TokenProvider"]
+
+M = TypeVar("M", bound=BaseModel)
+_API = "/api/v1"
+_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_MAX_PAGE_SIZE = 1000
+
+
+class NomiClient:
+    """A client for one Nomi organisation (tenant).
+
+    Args:
+        api_base_url: Nomi's base URL, with or without the trailing ``/api/v1``.
+        tenant_id: The organisation every call acts for (sent as ``Nomi-Tenant-Id``).
+        tokens: Where access tokens come from.
+        throttle: The tenant's shared throttle (see `nomi.throttle.throttle_for`); None disables it.
+        retry: Bounds of the client's own retries.
+        http: An httpx client (tests pass one on a MockTransport); one is made and owned otherwise.
+    """
+
+    def __init__(
+        self,
+        api_base_url: str,
+        tenant_id: str,
+        tokens: TokenProvider,
+        *,
+        throttle: TenantThrottle | None = None,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        root = api_base_url.rstrip("/")
+        if root.endswith(_API):
+            root = root[: -len(_API)]
+        self.root_url = root
+        self.tenant_id = tenant_id
+        self._tokens = tokens
+        self._throttle = throttle
+        self._retry = retry or RetryPolicy()
+        self._own_http = http is None
+        self._http = http or httpx.Client(timeout=_TIMEOUT)
+
+    def __repr__(self) -> str:
+        return f"NomiClient({self.root_url!r}, tenant_id={self.tenant_id!r})"
+
+    def __enter__(self) -> NomiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client if this object made it."""
+        if self._own_http:
+            self._http.close()
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def connections(self) -> list[Organisation]:
+        """The organisations the current token may act for (``GET /connections``)."""
+        body = self._request("GET", "/connections", tenant=False).json()
+        rows = body if isinstance(body, list) else _items(body)
+        return [Organisation.model_validate(row) for row in rows]
+
+    def iter_suppliers(
+        self,
+        updated_since: datetime | None = None,
+        include_archived: bool = False,
+        page_size: int = 500,
+    ) -> ListResult[Supplier]:
+        """Stream suppliers page by page (see `iter_list`)."""
+        return self.iter_list("/suppliers", Supplier, updated_since, include_archived, page_size)
+
+    def iter_customers(
+        self,
+        updated_since: datetime | None = None,
+        include_archived: bool = False,
+        page_size: int = 500,
+    ) -> ListResult[Customer]:
+        """Stream customers page by page (see `iter_list`)."""
+        return self.iter_list("/customers", Customer, updated_since, include_archived, page_size)
+
+    def iter_categories(
+        self,
+        updated_since: datetime | None = None,
+        include_archived: bool = False,
+        page_size: int = 500,
+    ) -> ListResult[Category]:
+        """Stream the chart of accounts page by page (see `iter_list`)."""
+        return self.iter_list("/categories", Category, updated_since, include_archived, page_size)
+
+    def iter_tax_rates(
+        self,
+        updated_since: datetime | None = None,
+        include_archived: bool = False,
+        page_size: int = 500,
+    ) -> ListResult[TaxRate]:
+        """Stream tax rates page by page (see `iter_list`)."""
+        return self.iter_list("/tax-rates", TaxRate, updated_since, include_archived, page_size)
+
+    def iter_bank_accounts(
+        self,
+        updated_since: datetime | None = None,
+        include_archived: bool = False,
+        page_size: int = 500,
+    ) -> ListResult[BankAccount]:
+        """Stream bank accounts page by page (see `iter_list`)."""
+        return self.iter_list(
+            "/bank-accounts", BankAccount, updated_since, include_archived, page_size
+        )
+
+    def iter_list(
+        self,
+        path: str,
+        model: type[M],
+        updated_since: datetime | None = None,
+        include_archived: bool = False,
+        page_size: int = 500,
+    ) -> ListResult[M]:
+        """Stream one list endpoint.
+
+        Args:
+            path: The list path under ``/api/v1``, e.g. ``/suppliers``.
+            model: The model of one record.
+            updated_since: Only records with ``updated_at >= updated_since``.
+            include_archived: Include ARCHIVED/DELETED records (tombstones).
+            page_size: Records per page (at most 1000).
+
+        Returns:
+            A `ListResult`: iterate it once; then ``.server_time`` is the bookmark to keep.
+
+        Raises:
+            NomiError: Any failure while paging (`PaginationError` for a repeated page).
+        """
+        size = max(1, min(page_size, _MAX_PAGE_SIZE))
+        params: dict[str, Any] = {"page_size": size}
+        if updated_since is not None:
+            params["updated_since"] = _iso(updated_since)
+        if include_archived:
+            params["include_archived"] = "true"
+
+        def fetch(page: int) -> dict[str, Any]:
+            body = self._request("GET", _API + path, params={**params, "page": page}).json()
+            if not isinstance(body, dict):
+                raise NomiError(f"unexpected list body from {path}")
+            return body
+
+        return ListResult(model, fetch, page_size=size, max_pages=1_000_000 // size + 10)
+
+    def list_users(self) -> list[NomiUser]:
+        """Every user of the organisation (expense claimants)."""
+        return list(self.iter_list("/users", NomiUser, page_size=_MAX_PAGE_SIZE))
+
+    def find_expense_by_source_id(self, source_id: str) -> Expense | None:
+        """The expense created for ``source_id``, or None (after a lost response)."""
+        return self._find("/expenses", Expense, source_id)
+
+    def find_sales_invoice_by_source_id(self, source_id: str) -> SalesInvoice | None:
+        """The sales invoice created for ``source_id``, or None (after a lost response)."""
+        return self._find("/sales-invoices", SalesInvoice, source_id)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def create_supplier(self, contact: ContactCreate, idempotency_key: str) -> Supplier:
+        """Create a supplier (see `create`)."""
+        return self.create("/suppliers", contact, Supplier, idempotency_key)
+
+    def create_customer(self, contact: ContactCreate, idempotency_key: str) -> Customer:
+        """Create a customer (see `create`)."""
+        return self.create("/customers", contact, Customer, idempotency_key)
+
+    def create_expense(self, expense: ExpenseCreate, idempotency_key: str) -> Expense:
+        """Create an expense (see `create`)."""
+        return self.create("/expenses", expense, Expense, idempotency_key)
+
+    def create_sales_invoice(
+        self, invoice: SalesInvoiceCreate, idempotency_key: str
+    ) -> SalesInvoice:
+        """Create a sales invoice (see `create`)."""
+        return self.create("/sales-invoices", invoice, SalesInvoice, idempotency_key)
+
+    def add_sales_invoice_payment(
+        self, invoice_id: str, payment: PaymentCreate, idempotency_key: str
+    ) -> Payment:
+        """Record a payment of a sales invoice (see `create`)."""
+        path = f"/sales-invoices/{quote(invoice_id, safe='')}/payments"
+        return self.create(path, payment, Payment, idempotency_key)
+
+    def upload_expense_attachment(
+        self,
+        expense_id: str,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        idempotency_key: str,
+    ) -> Attachment:
+        """Attach a file to an expense (the same filename replaces it); see `upload_attachment`."""
+        return self.upload_attachment(
+            f"/expenses/{quote(expense_id, safe='')}",
+            filename,
+            content,
+            content_type,
+            idempotency_key,
+        )
+
+    def upload_sales_invoice_attachment(
+        self,
+        invoice_id: str,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        idempotency_key: str,
+    ) -> Attachment:
+        """Attach a file to a sales invoice; see `upload_attachment`."""
+        return self.upload_attachment(
+            f"/sales-invoices/{quote(invoice_id, safe='')}",
+            filename,
+            content,
+            content_type,
+            idempotency_key,
+        )
+
+    def create(self, path: str, body: BaseModel, model: type[M], idempotency_key: str) -> M:
+        """POST one record with an ``Idempotency-Key``; retried safely with the same key.
+
+        Args:
+            path: Collection path under ``/api/v1``.
+            body: The request model.
+            model: The model of the created record.
+            idempotency_key: Stable for this item, generation and step (Nomi replays it 24 h).
+
+        Returns:
+            The created (or replayed) record.
+
+        Raises:
+            RejectedError: Nomi refused the record (codes and field errors kept).
+            OutcomeUnknownError: The write may have landed; look it up by ``source_id``.
+            ConnectionLostError, DailyLimitError, TransientError: See `nomi.errors`.
+        """
+        payload = body.model_dump(mode="json", exclude_none=True)
+        response = self._request("POST", _API + path, json=payload, idempotency_key=idempotency_key)
+        return model.model_validate(_unwrap(response.json()))
+
+    def upload_attachment(
+        self,
+        parent_path: str,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        idempotency_key: str,
+    ) -> Attachment:
+        """PUT raw bytes as ``{parent_path}/attachments/{filename}``.
+
+        Raises:
+            RejectedError: Too large (413), wrong type (415) or otherwise refused.
+            OutcomeUnknownError: As for `create`, and the other errors too.
+        """
+        path = f"{_API}{parent_path}/attachments/{quote(filename, safe='')}"
+        response = self._request(
+            "PUT",
+            path,
+            content=content,
+            headers={"Content-Type": content_type},
+            idempotency_key=idempotency_key,
+        )
+        data = _unwrap(response.json()) if response.content else {}
+        if isinstance(data, dict):
+            data = {"filename": filename, "content_type": content_type, **data}
+        return Attachment.model_validate(data)
+
+    # ---- the request loop --------------------------------------------------------------------
+
+    def _find(self, path: str, model: type[M], source_id: str) -> M | None:
+        """First record of a collection filtered by ``source_id``."""
+        body = self._request("GET", _API + path, params={"source_id": source_id}).json()
+        rows = body if isinstance(body, list) else _items(body)
+        matches = [model.model_validate(r) for r in rows if r.get("source_id") in (None, source_id)]
+        return matches[0] if matches else None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+        tenant: bool = True,
+    ) -> httpx.Response:
+        """Send one logical request: throttled, token attached, retried where safe, classified."""
+        is_write = method != "GET"
+        retryable = not is_write or idempotency_key is not None
+        started = time.monotonic()
+        attempt = 0
+        refreshed = False
+        may_have_landed = False
+        token = self._tokens.access_token()
+        while True:
+            request_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            if tenant:
+                request_headers["Nomi-Tenant-Id"] = self.tenant_id
+            if idempotency_key is not None:
+                request_headers["Idempotency-Key"] = idempotency_key
+            request_headers.update(headers or {})
+            error: NomiError | None
+            try:
+                response = self._send(method, path, params, json, content, request_headers)
+                error = classify(response)
+            except httpx.TransportError as exc:
+                sent = not isinstance(
+                    exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
+                )
+                error = NetworkError(
+                    f"{method} {path}: {type(exc).__name__}", may_have_been_sent=sent
+                )
+                may_have_landed = may_have_landed or (is_write and sent)
+            if error is None:
+                return response
+            if isinstance(error, ServerError) and is_write:
+                may_have_landed = True
+            if isinstance(error, TokenExpiredError) and not refreshed:
+                refreshed = True
+                token = self._tokens.refresh_after_rejection(token)
+                continue
+            attempt += 1
+            delay = self._retry.delay(attempt - 1, getattr(error, "retry_after", None))
+            if (
+                isinstance(error, TransientError)
+                and retryable
+                and attempt < self._retry.max_attempts
+                and delay is not None
+                and time.monotonic() - started + delay <= self._retry.max_total
+            ):
+                if isinstance(error, RateLimitError) and self._throttle is not None:
+                    self._throttle.backoff(delay)
+                time.sleep(delay)
+                token = self._tokens.access_token()
+                continue
+            if may_have_landed and isinstance(error, TransientError):
+                raise OutcomeUnknownError(
+                    f"{method} {path} may have been applied ({error.message}); "
+                    "look it up by source_id"
+                ) from error
+            raise error
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json: Any,
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        """One HTTP exchange inside a throttle slot."""
+        url = self.root_url + path
+        if self._throttle is None:
+            return self._http.request(
+                method, url, params=params, json=json, content=content, headers=headers
+            )
+        with self._throttle.slot():
+            response = self._http.request(
+                method, url, params=params, json=json, content=content, headers=headers
+            )
+        self._throttle.observe(response.headers)
+        return response
+
+
+def _items(body: Any) -> list[dict[str, Any]]:
+    """The records of a list envelope."""
+    if not isinstance(body, dict):
+        return []
+    rows = body.get("items", body.get("data", []))
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _unwrap(body: Any) -> Any:
+    """A single record, whether bare or wrapped as ``{"data": {...}}``."""
+    if isinstance(body, dict) and isinstance(body.get("data"), dict) and "id" not in body:
+        return body["data"]
+    return body
+
+
+def _iso(moment: datetime) -> str:
+    """An ISO-8601 UTC timestamp with ``Z``."""
+    text = moment.isoformat()
+    return text.replace("+00:00", "Z")

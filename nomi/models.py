@@ -1,0 +1,263 @@
+"""Typed models of every Nomi resource: what the client returns and what it sends.
+
+Money is `Decimal` (sent as a string), dates are `date` (sent as ``YYYY-MM-DD``), timestamps are
+timezone-aware UTC `datetime`. Read models ignore fields they do not know, so Nomi can add fields
+without breaking us; write models refuse unknown fields, so a typo fails here and not at Nomi.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+)
+
+Money = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str)]
+Day = date  # field names `date` shadow the type inside classes
+Status = Literal["ACTIVE", "ARCHIVED", "DELETED"]
+
+
+class _Read(BaseModel):
+    """Base of models parsed from Nomi responses."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _xero_dates(cls, value: Any) -> Any:
+        """Parse ``/Date(ms+0000)/`` defensively should Nomi ever emit it."""
+        if isinstance(value, str) and value.startswith("/Date(") and value.endswith(")/"):
+            millis = int(value[6:-2].split("+")[0].split("-")[0])
+            return datetime.fromtimestamp(millis / 1000, tz=UTC)
+        return value
+
+
+class _Write(BaseModel):
+    """Base of request bodies we send."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body: decimals as strings, dates as ISO strings, unset optionals left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Contact(_Read):
+    """A supplier or a customer."""
+
+    id: str
+    name: str
+    status: Status = "ACTIVE"
+    tax_number: str | None = None
+    default_tax_rate_id: str | None = None
+    default_category_id: str | None = None
+    currency: str | None = None
+    updated_at: datetime
+
+
+class Supplier(Contact):
+    """A Nomi supplier."""
+
+
+class Customer(Contact):
+    """A Nomi customer."""
+
+
+class Category(_Read):
+    """An account of the chart of accounts."""
+
+    id: str
+    code: str | None = None
+    name: str
+    type: str
+    status: Status = "ACTIVE"
+    updated_at: datetime
+
+
+class TaxRate(_Read):
+    """A tax rate; ``rate`` is a percentage (20 means 20%)."""
+
+    id: str
+    code: str | None = None
+    name: str
+    rate: Decimal
+    applies_to: Literal["PURCHASES", "SALES", "BOTH"] = "BOTH"
+    status: Status = "ACTIVE"
+    updated_at: datetime
+
+
+class BankAccount(_Read):
+    """A bank account expenses are paid from and payments go into."""
+
+    id: str
+    name: str
+    currency: str | None = None
+    masked_number: str | None = None
+    status: Status = "ACTIVE"
+    updated_at: datetime
+
+
+class NomiUser(_Read):
+    """A user of the organisation (an expense claimant)."""
+
+    id: str
+    name: str
+    email: str | None = None
+
+
+class Organisation(_Read):
+    """One entry of ``/connections``: an organisation the token may act for."""
+
+    id: str | None = None
+    tenant_id: str = Field(validation_alias=AliasChoices("tenant_id", "tenantId"))
+    tenant_name: str = Field(validation_alias=AliasChoices("tenant_name", "tenantName", "name"))
+    tenant_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("tenant_type", "tenantType")
+    )
+
+
+class TokenSet(BaseModel):
+    """What the token endpoint issued; both tokens are secrets and print masked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    access_token: SecretStr
+    refresh_token: SecretStr | None = None
+    token_type: str = "Bearer"
+    expires_at: datetime
+    refresh_token_expires_at: datetime | None = None
+    scopes: list[str] = Field(default_factory=list)
+
+
+class ContactCreate(_Write):
+    """Body of ``POST /suppliers`` and ``POST /customers``."""
+
+    name: str
+    tax_number: str | None = None
+    currency: str | None = None
+    default_tax_rate_id: str | None = None
+    default_category_id: str | None = None
+
+
+class ExpenseCreate(_Write):
+    """Body of ``POST /expenses``: a company expense or an expense claim."""
+
+    kind: Literal["company", "claim"]
+    user_id: str | None = None
+    supplier_id: str | None = None
+    date: Day
+    currency: str
+    reference: str | None = None
+    total: Money
+    tax_rate_id: str | None = None
+    tax_amount: Money | None = None
+    category_id: str
+    description: str | None = None
+    paid_from_bank_account_id: str | None = None
+    source_id: str
+
+
+class Expense(_Read):
+    """An expense as Nomi stored it."""
+
+    id: str
+    kind: str
+    user_id: str | None = None
+    supplier_id: str | None = None
+    date: Day
+    currency: str
+    reference: str | None = None
+    total: Decimal
+    tax_rate_id: str | None = None
+    tax_amount: Decimal | None = None
+    category_id: str | None = None
+    description: str | None = None
+    paid_from_bank_account_id: str | None = None
+    source_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class InvoiceLine(_Write):
+    """One line of a sales invoice (also parsed back from Nomi)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    description: str | None = None
+    category_id: str | None = None
+    tax_rate_id: str | None = None
+    quantity: Decimal | None = None
+    unit_amount: Money | None = None
+    amount: Money | None = None
+    tax_amount: Money | None = None
+
+
+class SalesInvoiceCreate(_Write):
+    """Body of ``POST /sales-invoices``."""
+
+    customer_id: str
+    number: str | None = None
+    date: Day
+    due_date: Day | None = None
+    currency: str
+    lines: list[InvoiceLine] = Field(default_factory=list)
+    total: Money
+    source_id: str
+
+
+class SalesInvoice(_Read):
+    """A sales invoice as Nomi stored it."""
+
+    id: str
+    customer_id: str | None = None
+    number: str | None = None
+    date: Day
+    due_date: Day | None = None
+    currency: str
+    lines: list[InvoiceLine] = Field(default_factory=list)
+    total: Decimal
+    amount_due: Decimal | None = None
+    status: str | None = None
+    source_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class PaymentCreate(_Write):
+    """Body of ``POST /sales-invoices/{id}/payments``."""
+
+    bank_account_id: str
+    date: Day
+    amount: Money
+    reference: str | None = None
+
+
+class Payment(_Read):
+    """A payment recorded against a sales invoice."""
+
+    id: str
+    invoice_id: str | None = None
+    bank_account_id: str
+    date: Day
+    amount: Decimal
+    reference: str | None = None
+
+
+class Attachment(_Read):
+    """A file attached to an expense or a sales invoice."""
+
+    id: str | None = None
+    filename: str = Field(validation_alias=AliasChoices("filename", "file_name", "name"))
+    content_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("content_type", "mime_type")
+    )
+    size: int | None = Field(default=None, validation_alias=AliasChoices("size", "content_length"))

@@ -1,0 +1,118 @@
+"""Streaming of Nomi's page-numbered lists, one page in memory at a time.
+
+A list is ordered by ``(updated_at, id)``. `ListResult` fetches page after page until a short or
+empty page (or the last ``pageCount``), refusing a page that repeats the previous one or a page
+number that goes backwards (a server bug would otherwise loop forever). It keeps the
+``server_time`` of the **first** page: that is the bookmark for the next incremental sync, fixed
+at the start like a signpost, so anything changed while we were paging is fetched again next time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from nomi.errors import PaginationError
+
+T = TypeVar("T", bound=BaseModel)
+
+#: Fetches one page: ``page number -> decoded JSON envelope``.
+PageFetcher = Callable[[int], dict[str, Any]]
+
+_DATETIME = TypeAdapter(datetime)
+
+
+class ListResult(Generic[T]):
+    """An iterable over every record of one list; iterate it once.
+
+    Attributes:
+        server_time: Nomi's clock when the first page was served (None until then); bookmark it.
+        pages: Pages fetched so far.
+        drift_detected: True when a record changed while paging (rows could have shifted pages);
+            a caller that must not miss rows can run a full refresh.
+    """
+
+    def __init__(
+        self, model: type[T], fetch: PageFetcher, *, page_size: int, max_pages: int
+    ) -> None:
+        self._model = model
+        self._fetch = fetch
+        self._page_size = page_size
+        self._max_pages = max_pages
+        self._started = False
+        self.server_time: datetime | None = None
+        self.pages = 0
+        self.drift_detected = False
+
+    def __repr__(self) -> str:
+        return f"ListResult({self._model.__name__}, pages={self.pages})"
+
+    def __iter__(self) -> Iterator[T]:
+        if self._started:
+            raise RuntimeError("a ListResult can be iterated only once")
+        self._started = True
+        return self._records()
+
+    def iter_pages(self) -> Iterator[list[T]]:
+        """Iterate page by page (lists of models) instead of record by record."""
+        if self._started:
+            raise RuntimeError("a ListResult can be iterated only once")
+        self._started = True
+        return self._pages()
+
+    def _records(self) -> Iterator[T]:
+        for page in self._pages():
+            yield from page
+
+    def _pages(self) -> Iterator[list[T]]:
+        previous_ids: list[str] | None = None
+        page_number = 1
+        while True:
+            if page_number > self._max_pages:
+                raise PaginationError(f"more than {self._max_pages} pages; stopped")
+            envelope = self._fetch(page_number)
+            raw_items, served, page_count = _unpack(envelope, page_number)
+            if served < page_number:
+                raise PaginationError(f"asked for page {page_number}, got page {served}")
+            if self.server_time is None and envelope.get("server_time"):
+                self.server_time = _DATETIME.validate_python(envelope["server_time"])
+            items = [self._model.model_validate(raw) for raw in raw_items]
+            ids = [str(getattr(item, "id", "")) for item in items]
+            if items and ids == previous_ids:
+                raise PaginationError(f"page {page_number} repeated the previous page")
+            self.pages += 1
+            self._note_drift(items)
+            if items:
+                yield items
+            if not items or len(items) < self._page_size:
+                return
+            if page_count is not None and page_number >= page_count:
+                return
+            previous_ids = ids
+            page_number += 1
+
+    def _note_drift(self, items: list[T]) -> None:
+        """Flag records updated after the first page was served."""
+        if self.server_time is None or self.drift_detected:
+            return
+        for item in items:
+            updated = getattr(item, "updated_at", None)
+            if isinstance(updated, datetime) and updated > self.server_time:
+                self.drift_detected = True
+                return
+
+
+def _unpack(envelope: dict[str, Any], asked: int) -> tuple[list[Any], int, int | None]:
+    """Items, served page number and page count from one envelope."""
+    items = envelope.get("items")
+    if items is None:
+        items = envelope.get("data", [])
+    if not isinstance(items, list):
+        raise PaginationError("list envelope without an items array")
+    pagination = envelope.get("pagination") or {}
+    served = pagination.get("page", asked)
+    count = pagination.get("page_count", pagination.get("pageCount"))
+    return items, int(served), int(count) if count is not None else None

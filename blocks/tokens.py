@@ -1,0 +1,209 @@
+"""`BlockTokenProvider`: access tokens from a `NomiCredentials` block, refreshed once per expiry.
+
+Refresh tokens rotate, so two workers refreshing the same connection at once would leave one of them
+holding a revoked token (``invalid_grant`` until someone reconnects). The refresh is therefore
+serialised twice:
+
+* across processes and hosts by a Prefect global concurrency limit of 1 named
+  ``nomi-refresh-<block name>`` (created on first use), re-reading the block inside it, so a worker
+  that waited finds the peer's fresh token and does not refresh again;
+* across the threads of one process by a lock per block name, so only one thread of a process even
+  asks for the global slot, and the others reuse what it got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from blocks.app import NomiApp
+from blocks.credentials import NomiCredentials
+from nomi.errors import ConnectionLostError
+from nomi.oauth import NomiOAuth
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Shared:
+    """What the threads of one process share about one connection."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    credentials: NomiCredentials | None = None
+    limit_ready: bool = False
+
+
+_shared_guard = threading.Lock()
+_shared: dict[str, _Shared] = {}
+
+
+def _shared_for(block_name: str) -> _Shared:
+    """The process-wide state of one credentials block."""
+    with _shared_guard:
+        return _shared.setdefault(block_name, _Shared())
+
+
+def _load(block_name: str) -> NomiCredentials:
+    """Load the credentials block (synchronously, also from inside an event loop's thread)."""
+    creds = NomiCredentials.load(block_name, _sync=True)  # type: ignore[call-arg]
+    if not isinstance(creds, NomiCredentials):
+        raise TypeError(f"block {block_name!r} is not a NomiCredentials block")
+    return creds
+
+
+def refresh_lock_name(block_name: str) -> str:
+    """Name of the global concurrency limit serialising refreshes of one connection."""
+    return f"nomi-refresh-{block_name}"
+
+
+class BlockTokenProvider:
+    """A `nomi.client.TokenProvider` backed by a `NomiCredentials` block.
+
+    Args:
+        credentials_block_name: Name of the connection's `NomiCredentials` block.
+        app: The `NomiApp` block (the OAuth client that refreshes).
+        leeway: Refresh when the access token has less than this left.
+        lock_timeout: Seconds to wait for the refresh lock before giving up.
+        oauth: An OAuth client to use instead of ``app.oauth()`` (tests).
+
+    Example:
+        ```python
+        from blocks import NomiApp
+        from blocks.tokens import BlockTokenProvider
+        from nomi.client import NomiClient
+
+        app = NomiApp.load("nomi")
+        tokens = BlockTokenProvider("bright-smile", app)
+        with NomiClient(app.api_base_url, tokens.tenant_id, tokens) as nomi:
+            suppliers = list(nomi.iter_suppliers())
+        ```
+    """
+
+    def __init__(
+        self,
+        credentials_block_name: str,
+        app: NomiApp,
+        *,
+        leeway: timedelta = timedelta(seconds=120),
+        lock_timeout: float = 120.0,
+        oauth: NomiOAuth | None = None,
+    ) -> None:
+        self.block_name = credentials_block_name
+        self._app = app
+        self._leeway = leeway
+        self._lock_timeout = lock_timeout
+        self._oauth = oauth
+        self._shared = _shared_for(credentials_block_name)
+
+    def __repr__(self) -> str:
+        return f"BlockTokenProvider({self.block_name!r})"
+
+    @property
+    def tenant_id(self) -> str:
+        """The connection's Nomi tenant id."""
+        return self._current().tenant_id
+
+    def credentials(self) -> NomiCredentials:
+        """The latest credentials this process knows (loaded on first use)."""
+        return self._current()
+
+    def access_token(self) -> str:
+        """A token valid for at least ``leeway``, refreshing (once per connection) if needed.
+
+        Raises:
+            ConnectionLostError: The refresh token is no longer accepted; reconnect.
+        """
+        creds = self._current()
+        if not creds.expires_within(self._leeway):
+            return creds.access_token.get_secret_value()
+        with self._shared.lock:
+            creds = self._current()
+            if creds.expires_within(self._leeway):
+                creds = self._refresh(rejected=None)
+            return creds.access_token.get_secret_value()
+
+    def refresh_after_rejection(self, rejected_token: str) -> str:
+        """A token other than ``rejected_token``: a peer's newer one, or a fresh refresh.
+
+        Raises:
+            ConnectionLostError: The refresh token is no longer accepted; reconnect.
+        """
+        with self._shared.lock:
+            creds = self._current()
+            if creds.access_token.get_secret_value() != rejected_token and not creds.expires_within(
+                timedelta(0)
+            ):
+                return creds.access_token.get_secret_value()
+            return self._refresh(rejected=rejected_token).access_token.get_secret_value()
+
+    def _current(self) -> NomiCredentials:
+        """The process's copy of the block, loading it the first time."""
+        creds = self._shared.credentials
+        if creds is None:
+            creds = _load(self.block_name)
+            self._shared.credentials = creds
+        return creds
+
+    def _refresh(self, rejected: str | None) -> NomiCredentials:
+        """Refresh under the connection's global lock (the caller holds the process lock)."""
+        self._ensure_limit()
+        with concurrency(
+            refresh_lock_name(self.block_name),
+            occupy=1,
+            strict=True,
+            timeout_seconds=self._lock_timeout,
+        ):
+            creds = _load(self.block_name)
+            self._shared.credentials = creds
+            if self._still_good(creds, rejected):
+                logger.debug("connection %s: a peer already refreshed", self.block_name)
+                return creds
+            used = creds.refresh_token.get_secret_value()
+            oauth = self._oauth or self._app.oauth()
+            try:
+                tokens = oauth.refresh(creds.refresh_token)
+            except ConnectionLostError:
+                # A peer may have rotated the token outside our lock: trust the block if it moved.
+                creds = _load(self.block_name)
+                self._shared.credentials = creds
+                if creds.refresh_token.get_secret_value() != used and self._still_good(
+                    creds, rejected
+                ):
+                    return creds
+                raise
+            finally:
+                if self._oauth is None:
+                    oauth.close()
+            creds.apply(tokens)
+            creds.save(self.block_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+            logger.info("connection %s: access token refreshed", self.block_name)
+            return creds
+
+    def _still_good(self, creds: NomiCredentials, rejected: str | None) -> bool:
+        """True when ``creds`` holds a usable token that is not the rejected one."""
+        if rejected is not None and creds.access_token.get_secret_value() == rejected:
+            return False
+        return not creds.expires_within(self._leeway if rejected is None else timedelta(0))
+
+    def _ensure_limit(self) -> None:
+        """Create the connection's global concurrency limit (limit 1) if it does not exist."""
+        if self._shared.limit_ready:
+            return
+        name = refresh_lock_name(self.block_name)
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                with contextlib.suppress(ObjectAlreadyExists):
+                    client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=name, limit=1)
+                    )
+        self._shared.limit_ready = True

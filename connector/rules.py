@@ -5,21 +5,21 @@ Pure functions over frozen dataclasses, no I/O. ``resolve(item, ctx)`` applies P
 with the contact, category, tax rate, net/tax/total, payment and image decision, or ``review`` with
 reasons a user can read. Every choice the spec leaves open is written down in docs/rules.md.
 
-Ids: every reference (category, tax rate, contact, bank account) is a Nomi id string; payment
-methods are ours and use our id as a string.
+Contact names match through ``connector.names.normalise_name`` (the key the database stores in
+``name_normalised``). Ids: every reference (category, tax rate, contact, bank account) is a Nomi
+id string; payment methods are ours and use our id as a string.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
 from connector.money import PENNY, split_gross, tax_in_gross, to_money
+from connector.names import normalise_name
 
 COST = "cost"
 SALES = "sales"
@@ -55,26 +55,6 @@ _SOURCE_WORDS = {
     Source.DEFAULT_ZERO_TAX: "the default tax code for a zero tax amount",
     Source.DEFAULT_TAX: "the default tax",
 }
-
-_LEGAL_SUFFIXES = frozenset({"limited", "ltd", "plc", "llp", "llc", "inc", "incorporated"})
-_DROPPED = re.compile(r"[.'\u2019]")
-_SEPARATORS = re.compile(r"[\W_]+")
-
-
-def normalise_name(name: str) -> str:
-    """Normalise a contact name: casefold, '&' as 'and', no punctuation, one legal suffix dropped.
-
-    Args:
-        name: A supplier or customer name as extracted or as listed in Nomi.
-
-    Returns:
-        The matching key, e.g. ``"Acme Ltd."`` and ``"ACME  limited"`` both give ``"acme"``.
-    """
-    text = unicodedata.normalize("NFKC", name).casefold().replace("&", " and ")
-    words = _SEPARATORS.sub(" ", _DROPPED.sub("", text)).split()
-    if len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
-        words.pop()
-    return " ".join(words)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from connector.rules import ContactRule, ItemFacts, Resolution, normalise_name, resolve
+from connector.rules import ContactRule, ItemFacts, Resolution, resolve
 from tests.connector.test_rules_world import RULES, context, item
 
 D = Decimal
@@ -593,25 +593,3 @@ def test_several_active_suppliers_with_one_normalised_name_need_a_mapping() -> N
 def test_an_unknown_item_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown item kind 'invoice'"):
         ItemFacts(kind="invoice")
-
-
-@pytest.mark.parametrize(
-    ("name", "key"),
-    [
-        pytest.param("Acme Ltd", "acme", id="drops a trailing ltd"),
-        pytest.param("ACME  Limited.", "acme", id="casefolds and drops a trailing limited"),
-        pytest.param("Smith & Sons plc", "smith and sons", id="reads an ampersand as and"),
-        pytest.param("McDonald's", "mcdonalds", id="removes apostrophes without splitting"),
-        pytest.param("A.B.C. Ltd", "abc", id="removes full stops without splitting"),
-        pytest.param(
-            "Harbour Coffee Co", "harbour coffee co", id="keeps co because it is ambiguous"
-        ),
-        pytest.param("Ltd", "ltd", id="keeps a suffix that is the whole name"),
-        pytest.param(
-            "Limited Editions Ltd", "limited editions", id="drops only one trailing suffix"
-        ),
-        pytest.param("Café-Crème", "café crème", id="keeps accents and splits on hyphens"),
-    ],
-)
-def test_normalise_name(name: str, key: str) -> None:
-    assert normalise_name(name) == key

@@ -61,6 +61,9 @@ class Contact(_Read):
     default_tax_rate_id: str | None = None
     default_category_id: str | None = None
     currency: str | None = None
+    email: str | None = None
+    source_id: str | None = None
+    version: int | None = None
     updated_at: datetime
 
 
@@ -123,6 +126,9 @@ class Organisation(_Read):
     tenant_type: str | None = Field(
         default=None, validation_alias=AliasChoices("tenant_type", "tenantType")
     )
+    auth_event_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("auth_event_id", "authEventId")
+    )
 
 
 class TokenSet(BaseModel):
@@ -143,9 +149,11 @@ class ContactCreate(_Write):
 
     name: str
     tax_number: str | None = None
+    email: str | None = None
     currency: str | None = None
     default_tax_rate_id: str | None = None
     default_category_id: str | None = None
+    source_id: str | None = None
 
 
 class ExpenseCreate(_Write):
@@ -183,33 +191,35 @@ class Expense(_Read):
     description: str | None = None
     paid_from_bank_account_id: str | None = None
     source_id: str | None = None
+    status: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    version: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
 
 class InvoiceLine(_Write):
-    """One line of a sales invoice (also parsed back from Nomi)."""
+    """One line of a sales invoice; ``amount`` includes ``tax_amount`` (also parsed back)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    description: str | None = None
-    category_id: str | None = None
+    description: str = ""
+    amount: Money
+    category_id: str
     tax_rate_id: str | None = None
-    quantity: Decimal | None = None
-    unit_amount: Money | None = None
-    amount: Money | None = None
-    tax_amount: Money | None = None
+    tax_amount: Money = Decimal("0.00")
 
 
 class SalesInvoiceCreate(_Write):
     """Body of ``POST /sales-invoices``."""
 
     customer_id: str
-    number: str | None = None
+    number: str
     date: Day
     due_date: Day | None = None
     currency: str
-    lines: list[InvoiceLine] = Field(default_factory=list)
+    reference: str | None = None
+    lines: list[InvoiceLine]
     total: Money
     source_id: str
 
@@ -223,11 +233,16 @@ class SalesInvoice(_Read):
     date: Day
     due_date: Day | None = None
     currency: str
+    reference: str | None = None
     lines: list[InvoiceLine] = Field(default_factory=list)
     total: Decimal
+    amount_paid: Decimal | None = None
     amount_due: Decimal | None = None
     status: str | None = None
+    payments: list[Payment] = Field(default_factory=list)
+    attachments: list[Attachment] = Field(default_factory=list)
     source_id: str | None = None
+    version: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -261,3 +276,9 @@ class Attachment(_Read):
         default=None, validation_alias=AliasChoices("content_type", "mime_type")
     )
     size: int | None = Field(default=None, validation_alias=AliasChoices("size", "content_length"))
+    sha256: str | None = None
+    updated_at: datetime | None = None
+
+
+Expense.model_rebuild()
+SalesInvoice.model_rebuild()

@@ -1,0 +1,107 @@
+"""Append-only history: publish runs and attempts, sync runs, connection checks, the audit log.
+
+Every helper inserts one row and flushes it; none updates or deletes (there are no update helpers
+on purpose). The caller's transaction decides when rows are committed. ``SyncBookmark`` is the one
+mutable pointer (per connection and list) and is moved with ``set_bookmark`` only after the synced
+rows are committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from connector.models import (
+    AuditLog,
+    ConnectionCheck,
+    PublishAttempt,
+    PublishRun,
+    SyncBookmark,
+    SyncRun,
+    utcnow,
+)
+
+
+def _insert(session: Session, row: Any) -> Any:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record_audit(
+    session: Session,
+    *,
+    action: str,
+    allowed: bool,
+    business_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    detail: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Append an audit row (``detail`` must hold no secrets)."""
+    return _insert(
+        session,
+        AuditLog(
+            action=action,
+            allowed=allowed,
+            business_id=business_id,
+            actor_user_id=user_id,
+            detail=detail or {},
+        ),
+    )
+
+
+def record_publish_run(session: Session, **fields: Any) -> PublishRun:
+    """Append a finished publish run (pass ``id=`` the run id used for claims)."""
+    return _insert(session, PublishRun(**fields))
+
+
+def record_attempt(session: Session, **fields: Any) -> PublishAttempt:
+    """Append a publish attempt; ``attempt_no`` defaults to one more than the item's last."""
+    if "attempt_no" not in fields:
+        last = session.exec(
+            select(sa.func.max(PublishAttempt.attempt_no)).where(
+                PublishAttempt.item_id == fields["item_id"]
+            )
+        ).one()
+        fields["attempt_no"] = (last or 0) + 1
+    return _insert(session, PublishAttempt(**fields))
+
+
+def record_sync_run(session: Session, **fields: Any) -> SyncRun:
+    """Append one list sync of one connection."""
+    return _insert(session, SyncRun(**fields))
+
+
+def record_connection_check(session: Session, **fields: Any) -> ConnectionCheck:
+    """Append one connection health check."""
+    return _insert(session, ConnectionCheck(**fields))
+
+
+def get_bookmark(session: Session, *, connection_id: uuid.UUID, list_name: str) -> datetime | None:
+    """The bookmark (Nomi ``server_time``) of the last committed sync of a list, if any."""
+    row = session.exec(
+        select(SyncBookmark).where(
+            SyncBookmark.connection_id == connection_id, SyncBookmark.list_name == list_name
+        )
+    ).first()
+    return row.bookmark if row else None
+
+
+def set_bookmark(
+    session: Session, *, connection_id: uuid.UUID, list_name: str, bookmark: datetime
+) -> SyncBookmark:
+    """Move the bookmark of a list (call after the synced rows are committed)."""
+    row = session.exec(
+        select(SyncBookmark).where(
+            SyncBookmark.connection_id == connection_id, SyncBookmark.list_name == list_name
+        )
+    ).first()
+    if row is None:
+        row = SyncBookmark(connection_id=connection_id, list_name=list_name)
+    row.bookmark = bookmark
+    row.updated_at = utcnow()
+    return _insert(session, row)

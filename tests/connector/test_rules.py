@@ -593,3 +593,14 @@ def test_several_active_suppliers_with_one_normalised_name_need_a_mapping() -> N
 def test_an_unknown_item_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown item kind 'invoice'"):
         ItemFacts(kind="invoice")
+
+
+def test_money_rounds_half_up_to_the_penny_and_refuses_floats() -> None:
+    from connector.money import split_gross, tax_in_gross, to_money
+
+    assert to_money("2.345") == D("2.35")
+    assert to_money(D("-2.345")) == D("-2.35")
+    assert tax_in_gross(D("0.03"), D("20")) == D("0.01")  # 0.005 rounds up
+    assert split_gross(D("10"), D("1.666")) == (D("8.33"), D("1.67"))
+    with pytest.raises(TypeError, match="not a float"):
+        to_money(0.1)  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ def fault(connected: Connected, name: str, **spec: object) -> None:
 
 
 def late_in_the_minute(connected: Connected, second: float = 58.5) -> None:
-    """Move the sandbox clock to ``second`` of its minute: an injected 429 then says Retry-After 2."""
+    """Move the sandbox clock to ``second`` of its minute: an injected 429 says Retry-After 2."""
     now = connected.sandbox.state.clock.time()
     advance = (second - now % 60) % 60
     connected.sandbox.admin.post("/clock/advance", json={"seconds": advance}).raise_for_status()
@@ -155,8 +155,10 @@ def test_writes_create_supplier_expense_attachment_invoice_and_payment(
     assert expense.total == Decimal("120.00")
     assert attachment.filename == "receipt (1).pdf"
     assert payment.amount == Decimal("60.00")
-    assert found is not None and found.id == expense.id
-    assert found_invoice is not None and found_invoice.id == invoice.id
+    assert found is not None
+    assert found.id == expense.id
+    assert found_invoice is not None
+    assert found_invoice.id == invoice.id
     assert missing is None
 
 
@@ -219,9 +221,9 @@ def test_html_server_errors_are_retried(connected: Connected, status: int) -> No
 
 def test_persistent_server_errors_end_as_server_error(connected: Connected) -> None:
     fault(connected, "server_error", method="GET", path="/api/v1/tax-rates", params={"status": 503})
-    with connected.client(retry=RetryPolicy(max_attempts=3, base_delay=0.01)) as nomi:
-        with pytest.raises(ServerError):
-            list(nomi.iter_tax_rates())
+    policy = RetryPolicy(max_attempts=3, base_delay=0.01)
+    with connected.client(retry=policy) as nomi, pytest.raises(ServerError):
+        list(nomi.iter_tax_rates())
 
 
 def test_connection_resets_are_retried(connected: Connected) -> None:
@@ -256,9 +258,9 @@ def test_other_429s_are_retried(connected: Connected, name: str) -> None:
 
 def test_a_429_past_the_retry_cap_is_raised(connected: Connected) -> None:
     fault(connected, "rate_limit_minute", method="GET", path="/api/v1/bank-accounts")
-    with connected.client(retry=RetryPolicy(max_retry_after=0.1)) as nomi:
-        with pytest.raises(RateLimitError):
-            list(nomi.iter_bank_accounts())
+    policy = RetryPolicy(max_retry_after=0.1)
+    with connected.client(retry=policy) as nomi, pytest.raises(RateLimitError):
+        list(nomi.iter_bank_accounts())
 
 
 def test_the_daily_limit_is_raised_without_sleeping(connected: Connected) -> None:
@@ -268,7 +270,8 @@ def test_the_daily_limit_is_raised_without_sleeping(connected: Connected) -> Non
         with pytest.raises(DailyLimitError) as caught:
             list(nomi.iter_bank_accounts())
     assert time.monotonic() - started < 2
-    assert caught.value.retry_after is not None and caught.value.retry_after > 60
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after > 60
 
 
 def test_a_token_rejected_before_expiry_is_refreshed_once(connected: Connected) -> None:

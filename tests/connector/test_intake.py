@@ -1,0 +1,220 @@
+"""Item intake from CSV and JSON Lines: good rows import, bad rows are refused by line and field."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from connector.images import sniff_content_type
+from connector.intake import NOT_ASSESSED, IntakeError, import_items
+from connector.models import Business, Item, ItemKind, ItemStatus
+from tests.connector.factories import (
+    make_business,
+    make_category,
+    make_connection,
+    make_contact_rule,
+    make_payment_method,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HEADER = (
+    "external_id,kind,contact_name,reference,date,due_date,currency,total,tax_amount,description,"
+    "category,tax_rate,paid,payment_method,claimant_email,claimant_nomi_user_id,image\n"
+)
+
+
+@pytest.fixture
+def business(db: Session) -> Business:
+    business = make_business(db, slug="bright-smile")
+    make_payment_method(db, business=business, name="Company credit card")
+    make_payment_method(db, business=business, name="Business current account")
+    db.commit()
+    return business
+
+
+def _items(db: Session, business: Business) -> list[Item]:
+    return list(db.exec(select(Item).where(Item.business_id == business.id)))
+
+
+def test_the_example_files_import_completely_and_a_second_import_adds_nothing(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    first_csv = import_items(db, EXAMPLES / "items.csv", business_id=business.id, images_dir=images)
+    first_jsonl = import_items(
+        db, EXAMPLES / "items.jsonl", business_id=business.id, images_dir=images
+    )
+    assert first_csv.errors == []
+    assert first_jsonl.errors == []
+    assert (len(first_csv.imported), len(first_jsonl.imported)) == (10, 5)
+
+    again = import_items(db, EXAMPLES / "items.csv", business_id=business.id, images_dir=images)
+    assert again.imported == []
+    assert len(again.duplicates) == 10
+    items = _items(db, business)
+    assert len(items) == 15
+    kinds = {i.external_id: i.kind for i in items}
+    assert kinds["bs-0007"] == ItemKind.SALES
+    assert kinds["bs-0009"] == ItemKind.EXPENSE_CLAIM
+    claim = next(i for i in items if i.external_id == "bs-0009")
+    assert claim.claimant_email == "priya@brightsmile.example"
+    assert claim.paid is True
+    assert claim.image_content_type == "image/png"
+    assert claim.image_path is not None
+    stored = Path(claim.image_path)
+    assert stored.parent == images
+    assert stored.name == hashlib.sha256(stored.read_bytes()).hexdigest() == claim.image_sha256
+    paid = next(i for i in items if i.external_id == "bs-0101")
+    assert paid.payment_method_id is not None
+    assert paid.total == Decimal("312.00")
+    assert all(i.status in (ItemStatus.REVIEW, ItemStatus.READY) for i in items)
+
+
+def test_items_of_an_unconnected_business_wait_in_review_as_not_yet_assessed(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    report = import_items(
+        db, EXAMPLES / "items.csv", business_id=business.id, images_dir=tmp_path / "images"
+    )
+    assert report.ok
+    items = _items(db, business)
+    assert {i.status for i in items} == {ItemStatus.REVIEW}
+    assert all(i.review_reasons == [NOT_ASSESSED] for i in items)
+
+
+def test_every_kind_of_impossible_row_is_refused_with_its_line_and_field(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    report = import_items(
+        db, EXAMPLES / "bad-items.csv", business_id=business.id, images_dir=images
+    )
+
+    found = {(e.line, e.field) for e in report.errors}
+    assert found == {
+        (2, "tax_amount"),
+        (3, "tax_amount"),
+        (4, "total"),
+        (5, "total"),
+        (6, "currency"),
+        (7, "date"),
+        (8, "contact_name"),
+        (9, "kind"),
+        (10, "image"),
+        (11, "contact_name"),
+    }
+    messages = {(e.line, e.field): e.message for e in report.errors}
+    assert "negative" in messages[(2, "tax_amount")]
+    assert "more than the total" in messages[(3, "tax_amount")]
+    assert "XYZ" in messages[(6, "currency")]
+    assert "formula" in messages[(11, "contact_name")]
+    assert "line 9, kind" in str(next(e for e in report.errors if e.line == 9))
+    assert report.imported == []
+    assert _items(db, business) == []
+    assert not images.exists() or list(images.iterdir()) == []
+
+
+def test_good_rows_import_while_bad_rows_beside_them_are_not_written(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+    (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * (10 * 1024 * 1024))
+    (tmp_path / "fake.png").write_text("this is not an image")
+    source = tmp_path / "mixed.csv"
+    source.write_text(
+        HEADER
+        + "ok-1,cost,Staples UK,A1,2026-03-01,,GBP,12.00,2.00,ok,,,no,,,,images/receipt-taxi.png\n"
+        + "bad-big,cost,Staples UK,A2,2026-03-01,,GBP,12.00,,too big,,,no,,,,big.png\n"
+        + "bad-fake,cost,Staples UK,A3,2026-03-01,,GBP,12.00,,fake,,,no,,,,fake.png\n"
+        + "ok-1,cost,Staples UK,A4,2026-03-01,,GBP,12.00,,dup,,,no,,,,\n"
+        + "bad-pm,cost,Staples UK,A5,2026-03-01,,gbp,12.001,,pm,,,maybe,Barter,,,\n"
+        + "bad-claim,expense_claim,Taxi,A6,2026-03-01,2026-02-01,GBP,5.00,,,,,,,not-an-email,,\n"
+    )
+    stored = tmp_path / "stored"
+
+    report = import_items(db, source, business_id=business.id, images_dir=stored)
+
+    assert [i.external_id for i in _items(db, business)] == ["ok-1"]
+    errors = {(e.line, e.field): e.message for e in report.errors}
+    assert "10 MB" in errors[(3, "image")]
+    assert "not a PDF, PNG, JPEG or HEIC" in errors[(4, "image")]
+    assert "duplicate of line 2" in errors[(5, "external_id")]
+    assert "two decimal places" in errors[(6, "total")]
+    assert "true/false" in errors[(6, "paid")]
+    assert "Barter" in errors[(6, "payment_method")]
+    assert "not an email" in errors[(7, "claimant_email")]
+    assert "before the date" in errors[(7, "due_date")]
+    assert len(list(stored.iterdir())) == 1
+
+
+def test_json_lines_report_bad_json_and_wrong_types_by_line(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    source = tmp_path / "items.jsonl"
+    source.write_text(
+        '{"external_id": "j-1", "kind": "sales", "contact_name": "NHS England", "total": 10}\n'
+        "\n"
+        "{not json\n"
+        '["a list"]\n'
+        '{"external_id": "j-2", "kind": "cost", "contact_name": {"x": 1}, "colour": "red"}\n'
+    )
+    report = import_items(db, source, business_id=business.id, images_dir=tmp_path / "i")
+
+    assert len(report.imported) == 1
+    assert {(e.line, e.field) for e in report.errors} == {
+        (3, "(record)"),
+        (4, "(record)"),
+        (5, "contact_name"),
+        (5, "colour"),
+    }
+
+
+def test_whole_file_problems_raise_a_clear_intake_error(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    with pytest.raises(IntakeError, match="not found"):
+        import_items(db, tmp_path / "missing.csv", business_id=business.id)
+    (tmp_path / "items.xlsx").write_text("x")
+    with pytest.raises(IntakeError, match=r"\.csv or \.jsonl"):
+        import_items(db, tmp_path / "items.xlsx", business_id=business.id)
+    (tmp_path / "cols.csv").write_text("external_id,kind,amount\n1,cost,3\n")
+    with pytest.raises(IntakeError, match="amount"):
+        import_items(db, tmp_path / "cols.csv", business_id=business.id)
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"%PDF-1.7\n", "application/pdf"),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "image/png"),
+        (b"\xff\xd8\xff\xe0\0\x10JFIF", "image/jpeg"),
+        (b"\0\0\0\x18ftypheic\0\0\0\0", "image/heic"),
+        (b"GIF89a", None),
+        (b"<html>", None),
+    ],
+)
+def test_image_types_are_recognised_by_content(head: bytes, expected: str | None) -> None:
+    assert sniff_content_type(head) == expected
+
+
+def test_items_of_a_connected_business_are_assessed_after_import(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    connection = make_connection(db, business=business)
+    make_category(db, connection=connection, nomi_id="cat-453", name="Office Expenses")
+    make_contact_rule(db, connection=connection, name="Staples UK", category_nomi_id="cat-453")
+    db.commit()
+
+    report = import_items(
+        db, EXAMPLES / "items.csv", business_id=business.id, images_dir=tmp_path / "images"
+    )
+
+    assert report.ok
+    items = {i.external_id: i for i in _items(db, business)}
+    assert all(NOT_ASSESSED not in i.review_reasons for i in items.values())
+    assert items["bs-0004"].resolved_category_nomi_id == "cat-453"

@@ -1,0 +1,114 @@
+"""What tasks need from outside: the connector database and a Nomi client for one connection.
+
+Flows load settings and blocks once at the edge (``ConnectorSettings()``, ``NomiApp.load(...)``) and
+pass them into tasks; tasks call these helpers to turn them into an engine or a client. Engines are
+cached per process and URL (one pool per worker process, shared by its task threads).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from blocks.app import NomiApp
+from blocks.tokens import BlockTokenProvider
+from connector.db import make_engine
+from connector.db import session as db_session
+from connector.models import Business, Connection
+from nomi.client import NomiClient
+from nomi.retry import RetryPolicy
+from nomi.throttle import throttle_for
+
+DEFAULT_APP_BLOCK = "nomi"
+
+
+class NomiLimits(BaseModel):
+    """Nomi's per-tenant limits the connector keeps under by itself (Nomi: 60/min, 5 concurrent)."""
+
+    per_minute: int = Field(60, ge=0, description="Requests per minute per organisation (0 = off).")
+    concurrent: int = Field(5, ge=0, description="Requests in flight per organisation (0 = off).")
+
+
+@lru_cache(maxsize=8)
+def engine_for(database_url: str) -> Engine:
+    """The process-wide engine of the connector database at ``database_url``."""
+    return make_engine(database_url)
+
+
+@contextmanager
+def db(database_url: str) -> Iterator[Session]:
+    """A session on the connector database: committed on success, rolled back on error."""
+    with db_session(engine_for(database_url)) as session:
+        yield session
+
+
+def credentials_block_name(business_slug: str) -> str:
+    """Name of the `NomiCredentials` block of one business's connection."""
+    return f"nomi-credentials-{business_slug}"
+
+
+def nomi_client(
+    app: NomiApp,
+    connection: Connection,
+    *,
+    limits: NomiLimits | None = None,
+    retry: RetryPolicy | None = None,
+) -> NomiClient:
+    """A client acting for the connection's organisation, with the tenant's shared throttle.
+
+    Args:
+        app: The `NomiApp` block, loaded once by the flow.
+        connection: A connected connection (tenant id and credentials block set).
+        limits: Nomi's per-tenant limits to stay under.
+        retry: The client's own retry bounds.
+
+    Returns:
+        A `NomiClient` (use it as a context manager).
+
+    Raises:
+        ValueError: The connection has no tenant or credentials block (never connected).
+    """
+    if not connection.nomi_tenant_id or not connection.credentials_block_name:
+        raise ValueError(f"connection {connection.id} is not connected to a Nomi organisation")
+    limits = limits or NomiLimits()
+    tokens = BlockTokenProvider(connection.credentials_block_name, app)
+    throttle = throttle_for(
+        connection.nomi_tenant_id, per_minute=limits.per_minute, concurrent=limits.concurrent
+    )
+    return NomiClient(
+        app.api_base_url, connection.nomi_tenant_id, tokens, throttle=throttle, retry=retry
+    )
+
+
+class UnknownBusinessError(LookupError):
+    """No business has the given slug."""
+
+
+def business_and_connection(
+    session: Session, business_slug: str
+) -> tuple[Business, Connection | None]:
+    """Load a business by slug, with its connection if it has one.
+
+    Raises:
+        UnknownBusinessError: No business has this slug.
+    """
+    business = session.exec(select(Business).where(Business.slug == business_slug)).first()
+    if business is None:
+        raise UnknownBusinessError(f"no business with slug {business_slug!r}")
+    connection = session.exec(
+        select(Connection).where(Connection.business_id == business.id)
+    ).first()
+    return business, connection
+
+
+def business_ids(session: Session, business_slug: str | None) -> list[uuid.UUID]:
+    """One business's id, or every business's id when ``business_slug`` is None."""
+    if business_slug is not None:
+        return [business_and_connection(session, business_slug)[0].id]
+    return list(session.exec(select(Business.id).order_by(Business.slug)))

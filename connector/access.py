@@ -2,7 +2,9 @@
 
 Connect, reconnect, disconnect and settings changes call ``require_admin`` first. Every decision is
 written to the audit log: an allowed action in the caller's transaction (it stands or falls with the
-action), a refusal in a transaction of its own, so it survives the caller rolling back.
+action), a refusal in a transaction of its own, so it survives the caller rolling back. Call it
+before the session writes anything: on SQLite a pending write would block the refusal's own
+transaction.
 """
 
 from __future__ import annotations

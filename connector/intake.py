@@ -111,7 +111,7 @@ def import_items(
             continue
         accepted.append((values, image))
     report.imported = _write(session, business_id, accepted, images_dir)
-    _assess(session, business_id, report.imported)
+    assess(session, business_id, report.imported)
     return report
 
 
@@ -219,9 +219,12 @@ def _write(
     return [item.id for item in items]
 
 
-def _assess(session: Session, business_id: uuid.UUID, item_ids: list[uuid.UUID]) -> None:
-    """Run the review assessment when the rules module exists and the business is connected."""
-    if not item_ids:
+def assess(session: Session, business_id: uuid.UUID, item_ids: list[uuid.UUID] | None) -> None:
+    """Run ``connector.review.reassess`` when it exists and the business has a connection.
+
+    ``item_ids=None`` assesses every review/ready item of the business; an empty list does nothing.
+    """
+    if item_ids is not None and not item_ids:
         return
     try:
         from connector.review import NoConnectionError, reassess

@@ -1,0 +1,322 @@
+"""The ``nomi-connector`` command: database, businesses, users, settings, rules and items.
+
+Settings come from the environment (``NOMI_CONNECTOR_HOME``, ``NOMI_CONNECTOR_DATABASE_URL``) or the
+``--home``/``--database-url`` options. User errors print one clear line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import typer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from connector import crud
+from connector.access import PermissionDeniedError
+from connector.db import make_engine, migrate, session
+from connector.intake import IntakeError, assess, import_items
+from connector.models import Item, ItemStatus
+from connector.settings import ConnectorSettings
+
+app = typer.Typer(help="Administer the Nomi connector database.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+business_app = typer.Typer(help="Businesses.", no_args_is_help=True)
+user_app = typer.Typer(help="Users.", no_args_is_help=True)
+member_app = typer.Typer(
+    help="Who belongs to which business, with which role.", no_args_is_help=True
+)
+settings_app = typer.Typer(help="Connection settings (admins only).", no_args_is_help=True)
+rules_app = typer.Typer(help="Supplier and customer rules.", no_args_is_help=True)
+methods_app = typer.Typer(help="Payment methods.", no_args_is_help=True)
+items_app = typer.Typer(help="Items to publish.", no_args_is_help=True)
+for sub, name in [
+    (db_app, "db"),
+    (business_app, "business"),
+    (user_app, "user"),
+    (member_app, "member"),
+    (settings_app, "settings"),
+    (rules_app, "rules"),
+    (methods_app, "payment-methods"),
+    (items_app, "items"),
+]:
+    app.add_typer(sub, name=name)
+
+USER_ERRORS = (
+    ValueError,
+    LookupError,
+    PermissionDeniedError,
+    IntakeError,
+)
+
+
+class _State:
+    """The settings chosen on the command line (built once per invocation)."""
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, built on first use."""
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(None, help="Data folder (env NOMI_CONNECTOR_HOME)."),
+    database_url: str | None = typer.Option(
+        None, help="Database URL (env NOMI_CONNECTOR_DATABASE_URL)."
+    ),
+) -> None:
+    """Administer the Nomi connector database."""
+    overrides: dict[str, object] = {}
+    if home is not None:
+        overrides["home"] = home
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    try:
+        ctx.obj = _State(ConnectorSettings(**overrides))  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _db(ctx: typer.Context) -> Iterator[Session]:
+    """A committed-on-success session; user errors become one line and exit status 1."""
+    state: _State = ctx.obj
+    try:
+        with session(state.engine) as db:
+            yield db
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    finally:
+        state.engine.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create or upgrade the schema to the latest migration."""
+    state: _State = ctx.obj
+    migrate(state.engine)
+    state.engine.dispose()
+    typer.echo("database is up to date")
+
+
+@business_app.command("add")
+def business_add(ctx: typer.Context, slug: str, name: str = typer.Option(..., "--name")) -> None:
+    """Add a business."""
+    with _db(ctx) as db:
+        business = crud.add_business(db, slug=slug, name=name)
+        typer.echo(f"added business {business.slug} ({business.id})")
+
+
+@business_app.command("list")
+def business_list(ctx: typer.Context) -> None:
+    """List businesses."""
+    with _db(ctx) as db:
+        for business in crud.list_businesses(db):
+            typer.echo(f"{business.slug}\t{business.name}\t{business.id}")
+
+
+@user_app.command("add")
+def user_add(ctx: typer.Context, email: str, name: str = typer.Option(..., "--name")) -> None:
+    """Add a user."""
+    with _db(ctx) as db:
+        user = crud.add_user(db, email=email, name=name)
+        typer.echo(f"added user {user.email} ({user.id})")
+
+
+@member_app.command("add")
+def member_add(
+    ctx: typer.Context,
+    business: str = typer.Option(..., "--business", help="Business slug."),
+    user: str = typer.Option(..., "--user", help="User email."),
+    role: str = typer.Option(..., "--role", help="admin, standard or accountant."),
+) -> None:
+    """Give a user a role in a business."""
+    with _db(ctx) as db:
+        member = crud.add_member(
+            db, business=crud.get_business(db, business), user=crud.get_user(db, user), role=role
+        )
+        typer.echo(f"{user} is {member.role} of {business}")
+
+
+@settings_app.command("show")
+def settings_show(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
+    """Show a business's connection settings."""
+    with _db(ctx) as db:
+        settings = crud.get_settings(db, crud.get_business(db, business))
+        for key in crud.BOOL_SETTINGS + crud.TAX_SETTINGS:
+            typer.echo(f"{key} = {_show(getattr(settings, key))}")
+
+
+@settings_app.command("set")
+def settings_set(
+    ctx: typer.Context,
+    changes: list[str] = typer.Argument(..., help="KEY=VALUE pairs."),
+    business: str = typer.Option(..., "--business"),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+) -> None:
+    """Change settings (the actor must be an admin or accountant of the business)."""
+    pairs: dict[str, str] = {}
+    for change in changes:
+        key, sep, value = change.partition("=")
+        if not sep:
+            _fail(f"expected KEY=VALUE, got {change!r}")
+        pairs[key.strip()] = value
+    with _db(ctx) as db:
+        target = crud.get_business(db, business)
+        crud.set_settings(db, business=target, actor=crud.get_user(db, actor), changes=pairs)
+        assess(db, target.id, None)
+        typer.echo(f"updated {', '.join(pairs)} for {business}")
+
+
+@rules_app.command("add")
+def rules_add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Supplier or customer name."),
+    business: str = typer.Option(..., "--business"),
+    kind: str = typer.Option("supplier", "--kind", help="supplier or customer."),
+    category: str | None = typer.Option(None, help="Nomi category id."),
+    tax_rate: str | None = typer.Option(None, help="Nomi tax-rate id."),
+    payment_method: str | None = typer.Option(None, help="Payment method name."),
+    description: str | None = typer.Option(None),
+    paid: bool | None = typer.Option(None, "--paid/--unpaid"),
+    auto_publish: bool | None = typer.Option(None, "--auto-publish/--no-auto-publish"),
+) -> None:
+    """Add or replace a supplier or customer rule."""
+    with _db(ctx) as db:
+        target = crud.get_business(db, business)
+        method = crud.get_payment_method(db, target, payment_method) if payment_method else None
+        crud.add_rule(
+            db,
+            business=target,
+            kind=kind,
+            name=name,
+            category_nomi_id=category,
+            tax_rate_nomi_id=tax_rate,
+            payment_method_id=method.id if method else None,
+            description=description,
+            paid=paid,
+            auto_publish=auto_publish,
+        )
+        assess(db, target.id, None)
+        typer.echo(f"{kind} rule for {name!r} saved")
+
+
+@rules_app.command("list")
+def rules_list(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
+    """List supplier and customer rules."""
+    with _db(ctx) as db:
+        for rule in crud.list_rules(db, crud.get_business(db, business)):
+            typer.echo(
+                f"{rule.kind}\t{rule.name}\tcategory={_show(rule.category_nomi_id)}\t"
+                f"tax_rate={_show(rule.tax_rate_nomi_id)}\tpaid={_show(rule.paid)}\t"
+                f"source={rule.source}"
+            )
+
+
+@methods_app.command("add")
+def methods_add(
+    ctx: typer.Context,
+    name: str,
+    business: str = typer.Option(..., "--business"),
+    bank_account: str | None = typer.Option(None, help="Nomi bank-account id."),
+) -> None:
+    """Add a payment method."""
+    with _db(ctx) as db:
+        crud.add_payment_method(
+            db,
+            business=crud.get_business(db, business),
+            name=name,
+            bank_account_nomi_id=bank_account,
+        )
+        typer.echo(f"payment method {name!r} added")
+
+
+@methods_app.command("list")
+def methods_list(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
+    """List payment methods."""
+    with _db(ctx) as db:
+        for method in crud.list_payment_methods(db, crud.get_business(db, business)):
+            typer.echo(f"{method.name}\tbank_account={_show(method.bank_account_nomi_id)}")
+
+
+@items_app.command("import")
+def items_import(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A .csv or .jsonl file (see docs/intake.md)."),
+    business: str = typer.Option(..., "--business"),
+) -> None:
+    """Import items; bad rows are listed by line and field, good rows are kept."""
+    state: _State = ctx.obj
+    with _db(ctx) as db:
+        target = crud.get_business(db, business)
+        report = import_items(db, file, business_id=target.id, images_dir=state.settings.images_dir)
+    typer.echo(
+        f"imported {len(report.imported)}, already present {len(report.duplicates)}, "
+        f"refused {len({e.line for e in report.errors})} of {report.rows} rows"
+    )
+    for error in report.errors:
+        typer.echo(f"  {error}", err=True)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@items_app.command("list")
+def items_list(
+    ctx: typer.Context,
+    business: str = typer.Option(..., "--business"),
+    status: str | None = typer.Option(None, help="review, ready, publishing, published, archived."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """List a business's items."""
+    if status is not None and status not in {s.value for s in ItemStatus}:
+        _fail(f"unknown status {status!r}")
+    with _db(ctx) as db:
+        target = crud.get_business(db, business)
+        query = select(Item).where(Item.business_id == target.id)
+        if status is not None:
+            query = query.where(Item.status == status)
+        for item in db.exec(query.order_by(Item.created_at, Item.external_id)):  # type: ignore[arg-type]
+            row = {
+                "external_id": item.external_id,
+                "kind": item.kind,
+                "status": item.status,
+                "contact": item.contact_name,
+                "date": item.date.isoformat() if item.date else None,
+                "currency": item.currency,
+                "total": str(item.total) if item.total is not None else None,
+                "reasons": item.review_reasons,
+            }
+            if as_json:
+                typer.echo(json.dumps(row))
+            else:
+                typer.echo("\t".join(_show(v) for v in row.values()))
+
+
+def _show(value: object) -> str:
+    """A value for display."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value) or "-"
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return str(value)

@@ -1,0 +1,244 @@
+"""Administration helpers: businesses, users, memberships, payment methods, rules and settings.
+
+Plain functions with an injected session, used by the CLI (and by flows). They flush but do not
+commit; the caller's ``connector.db.session`` commits. Settings changes go through
+``require_admin`` and are audited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from connector.access import require_admin
+from connector.models import (
+    Business,
+    Connection,
+    ConnectionSettings,
+    ContactKind,
+    ContactRule,
+    Membership,
+    PaymentMethod,
+    Role,
+    RuleSource,
+    User,
+)
+from connector.names import normalise_name
+
+BOOL_SETTINGS = (
+    "warn_new_supplier",
+    "publish_images_with_expense_claims",
+    "use_tax_list",
+    "use_supplier_tax_rates",
+    "auto_publish",
+)
+TAX_SETTINGS = (
+    "default_tax_costs",
+    "default_zero_tax_code_costs",
+    "default_tax_sales",
+    "default_zero_tax_code_sales",
+)
+
+
+class NotFoundError(LookupError):
+    """A named business, user, or payment method does not exist."""
+
+
+def _add(session: Session, row: Any) -> Any:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_business(session: Session, *, slug: str, name: str) -> Business:
+    """Create a business (``slug`` must be new)."""
+    if session.exec(select(Business).where(Business.slug == slug)).first():
+        raise ValueError(f"business '{slug}' already exists")
+    return _add(session, Business(slug=slug, name=name))
+
+
+def get_business(session: Session, slug: str) -> Business:
+    """The business with this slug."""
+    found = session.exec(select(Business).where(Business.slug == slug)).first()
+    if found is None:
+        raise NotFoundError(f"no business '{slug}' (see 'business list')")
+    return found
+
+
+def list_businesses(session: Session) -> list[Business]:
+    """Every business, by slug."""
+    return list(session.exec(select(Business).order_by(Business.slug)))
+
+
+def add_user(session: Session, *, email: str, name: str) -> User:
+    """Create a user (``email`` must be new)."""
+    email = email.strip().lower()
+    if session.exec(select(User).where(User.email == email)).first():
+        raise ValueError(f"user {email} already exists")
+    return _add(session, User(email=email, name=name))
+
+
+def get_user(session: Session, email: str) -> User:
+    """The user with this email."""
+    found = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if found is None:
+        raise NotFoundError(f"no user {email}")
+    return found
+
+
+def add_member(session: Session, *, business: Business, user: User, role: str) -> Membership:
+    """Give the user a role in the business (replaces an existing role)."""
+    if role not in {r.value for r in Role}:
+        raise ValueError(f"unknown role {role!r}: use admin, standard or accountant")
+    found = session.exec(
+        select(Membership).where(
+            Membership.business_id == business.id, Membership.user_id == user.id
+        )
+    ).first()
+    if found is None:
+        return _add(session, Membership(user_id=user.id, business_id=business.id, role=role))
+    found.role = role
+    return _add(session, found)
+
+
+def connection_of(session: Session, business: Business) -> Connection:
+    """The business's connection and settings row, created ``pending`` if it has none yet."""
+    found = session.exec(select(Connection).where(Connection.business_id == business.id)).first()
+    if found is None:
+        found = _add(session, Connection(business_id=business.id))
+    if (
+        session.exec(
+            select(ConnectionSettings).where(ConnectionSettings.connection_id == found.id)
+        ).first()
+        is None
+    ):
+        _add(session, ConnectionSettings(connection_id=found.id))
+    return found
+
+
+def get_settings(session: Session, business: Business) -> ConnectionSettings:
+    """The connection settings of the business."""
+    connection = connection_of(session, business)
+    return session.exec(
+        select(ConnectionSettings).where(ConnectionSettings.connection_id == connection.id)
+    ).one()
+
+
+def set_settings(
+    session: Session, *, business: Business, actor: User, changes: dict[str, str]
+) -> ConnectionSettings:
+    """Change settings as ``actor`` (admins and accountants only; audited).
+
+    Args:
+        session: A session on the connector database.
+        business: The business whose connection settings change.
+        actor: The acting user.
+        changes: Setting name -> text value (``true``/``false`` for switches; a Nomi tax-rate id
+            or ``none`` for tax defaults).
+
+    Returns:
+        The updated settings.
+
+    Raises:
+        PermissionDeniedError: The actor is not an admin or accountant of the business.
+        ValueError: An unknown setting or a bad value.
+    """
+    parsed: dict[str, Any] = {}
+    for key, text in changes.items():
+        if key in BOOL_SETTINGS:
+            lowered = text.strip().lower()
+            if lowered not in {"true", "false", "on", "off", "yes", "no"}:
+                raise ValueError(f"{key} takes true or false, not {text!r}")
+            parsed[key] = lowered in {"true", "on", "yes"}
+        elif key in TAX_SETTINGS:
+            parsed[key] = None if text.strip().lower() in {"", "none"} else text.strip()
+        else:
+            raise ValueError(
+                f"unknown setting {key!r}; known: {', '.join(BOOL_SETTINGS + TAX_SETTINGS)}"
+            )
+    # Check before writing anything: a refusal is audited in its own transaction.
+    require_admin(
+        session,
+        business_id=business.id,
+        user_id=actor.id,
+        action="settings.set",
+        detail={"changes": parsed},
+    )
+    settings = get_settings(session, business)
+    for key, value in parsed.items():
+        setattr(settings, key, value)
+    return _add(session, settings)
+
+
+def add_payment_method(
+    session: Session, *, business: Business, name: str, bank_account_nomi_id: str | None
+) -> PaymentMethod:
+    """Create a payment method, optionally linked to a Nomi bank account."""
+    return _add(
+        session,
+        PaymentMethod(
+            business_id=business.id, name=name, bank_account_nomi_id=bank_account_nomi_id
+        ),
+    )
+
+
+def list_payment_methods(session: Session, business: Business) -> list[PaymentMethod]:
+    """The business's payment methods, by name."""
+    return list(
+        session.exec(
+            select(PaymentMethod)
+            .where(PaymentMethod.business_id == business.id)
+            .order_by(PaymentMethod.name)
+        )
+    )
+
+
+def get_payment_method(session: Session, business: Business, name: str) -> PaymentMethod:
+    """The business's payment method with this name (case-insensitive)."""
+    for method in list_payment_methods(session, business):
+        if method.name.casefold() == name.casefold():
+            return method
+    raise NotFoundError(f"no payment method '{name}' in business '{business.slug}'")
+
+
+def add_rule(
+    session: Session, *, business: Business, kind: str, name: str, **fields: Any
+) -> ContactRule:
+    """Create or replace the user rule for a supplier or customer name.
+
+    ``fields``: ``category_nomi_id``, ``tax_rate_nomi_id``, ``payment_method_id``, ``description``,
+    ``paid``, ``auto_publish``.
+    """
+    if kind not in {k.value for k in ContactKind}:
+        raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
+    connection = connection_of(session, business)
+    key = normalise_name(name)
+    if not key:
+        raise ValueError("a rule needs a supplier or customer name")
+    rule = session.exec(
+        select(ContactRule).where(
+            ContactRule.connection_id == connection.id,
+            ContactRule.kind == kind,
+            ContactRule.name_normalised == key,
+            ContactRule.source == RuleSource.USER,
+        )
+    ).first()
+    if rule is None:
+        rule = ContactRule(connection_id=connection.id, kind=kind, name=name, name_normalised=key)
+    rule.name = name
+    for attribute, value in fields.items():
+        setattr(rule, attribute, value)
+    return _add(session, rule)
+
+
+def list_rules(session: Session, business: Business) -> list[ContactRule]:
+    """The business's supplier and customer rules."""
+    connection = connection_of(session, business)
+    return list(
+        session.exec(
+            select(ContactRule)
+            .where(ContactRule.connection_id == connection.id)
+            .order_by(ContactRule.kind, ContactRule.name_normalised)
+        )
+    )

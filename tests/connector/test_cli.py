@@ -1,0 +1,221 @@
+"""The nomi-connector CLI, driven through typer's CliRunner on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from typer.testing import CliRunner, Result
+
+from connector.cli import app
+from connector.db import make_engine
+from connector.models import AuditLog, ConnectionSettings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(database_url: str, tmp_path: Path) -> Run:
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(
+            app, ["--home", str(tmp_path / "home"), "--database-url", database_url, *args]
+        )
+
+    assert invoke("db", "upgrade").exit_code == 0
+    return invoke
+
+
+@pytest.fixture
+def bright_smile(run: Run) -> None:
+    for args in [
+        ("business", "add", "bright-smile", "--name", "Bright Smile Dental Ltd"),
+        ("user", "add", "owner@bright.example", "--name", "Owner"),
+        ("user", "add", "clerk@bright.example", "--name", "Clerk"),
+        ("user", "add", "books@ledger.example", "--name", "Accountant"),
+        (
+            "member",
+            "add",
+            "--business",
+            "bright-smile",
+            "--user",
+            "owner@bright.example",
+            "--role",
+            "admin",
+        ),
+        (
+            "member",
+            "add",
+            "--business",
+            "bright-smile",
+            "--user",
+            "clerk@bright.example",
+            "--role",
+            "standard",
+        ),
+        (
+            "member",
+            "add",
+            "--business",
+            "bright-smile",
+            "--user",
+            "books@ledger.example",
+            "--role",
+            "accountant",
+        ),
+        (
+            "payment-methods",
+            "add",
+            "Company credit card",
+            "--business",
+            "bright-smile",
+            "--bank-account",
+            "bank-3",
+        ),
+        ("payment-methods", "add", "Business current account", "--business", "bright-smile"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+
+
+def test_businesses_are_added_and_listed_and_a_duplicate_is_a_clear_error(run: Run) -> None:
+    assert run("business", "add", "acme", "--name", "Acme Ltd").exit_code == 0
+    listed = run("business", "list")
+    assert "acme\tAcme Ltd" in listed.output
+
+    again = run("business", "add", "acme", "--name", "Acme again")
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    assert "Traceback" not in again.output
+
+
+def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    changed = run(
+        "settings",
+        "set",
+        "--business",
+        "bright-smile",
+        "--actor",
+        "owner@bright.example",
+        "auto_publish=true",
+        "default_tax_costs=tax-20",
+    )
+    assert changed.exit_code == 0, changed.output
+    by_accountant = run(
+        "settings",
+        "set",
+        "--business",
+        "bright-smile",
+        "--actor",
+        "books@ledger.example",
+        "warn_new_supplier=off",
+    )
+    assert by_accountant.exit_code == 0, by_accountant.output
+    refused = run(
+        "settings",
+        "set",
+        "--business",
+        "bright-smile",
+        "--actor",
+        "clerk@bright.example",
+        "auto_publish=false",
+    )
+    assert refused.exit_code == 1
+    assert "clerk@bright.example may not perform 'settings.set'" in refused.output
+    bad = run(
+        "settings",
+        "set",
+        "--business",
+        "bright-smile",
+        "--actor",
+        "owner@bright.example",
+        "colour=blue",
+    )
+    assert bad.exit_code == 1
+    assert "unknown setting 'colour'" in bad.output
+
+    shown = run("settings", "show", "--business", "bright-smile").output
+    assert "auto_publish = true" in shown
+    assert "default_tax_costs = tax-20" in shown
+    assert "warn_new_supplier = false" in shown
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        audit = db.exec(select(AuditLog).order_by(AuditLog.at)).all()
+        settings = db.exec(select(ConnectionSettings)).one()
+    engine.dispose()
+    assert [(a.action, a.allowed) for a in audit] == [
+        ("settings.set", True),
+        ("settings.set", True),
+        ("settings.set", False),
+    ]
+    assert settings.auto_publish is True
+
+
+def test_rules_and_payment_methods_are_added_and_listed(run: Run, bright_smile: None) -> None:
+    added = run(
+        "rules",
+        "add",
+        "Staples UK",
+        "--business",
+        "bright-smile",
+        "--category",
+        "cat-453",
+        "--tax-rate",
+        "tax-20",
+        "--payment-method",
+        "company credit card",
+        "--paid",
+    )
+    assert added.exit_code == 0, added.output
+    customer = run(
+        "rules",
+        "add",
+        "NHS England",
+        "--business",
+        "bright-smile",
+        "--kind",
+        "customer",
+        "--category",
+        "cat-200",
+    )
+    assert customer.exit_code == 0, customer.output
+    unknown = run("rules", "add", "X", "--business", "bright-smile", "--payment-method", "Cash")
+    assert unknown.exit_code == 1
+    assert "no payment method 'Cash'" in unknown.output
+
+    rules = run("rules", "list", "--business", "bright-smile").output
+    assert "supplier\tStaples UK\tcategory=cat-453\ttax_rate=tax-20\tpaid=true" in rules
+    assert "customer\tNHS England\tcategory=cat-200" in rules
+    methods = run("payment-methods", "list", "--business", "bright-smile").output
+    assert "Company credit card\tbank_account=bank-3" in methods
+
+
+def test_items_import_list_and_report_refused_rows(run: Run, bright_smile: None) -> None:
+    imported = run("items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile")
+    assert imported.exit_code == 0, imported.output
+    assert "imported 10, already present 0, refused 0 of 10 rows" in imported.output
+    again = run("items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile")
+    assert "imported 0, already present 10" in again.output
+
+    bad = run("items", "import", str(EXAMPLES / "bad-items.csv"), "--business", "bright-smile")
+    assert bad.exit_code == 1
+    assert "line 6, currency: 'XYZ' is not an ISO 4217 currency code" in bad.output
+
+    listed = run("items", "list", "--business", "bright-smile", "--json")
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert len(rows) == 10
+    assert {r["external_id"] for r in rows} >= {"bs-0001", "bs-0010"}
+    review = run("items", "list", "--business", "bright-smile", "--status", "review", "--json")
+    assert all(json.loads(line)["status"] == "review" for line in review.output.splitlines())
+    wrong = run("items", "list", "--business", "bright-smile", "--status", "lost")
+    assert wrong.exit_code == 1
+    missing = run("items", "import", "nope.csv", "--business", "bright-smile")
+    assert missing.exit_code == 1
+    assert "file not found" in missing.output

@@ -1,0 +1,380 @@
+"""Loaders for the history report: SQL over the history tables, returned as tidy DataFrames.
+
+Every loader filters in SQL (date window on an indexed timestamp, optional business), selects only
+the columns the report needs and, for the one big table (``publish_attempts``), aggregates in SQL
+so a year of history comes back as a few thousand rows. The pure transforms that turn these frames
+into report tables live in ``connector.reports``.
+
+Businesses are reported by slug: loaders group by ``business_id`` and map ids to slugs with one
+small query, so the big tables are never joined to ``businesses`` row by row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SAConnection
+
+from connector.models import (
+    AttemptOutcome,
+    AttemptStep,
+    Business,
+    Connection,
+    Item,
+    ItemStatus,
+    PublishAttempt,
+    PublishRun,
+    SyncBookmark,
+    SyncRun,
+)
+
+#: Steps whose ``published`` outcome means the item became a Nomi record.
+RECORD_STEPS = (AttemptStep.EXPENSE, AttemptStep.SALES_INVOICE, AttemptStep.LOOKUP)
+#: Outcomes that count as a failed attempt.
+FAILED_OUTCOMES = (
+    AttemptOutcome.REJECTED,
+    AttemptOutcome.TRANSIENT,
+    AttemptOutcome.UNKNOWN,
+    AttemptOutcome.CONNECTION_LOST,
+)
+CHUNK_ROWS = 50_000
+
+_pa = PublishAttempt.__table__.c  # type: ignore[attr-defined]
+_items = Item.__table__.c  # type: ignore[attr-defined]
+_runs = PublishRun.__table__.c  # type: ignore[attr-defined]
+_sync = SyncRun.__table__.c  # type: ignore[attr-defined]
+_marks = SyncBookmark.__table__.c  # type: ignore[attr-defined]
+_conns = Connection.__table__.c  # type: ignore[attr-defined]
+_biz = Business.__table__.c  # type: ignore[attr-defined]
+
+
+class UnknownBusinessError(LookupError):
+    """The report was asked for a business slug that does not exist."""
+
+
+@dataclass(frozen=True)
+class ReportWindow:
+    """The days a report covers (``since`` to ``until``, both inclusive, UTC) and its business."""
+
+    since: date
+    until: date
+    business: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.until < self.since:
+            raise ValueError(f"until ({self.until}) is before since ({self.since})")
+
+    @classmethod
+    def last_days(cls, days: int, *, today: date, business: str | None = None) -> ReportWindow:
+        """The ``days`` days ending with ``today``."""
+        return cls(since=today - timedelta(days=days - 1), until=today, business=business)
+
+    @property
+    def start(self) -> datetime:
+        """First instant of the window (UTC)."""
+        return datetime.combine(self.since, time(), tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """First instant after the window (UTC)."""
+        return datetime.combine(self.until + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def _day(column: Any, dialect: str) -> Any:
+    """SQL for the UTC calendar day of a timestamp, as ``YYYY-MM-DD`` text."""
+    if dialect == "sqlite":
+        return sa.func.substr(column, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS' in UTC
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
+
+
+def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
+    """SQL for ``later - earlier`` in seconds (float)."""
+    if dialect == "sqlite":
+        return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+    return sa.extract("epoch", later - earlier)
+
+
+def business_slugs(conn: SAConnection, slug: str | None = None) -> dict[uuid.UUID, str]:
+    """Business id -> slug (only ``slug``'s business when given).
+
+    Raises:
+        UnknownBusinessError: ``slug`` names no business.
+    """
+    query = sa.select(_biz.id, _biz.slug)
+    if slug is not None:
+        query = query.where(_biz.slug == slug)
+    found = {row.id: row.slug for row in conn.execute(query)}
+    if slug is not None and not found:
+        raise UnknownBusinessError(f"no business with slug {slug!r}")
+    return found
+
+
+def _business_filter(column: Any, slugs: dict[uuid.UUID, str], window: ReportWindow) -> Any:
+    """A WHERE clause limiting ``column`` to the window's business (true when none)."""
+    if window.business is None:
+        return sa.true()
+    return column.in_(list(slugs))
+
+
+def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
+    """A DataFrame from result rows with fixed columns (also when there are none)."""
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def _with_slug(frame: pd.DataFrame, slugs: dict[uuid.UUID, str]) -> pd.DataFrame:
+    """Replace ``business_id`` with ``business`` (the slug) as the first column."""
+    frame.insert(0, "business", frame.pop("business_id").map(slugs).astype("string"))
+    return frame
+
+
+def load_attempt_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Publish attempts in the window, counted in SQL.
+
+    Returns:
+        Columns ``business, day, step, outcome, error_code, retried, attempts``: one row per
+        distinct combination; ``retried`` is true for attempts after an item's first.
+    """
+    slugs = business_slugs(conn, window.business)
+    dialect = conn.dialect.name
+    day = _day(_pa.at, dialect).label("day")
+    retried = sa.case((_pa.attempt_no > 1, 1), else_=0).label("retried")
+    query = (
+        sa.select(
+            _pa.business_id,
+            day,
+            _pa.step,
+            _pa.outcome,
+            _pa.error_code,
+            retried,
+            sa.func.count().label("attempts"),
+        )
+        .where(_pa.at >= window.start, _pa.at < window.end)
+        .where(_business_filter(_pa.business_id, slugs, window))
+        .group_by(_pa.business_id, day, _pa.step, _pa.outcome, _pa.error_code, retried)
+    )
+    columns = ["business_id", "day", "step", "outcome", "error_code", "retried", "attempts"]
+    frame = _with_slug(_frame(conn.execute(query), columns), slugs)
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    frame["retried"] = frame["retried"].astype(bool)
+    frame["attempts"] = frame["attempts"].astype("int64")
+    return frame
+
+
+def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Ready-to-Published latency of each item published in the window (read in chunks).
+
+    Returns:
+        Columns ``business, day, latency_s``: one row per record-creating ``published`` attempt,
+        latency = the attempt's time minus the item's ``ready_at``.
+    """
+    slugs = business_slugs(conn, window.business)
+    dialect = conn.dialect.name
+    query = (
+        sa.select(
+            _pa.business_id,
+            _day(_pa.at, dialect).label("day"),
+            _seconds(_pa.at, _items.ready_at, dialect).label("latency_s"),
+        )
+        .select_from(sa.join(PublishAttempt.__table__, Item.__table__, _pa.item_id == _items.id))  # type: ignore[attr-defined]
+        .where(_pa.at >= window.start, _pa.at < window.end)
+        .where(_pa.outcome == AttemptOutcome.PUBLISHED, _pa.step.in_(RECORD_STEPS))
+        .where(_items.ready_at.is_not(None))
+        .where(_business_filter(_pa.business_id, slugs, window))
+    )
+    columns = ["business_id", "day", "latency_s"]
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)
+    chunks = [_frame(part, columns) for part in result.partitions()]
+    frame = pd.concat(chunks, ignore_index=True) if chunks else _frame([], columns)
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    frame["latency_s"] = frame["latency_s"].astype("float64").round(3)
+    return _with_slug(frame, slugs)
+
+
+def load_run_totals(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Publish runs started in the window, totalled in SQL per trigger and day.
+
+    Returns:
+        Columns ``trigger, day, runs, claimed, published, failed, held, skipped, duration_s_sum,
+        duration_s_max``.
+    """
+    slugs = business_slugs(conn, window.business)
+    dialect = conn.dialect.name
+    day = _day(_runs.started_at, dialect).label("day")
+    duration = _seconds(_runs.finished_at, _runs.started_at, dialect)
+    counts = ["claimed", "published", "failed", "held", "skipped"]
+    query = (
+        sa.select(
+            _runs.trigger,
+            day,
+            sa.func.count().label("runs"),
+            *[sa.func.sum(_runs[c]).label(c) for c in counts],
+            sa.func.sum(duration).label("duration_s_sum"),
+            sa.func.max(duration).label("duration_s_max"),
+        )
+        .where(_runs.started_at >= window.start, _runs.started_at < window.end)
+        .where(_business_filter(_runs.business_id, slugs, window))
+        .group_by(_runs.trigger, day)
+    )
+    columns = ["trigger", "day", "runs", *counts, "duration_s_sum", "duration_s_max"]
+    frame = _frame(conn.execute(query), columns)
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    for column in ["runs", *counts]:
+        frame[column] = frame[column].fillna(0).astype("int64")
+    for column in ["duration_s_sum", "duration_s_max"]:
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def load_recent_runs(conn: SAConnection, window: ReportWindow, limit: int = 50) -> pd.DataFrame:
+    """The ``limit`` latest publish runs started in the window.
+
+    Returns:
+        Columns ``run_id, flow_run_id, trigger, business, started_at, finished_at, claimed,
+        published, failed, held, skipped`` (newest first; ``business`` empty for all-business runs).
+    """
+    slugs = business_slugs(conn, window.business)
+    all_slugs = slugs if window.business else None
+    query = (
+        sa.select(
+            _runs.id,
+            _runs.flow_run_id,
+            _runs.trigger,
+            _runs.business_id,
+            _runs.started_at,
+            _runs.finished_at,
+            _runs.claimed,
+            _runs.published,
+            _runs.failed,
+            _runs.held,
+            _runs.skipped,
+        )
+        .where(_runs.started_at >= window.start, _runs.started_at < window.end)
+        .where(_business_filter(_runs.business_id, slugs, window))
+        .order_by(_runs.started_at.desc())
+        .limit(limit)
+    )
+    columns = ["run_id", "flow_run_id", "trigger", "business_id", "started_at", "finished_at"]
+    columns += ["claimed", "published", "failed", "held", "skipped"]
+    frame = _frame(conn.execute(query), columns)
+    if all_slugs is None:
+        ids = {i for i in frame["business_id"] if i is not None}
+        all_slugs = {k: v for k, v in business_slugs(conn).items() if k in ids}
+    frame = _with_slug(frame, all_slugs)
+    for column in ["started_at", "finished_at"]:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def load_review_reasons(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Review reasons of the items now in ``review`` (one row per item and reason, in chunks).
+
+    Returns:
+        Columns ``business, reason``.
+    """
+    slugs = business_slugs(conn, window.business)
+    query = (
+        sa.select(_items.business_id, _items.review_reasons)
+        .where(_items.status == ItemStatus.REVIEW)
+        .where(_business_filter(_items.business_id, slugs, window))
+    )
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)
+    rows = [(b, r) for part in result.partitions() for b, reasons in part for r in reasons or []]
+    return _with_slug(_frame(rows, ["business_id", "reason"]), slugs)
+
+
+def load_waiting_items(conn: SAConnection, window: ReportWindow, limit: int = 20) -> pd.DataFrame:
+    """The ``limit`` items waiting longest in ``ready`` (since ``ready_at``) or ``review``.
+
+    Returns:
+        Columns ``business, item_id, external_id, kind, status, waiting_since, reasons,
+        last_error_code`` (oldest first).
+    """
+    slugs = business_slugs(conn, window.business)
+    since = sa.case(
+        (_items.status == ItemStatus.READY, sa.func.coalesce(_items.ready_at, _items.created_at)),
+        else_=_items.created_at,
+    ).label("waiting_since")
+    query = (
+        sa.select(
+            _items.business_id,
+            _items.id,
+            _items.external_id,
+            _items.kind,
+            _items.status,
+            since,
+            _items.review_reasons,
+            _items.last_error_code,
+        )
+        .where(_items.status.in_([ItemStatus.READY, ItemStatus.REVIEW]))
+        .where(_business_filter(_items.business_id, slugs, window))
+        .order_by(since, _items.id)
+        .limit(limit)
+    )
+    columns = ["business_id", "item_id", "external_id", "kind", "status", "waiting_since"]
+    columns += ["reasons", "last_error_code"]
+    frame = _with_slug(_frame(conn.execute(query), columns), slugs)
+    frame["waiting_since"] = pd.to_datetime(frame["waiting_since"], utc=True)
+    frame["reasons"] = frame["reasons"].map(lambda r: "; ".join(r or []))
+    return frame
+
+
+def load_sync_state(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Per connection and list: the last committed sync (bookmark) and the window's sync runs.
+
+    Returns:
+        Columns ``business, list_name, last_synced_at, runs, failed_runs`` (``failed_runs``: runs
+        in the window that recorded an error).
+    """
+    slugs = business_slugs(conn, window.business)
+    marks = (
+        sa.select(_conns.business_id, _marks.list_name, _marks.updated_at)
+        .select_from(sa.join(SyncBookmark.__table__, Connection.__table__))  # type: ignore[attr-defined]
+        .where(_business_filter(_conns.business_id, slugs, window))
+    )
+    failed = sa.func.sum(sa.case((_sync.error.is_not(None), 1), else_=0))
+    runs = (
+        sa.select(
+            _conns.business_id,
+            _sync.list_name,
+            sa.func.count().label("runs"),
+            failed.label("failed_runs"),
+        )
+        .select_from(sa.join(SyncRun.__table__, Connection.__table__))  # type: ignore[attr-defined]
+        .where(_sync.started_at >= window.start, _sync.started_at < window.end)
+        .where(_business_filter(_conns.business_id, slugs, window))
+        .group_by(_conns.business_id, _sync.list_name)
+    )
+    left = _frame(conn.execute(marks), ["business_id", "list_name", "last_synced_at"])
+    right = _frame(conn.execute(runs), ["business_id", "list_name", "runs", "failed_runs"])
+    frame = left.merge(right, on=["business_id", "list_name"], how="outer")
+    frame["last_synced_at"] = pd.to_datetime(frame["last_synced_at"], utc=True)
+    for column in ["runs", "failed_runs"]:
+        frame[column] = frame[column].fillna(0).astype("int64")
+    return _with_slug(frame, slugs)
+
+
+def load_connections(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Every connection of the window's business(es).
+
+    Returns:
+        Columns ``business, organisation, status, consent_expires_at, last_verified_at``.
+    """
+    slugs = business_slugs(conn, window.business)
+    query = sa.select(
+        _conns.business_id,
+        _conns.organisation_name,
+        _conns.status,
+        _conns.consent_expires_at,
+        _conns.last_verified_at,
+    ).where(_business_filter(_conns.business_id, slugs, window))
+    columns = ["business_id", "organisation", "status", "consent_expires_at", "last_verified_at"]
+    frame = _with_slug(_frame(conn.execute(query), columns), slugs)
+    for column in ["consent_expires_at", "last_verified_at"]:
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame

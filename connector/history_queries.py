@@ -227,7 +227,7 @@ def load_run_totals(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     for column in ["runs", *counts]:
         frame[column] = frame[column].fillna(0).astype("int64")
     for column in ["duration_s_sum", "duration_s_max"]:
-        frame[column] = frame[column].astype("float64")
+        frame[column] = frame[column].astype("float64").round(3)
     return frame
 
 

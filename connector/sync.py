@@ -1,0 +1,444 @@
+"""Reference-data sync: mirror Nomi's five lists into the connector tables, in bulk.
+
+One call of `sync_list` syncs one list of one connection:
+
+* **incremental** (default): records with ``updated_at >= bookmark - lookback``; **full**: every
+  record. Archived records are always asked for (``include_archived=true``) so deactivations land.
+* Pages are streamed from the client and upserted by ``(connection_id, nomi_id)`` with one
+  ``INSERT .. ON CONFLICT DO UPDATE`` per page (executemany), each page in its own short transaction
+  (memory stays flat and other writers are not blocked for the whole sync).
+* An upsert never replaces a row with an older Nomi version (``nomi_updated_at``), and
+  ``last_seen_at`` only moves forward, so concurrent syncs of one connection cannot corrupt rows.
+* The bookmark is Nomi's ``server_time`` from the first page of the sync (a signpost fixed at the
+  start), moved only after the rows are committed, and never when the sync fails.
+* Records changing while we page shift the pages under us (a record can be skipped). When the client
+  reports drift the list is paged again from the same starting point (up to ``max_passes``); when
+  it still drifts the bookmark is kept so the next sync starts from the same point.
+* A full pass that did not drift marks rows Nomi no longer returned as ``ARCHIVED``.
+
+Every sync appends a ``SyncRun`` row, successful or not. `reconcile_nomi_supplier_rules` turns the
+suppliers' default tax rates into ``nomi`` contact rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from connector.db import session as db_session
+from connector.history import get_bookmark, record_sync_run, set_bookmark
+from connector.models import (
+    BankAccount,
+    Category,
+    Connection,
+    ConnectionStatus,
+    Customer,
+    ListName,
+    Supplier,
+    TaxRate,
+    utcnow,
+)
+from connector.names import normalise_name
+from nomi.client import NomiClient
+from nomi.errors import ConnectionLostError
+from nomi.paging import ListResult
+
+SyncMode = Literal["incremental", "full"]
+ACTIVE, ARCHIVED = "ACTIVE", "ARCHIVED"
+PAGE_SIZE = 1000
+_MAX_ERROR = 500
+
+
+class SyncStatus(StrEnum):
+    """How one list sync ended."""
+
+    OK = "ok"
+    INCOMPLETE = "incomplete"  # records kept changing while paging: bookmark not moved
+    FAILED = "failed"
+    CONNECTION_LOST = "connection_lost"
+
+
+@dataclass(frozen=True)
+class _ListSpec:
+    """What one list is: its table, its client call and how a Nomi record becomes a row."""
+
+    name: ListName
+    table: sa.Table
+    fetch: Callable[..., ListResult[Any]]
+    columns: tuple[str, ...]
+    to_row: Callable[[Any], dict[str, Any]]
+
+
+def _status(value: str | None) -> str:
+    return ACTIVE if (value or ACTIVE).upper() == ACTIVE else ARCHIVED
+
+
+def _contact(rec: Any) -> dict[str, Any]:
+    return {
+        "name": rec.name[:255],
+        "name_normalised": normalise_name(rec.name)[:255],
+        "status": _status(rec.status),
+        "tax_number": rec.tax_number,
+        "default_tax_rate_id": rec.default_tax_rate_id,
+        "default_category_id": rec.default_category_id,
+        "currency": rec.currency,
+    }
+
+
+def _category(rec: Any) -> dict[str, Any]:
+    return {
+        "name": rec.name[:255],
+        "status": _status(rec.status),
+        "code": rec.code,
+        "type": rec.type,
+    }
+
+
+def _tax_rate(rec: Any) -> dict[str, Any]:
+    return {
+        "name": rec.name[:255],
+        "status": _status(rec.status),
+        "code": rec.code,
+        "rate": rec.rate,
+        "applies_to": rec.applies_to,
+    }
+
+
+def _bank_account(rec: Any) -> dict[str, Any]:
+    return {
+        "name": rec.name[:255],
+        "status": _status(rec.status),
+        "currency": rec.currency,
+        "masked_number": rec.masked_number,
+    }
+
+
+_CONTACT_COLUMNS = (
+    "name",
+    "name_normalised",
+    "status",
+    "tax_number",
+    "default_tax_rate_id",
+    "default_category_id",
+    "currency",
+)
+
+
+def _specs() -> dict[str, _ListSpec]:
+    return {
+        ListName.SUPPLIERS: _ListSpec(
+            ListName.SUPPLIERS,
+            Supplier.__table__,  # type: ignore[attr-defined]
+            NomiClient.iter_suppliers,
+            _CONTACT_COLUMNS,
+            _contact,
+        ),
+        ListName.CUSTOMERS: _ListSpec(
+            ListName.CUSTOMERS,
+            Customer.__table__,  # type: ignore[attr-defined]
+            NomiClient.iter_customers,
+            _CONTACT_COLUMNS,
+            _contact,
+        ),
+        ListName.CATEGORIES: _ListSpec(
+            ListName.CATEGORIES,
+            Category.__table__,  # type: ignore[attr-defined]
+            NomiClient.iter_categories,
+            ("name", "status", "code", "type"),
+            _category,
+        ),
+        ListName.TAX_RATES: _ListSpec(
+            ListName.TAX_RATES,
+            TaxRate.__table__,  # type: ignore[attr-defined]
+            NomiClient.iter_tax_rates,
+            ("name", "status", "code", "rate", "applies_to"),
+            _tax_rate,
+        ),
+        ListName.BANK_ACCOUNTS: _ListSpec(
+            ListName.BANK_ACCOUNTS,
+            BankAccount.__table__,  # type: ignore[attr-defined]
+            NomiClient.iter_bank_accounts,
+            ("name", "status", "currency", "masked_number"),
+            _bank_account,
+        ),
+    }
+
+
+LISTS: tuple[str, ...] = tuple(name.value for name in ListName)
+
+
+@dataclass
+class SyncReport:
+    """What one list sync did (also stored as a ``SyncRun`` row)."""
+
+    connection_id: uuid.UUID
+    list_name: str
+    mode: str
+    status: SyncStatus = SyncStatus.OK
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    archived: int = 0
+    passes: int = 0
+    bookmark_before: datetime | None = None
+    bookmark_after: datetime | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary (for task results, artifacts and events)."""
+        return {
+            "list": self.list_name,
+            "mode": self.mode,
+            "status": self.status.value,
+            "fetched": self.fetched,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "archived": self.archived,
+            "passes": self.passes,
+            "bookmark_before": _iso(self.bookmark_before),
+            "bookmark_after": _iso(self.bookmark_after),
+            "error": self.error,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def sync_list(
+    engine: Engine,
+    client: NomiClient,
+    *,
+    connection_id: uuid.UUID,
+    list_name: str,
+    mode: SyncMode = "incremental",
+    lookback: timedelta = timedelta(seconds=300),
+    page_size: int = PAGE_SIZE,
+    max_passes: int = 3,
+) -> SyncReport:
+    """Mirror one Nomi list of one connection into its table.
+
+    Args:
+        engine: The connector database.
+        client: A client acting for the connection's organisation.
+        connection_id: The connection whose rows to write.
+        list_name: One of `LISTS` (``suppliers``, ``customers``, ``categories``, ``tax_rates``,
+            ``bank_accounts``).
+        mode: ``incremental`` (from the bookmark minus ``lookback``) or ``full`` (everything, and
+            rows Nomi no longer returns are archived).
+        lookback: How far before the bookmark an incremental sync starts again.
+        page_size: Records per page asked of Nomi (at most 1000).
+        max_passes: Passes over the list when records change while paging.
+
+    Returns:
+        A `SyncReport` (status ``ok`` or ``incomplete``); a ``SyncRun`` row has been committed.
+
+    Raises:
+        ValueError: Unknown list or mode.
+        NomiError: Nomi failed (``ConnectionLostError`` when a reconnect is needed); a ``SyncRun``
+            row with status ``failed``/``connection_lost`` is committed and the bookmark is kept.
+    """
+    spec = _specs().get(list_name)
+    if spec is None:
+        raise ValueError(f"unknown list {list_name!r}; use one of {', '.join(LISTS)}")
+    if mode not in ("incremental", "full"):
+        raise ValueError(f"unknown sync mode {mode!r}; use incremental or full")
+    report = SyncReport(connection_id=connection_id, list_name=spec.name.value, mode=mode)
+    with db_session(engine) as session:
+        report.bookmark_before = get_bookmark(
+            session, connection_id=connection_id, list_name=spec.name.value
+        )
+    since = None
+    if mode == "incremental" and report.bookmark_before is not None:
+        since = report.bookmark_before - lookback
+    try:
+        signpost, drifting = _passes(engine, client, spec, report, since, page_size, max_passes)
+        if mode == "full" and not drifting:
+            with db_session(engine) as session:
+                report.archived += _archive_unseen(session, spec, connection_id, report.started_at)
+    except Exception as exc:
+        lost = isinstance(exc, ConnectionLostError)
+        report.status = SyncStatus.CONNECTION_LOST if lost else SyncStatus.FAILED
+        report.error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+        _finish(engine, report, move_bookmark_to=None)
+        raise
+    report.status = SyncStatus.INCOMPLETE if drifting else SyncStatus.OK
+    _finish(engine, report, move_bookmark_to=None if drifting else signpost)
+    return report
+
+
+def _passes(
+    engine: Engine,
+    client: NomiClient,
+    spec: _ListSpec,
+    report: SyncReport,
+    since: datetime | None,
+    page_size: int,
+    max_passes: int,
+) -> tuple[datetime | None, bool]:
+    """Page through the list until a pass sees no drift; returns (signpost, still drifting)."""
+    signpost: datetime | None = None
+    drifting = True
+    while drifting and report.passes < max(1, max_passes):
+        report.passes += 1
+        result = spec.fetch(client, updated_since=since, include_archived=True, page_size=page_size)
+        for page in result.iter_pages():
+            if signpost is None:
+                signpost = result.server_time
+            report.fetched += len(page)
+            with db_session(engine) as session:
+                _upsert_page(session, spec, report, page)
+        if signpost is None:
+            signpost = result.server_time
+        drifting = result.drift_detected
+    return signpost, drifting
+
+
+def _finish(engine: Engine, report: SyncReport, *, move_bookmark_to: datetime | None) -> None:
+    """Append the ``SyncRun`` row and move the bookmark (rows are already committed)."""
+    report.finished_at = utcnow()
+    if move_bookmark_to is not None:
+        report.bookmark_after = move_bookmark_to
+    else:
+        report.bookmark_after = report.bookmark_before
+    with db_session(engine) as session:
+        if move_bookmark_to is not None:
+            set_bookmark(
+                session,
+                connection_id=report.connection_id,
+                list_name=report.list_name,
+                bookmark=move_bookmark_to,
+            )
+        record_sync_run(
+            session,
+            connection_id=report.connection_id,
+            list_name=report.list_name,
+            mode=report.mode,
+            started_at=report.started_at,
+            finished_at=report.finished_at,
+            fetched=report.fetched,
+            inserted=report.inserted,
+            updated=report.updated,
+            archived=report.archived,
+            bookmark_before=report.bookmark_before,
+            bookmark_after=report.bookmark_after,
+            status=report.status.value,
+            error=report.error,
+        )
+
+
+def insert_for(session: Session, table: sa.Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    raise ValueError(f"unsupported database {dialect!r}")
+
+
+def _upsert_page(
+    session: Session, spec: _ListSpec, report: SyncReport, page: Sequence[Any]
+) -> None:
+    """Upsert one page of records (one query to classify them, one executemany to write)."""
+    table = spec.table
+    rows: dict[str, dict[str, Any]] = {}
+    for rec in page:
+        rows[rec.id] = {
+            **spec.to_row(rec),
+            "nomi_id": rec.id,
+            "nomi_updated_at": rec.updated_at,
+        }
+    existing = {
+        row[0]: tuple(row[1:])
+        for row in session.execute(
+            sa.select(table.c.nomi_id, *(table.c[c] for c in spec.columns)).where(
+                table.c.connection_id == report.connection_id, table.c.nomi_id.in_(list(rows))
+            )
+        )
+    }
+    for nomi_id, row in rows.items():
+        old = existing.get(nomi_id)
+        if old is None:
+            report.inserted += 1
+        elif old != tuple(row[c] for c in spec.columns):
+            was_active = old[spec.columns.index("status")] == ACTIVE
+            if was_active and row["status"] == ARCHIVED:
+                report.archived += 1
+            else:
+                report.updated += 1
+    stmt = insert_for(session, table)
+    excluded = stmt.excluded
+    updates: dict[str, Any] = {c: excluded[c] for c in (*spec.columns, "nomi_updated_at")}
+    updates["last_seen_at"] = sa.case(
+        (excluded.last_seen_at > table.c.last_seen_at, excluded.last_seen_at),
+        else_=table.c.last_seen_at,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.connection_id, table.c.nomi_id],
+        set_=updates,
+        where=sa.or_(
+            table.c.nomi_updated_at.is_(None),
+            excluded.nomi_updated_at >= table.c.nomi_updated_at,
+        ),
+    )
+    params = [
+        {
+            **row,
+            "id": uuid.uuid4(),
+            "connection_id": report.connection_id,
+            "last_seen_at": report.started_at,
+        }
+        for row in rows.values()
+    ]
+    session.connection().execute(stmt, params)
+
+
+def _archive_unseen(
+    session: Session, spec: _ListSpec, connection_id: uuid.UUID, seen_at: datetime
+) -> int:
+    """Mark rows a full pass did not see as archived; returns how many."""
+    table = spec.table
+    result = session.connection().execute(
+        sa.update(table)
+        .where(
+            table.c.connection_id == connection_id,
+            table.c.last_seen_at < seen_at,
+            table.c.status != ARCHIVED,
+        )
+        .values(status=ARCHIVED)
+    )
+    return int(result.rowcount or 0)
+
+
+def mark_connection_expired(session: Session, connection_id: uuid.UUID, reason: str) -> bool:
+    """Mark a connection ``expired`` with the reason (a reconnect is needed).
+
+    Args:
+        session: An open session (the caller commits).
+        connection_id: The connection that Nomi no longer accepts.
+        reason: Shown to ops as ``last_error`` (must hold no secret).
+
+    Returns:
+        True when the status changed (it was not already expired).
+    """
+    connection = session.get(Connection, connection_id)
+    if connection is None:
+        raise LookupError(f"no connection {connection_id}")
+    changed = connection.status != ConnectionStatus.EXPIRED
+    connection.status = ConnectionStatus.EXPIRED
+    connection.last_error = reason[:_MAX_ERROR]
+    session.add(connection)
+    session.flush()
+    return changed

@@ -1,0 +1,157 @@
+"""prefect.yaml as ops rely on it: each flow deployed, schedules, limits, trigger, pull step."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+
+import pytest
+from pydantic import BaseModel
+
+from deployments.serve import (
+    DeploymentSpec,
+    available_deployments,
+    load_flow,
+    load_specs,
+    schedule_of,
+)
+from tests.deployments.conftest import REPO_ROOT
+
+FLOW_NAMES = {
+    "flows/connect_to_nomi.py:connect_to_nomi": "connect-to-nomi",
+    "flows/reconnect_to_nomi.py:reconnect_to_nomi": "reconnect-to-nomi",
+    "flows/verify_nomi_connection.py:verify_nomi_connection": "verify-nomi-connection",
+    "flows/sync_nomi_reference_data.py:sync_nomi_reference_data": "sync-nomi-reference-data",
+    "flows/auto_publish_to_nomi.py:auto_publish_to_nomi": "auto-publish-to-nomi",
+    "flows/publish_items_to_nomi.py:publish_items_to_nomi": "publish-items-to-nomi",
+    "flows/publish_history_report.py:publish_history_report": "publish-history-report",
+    "flows/notify_ops.py:notify_ops": "notify-ops",
+}
+MANUAL = {"connect-to-nomi", "reconnect-to-nomi", "publish-items-to-nomi", "notify-ops"}
+SCHEDULES = {
+    "sync-nomi-reference-data": {
+        "incremental-every-30-minutes": ("cron", "*/30 * * * *"),
+        "full-nightly": ("cron", "15 2 * * *"),
+    },
+    "auto-publish-to-nomi": {"every-5-minutes": ("interval", 300)},
+    "verify-nomi-connection": {"daily": ("cron", "0 6 * * *")},
+    "publish-history-report": {"daily": ("cron", "30 6 * * *")},
+}
+SPECS = load_specs()
+
+
+def spec_named(flow_name: str) -> DeploymentSpec:
+    return next(s for s in SPECS if FLOW_NAMES[s.entrypoint] == flow_name)
+
+
+def flow_or_skip(spec: DeploymentSpec):
+    if not (REPO_ROOT / spec.path).exists():
+        pytest.skip(f"{spec.path} is not written yet")
+    return load_flow(spec)
+
+
+def test_every_contract_flow_has_exactly_one_deployment():
+    assert sorted(s.entrypoint for s in SPECS) == sorted(FLOW_NAMES)
+
+
+def test_deployments_run_on_the_nomi_connector_process_pool():
+    import yaml
+
+    document = yaml.safe_load((REPO_ROOT / "deployments/prefect.yaml").read_text())
+    for entry in document["deployments"]:
+        assert entry["work_pool"]["name"] == "nomi-connector", entry["name"]
+    (step,) = document["pull"]
+    assert step == {
+        "prefect.deployments.steps.set_working_directory": {
+            "directory": "{{ $NOMI_CONNECTOR_REPO }}"
+        }
+    }
+
+
+@pytest.mark.parametrize("flow_name", sorted(MANUAL))
+def test_manual_deployments_have_no_schedule(flow_name):
+    assert spec_named(flow_name).schedules == []
+
+
+@pytest.mark.parametrize("flow_name", sorted(SCHEDULES))
+def test_scheduled_deployments_carry_the_documented_schedules(flow_name):
+    spec = spec_named(flow_name)
+    found = {}
+    for entry in spec.schedules:
+        kind = "cron" if "cron" in entry else "interval"
+        found[entry["slug"]] = (kind, entry[kind])
+    assert found == SCHEDULES[flow_name]
+
+
+def test_sync_schedules_choose_incremental_and_full_mode():
+    modes = {
+        s["slug"]: s["parameters"]["params"]["mode"]
+        for s in spec_named("sync-nomi-reference-data").schedules
+    }
+    assert modes == {"incremental-every-30-minutes": "incremental", "full-nightly": "full"}
+
+
+def test_auto_publish_cancels_a_sweep_arriving_while_the_last_still_runs():
+    assert spec_named("auto-publish-to-nomi").concurrency_limit == {
+        "limit": 1,
+        "collision_strategy": "CANCEL_NEW",
+    }
+
+
+def test_connection_expired_event_starts_notify_ops():
+    (trigger,) = spec_named("notify-ops").triggers
+    assert trigger["expect"] == ["nomi.connection.expired"]
+    assert trigger["match"] == {"prefect.resource.id": "nomi.connection.*"}
+    assert set(trigger["parameters"]["params"]) == {"resource_id", "event", "detail"}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.entrypoint for s in SPECS])
+def test_entrypoint_names_the_flow_with_one_params_model(spec):
+    flow = flow_or_skip(spec)
+    assert flow.name == FLOW_NAMES[spec.entrypoint]
+    (parameter,) = inspect.signature(flow.fn).parameters.values()
+    assert parameter.name == "params"
+    model = flow.fn.__annotations__["params"]
+    if isinstance(model, str):
+        model = inspect.get_annotations(flow.fn, eval_str=True)["params"]
+    assert issubclass(model, BaseModel)
+    assert flow.__doc__ or flow.description, "the UI shows the flow's docstring to ops"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[s.entrypoint for s in SPECS])
+def test_scheduled_parameters_validate_against_the_flow(spec):
+    flow = flow_or_skip(spec)
+    for schedule in spec.schedules:
+        merged = {**spec.parameters, **schedule.get("parameters", {})}
+        validated = flow.validate_parameters(merged)
+        assert isinstance(validated["params"], BaseModel)
+    if spec.parameters:
+        flow.validate_parameters(spec.parameters)
+
+
+def test_served_deployments_copy_the_yaml_schedules_and_limits():
+    deployments, skipped = available_deployments(SPECS)
+    assert len(deployments) + len(skipped) == len(SPECS)
+    for deployment in deployments:
+        spec = next(s for s in SPECS if FLOW_NAMES[s.entrypoint] == deployment.flow_name)
+        assert deployment.name == spec.name
+        slugs = [s.slug for s in deployment.schedules or []]
+        assert slugs == [s["slug"] for s in spec.schedules]
+        if spec.concurrency_limit:
+            assert deployment.concurrency_limit == spec.concurrency_limit["limit"]
+            assert deployment.concurrency_options is not None
+            assert (
+                deployment.concurrency_options.collision_strategy
+                == spec.concurrency_limit["collision_strategy"]
+            )
+        assert len(deployment.triggers) == len(spec.triggers)
+
+
+def test_interval_and_cron_schedules_convert_like_prefect_deploy():
+    interval = schedule_of({"interval": 300, "slug": "x", "parameters": {"params": {}}})
+    assert interval.interval == timedelta(minutes=5)
+    assert interval.slug == "x"
+    cron = schedule_of({"cron": "0 6 * * *", "timezone": "Europe/London", "slug": "daily"})
+    assert (cron.cron, cron.timezone) == ("0 6 * * *", "Europe/London")
+    with pytest.raises(ValueError, match="unsupported schedule"):
+        schedule_of({"rrule": "FREQ=DAILY"})

@@ -1,0 +1,287 @@
+"""Which items a publish run takes, and the bookkeeping around runs (no Prefect).
+
+- ``Selection`` + ``select_candidates``: the Ready items auto-publish may take (the rejection
+  policy lives here: an item whose last error is a rejection is not picked up again until someone
+  changes it or publishes it by hand), and the reconnect hook (items that waited while the
+  connection was down).
+- ``claim_next``: claim the next batch of candidates (skipping items other runs hold).
+- ``recover_stale``: give back claims left by dead runs and leave a trace in history, so the next
+  attempt looks its record up by ``source_id`` before creating it.
+- ``mark_connection_expired``, ``require_member``, ``apply_contact_choices``, ``allow_retry``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from connector import history, outbox
+from connector.access import PermissionDeniedError
+from connector.models import (
+    AttemptOutcome,
+    Connection,
+    ConnectionStatus,
+    Item,
+    ItemStatus,
+    Membership,
+    User,
+    utcnow,
+)
+from connector.names import normalise_name
+from connector.payloads import record_step
+from connector.publishing import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES
+from connector.review import facts_from_item
+from connector.rules import RulesContext, resolve
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which Ready items a run takes.
+
+    Attributes:
+        auto: Items the account (or a rule) auto-publishes, whose last error is not a rejection.
+        waiting: Also items given back because the connection expired (any kind, any rule).
+    """
+
+    auto: bool = True
+    waiting: bool = False
+
+
+def selection_for(trigger: str, auto_publish_on: bool) -> Selection:
+    """The selection of an auto-publish run for one business.
+
+    A ``reconnect`` run publishes what waited while the connection was down even when the
+    business has ``auto_publish`` off, plus every auto-publishable item when it is on.
+    """
+    return Selection(auto=auto_publish_on, waiting=trigger == "reconnect")
+
+
+def _auto_eligible(item: Item, ctx: RulesContext) -> bool:
+    """Not rejected last time, and auto-published by the account setting or a rule."""
+    if item.last_error_code is not None and item.last_error_code not in RETRYABLE_ERROR_CODES:
+        return False
+    return resolve(facts_from_item(item), ctx).auto_publish
+
+
+def select_candidates(
+    session: Session,
+    business_id: uuid.UUID,
+    ctx: RulesContext,
+    selection: Selection,
+    *,
+    limit: int,
+) -> list[uuid.UUID]:
+    """Ids of up to ``limit`` Ready items of the business the selection takes (oldest first).
+
+    Args:
+        session: A session on the connector database.
+        business_id: The business.
+        ctx: Its rules context (to read ``auto_publish`` per item).
+        selection: Which items to take.
+        limit: Most ids to return.
+
+    Returns:
+        Candidate ids in ready order; another run may claim some of them first.
+    """
+    if not selection.auto and not selection.waiting:
+        return []
+    query = (
+        select(Item)
+        .where(Item.business_id == business_id, Item.status == ItemStatus.READY)
+        .order_by(col(Item.ready_at), col(Item.created_at), col(Item.id))
+        .execution_options(yield_per=500, populate_existing=True)
+    )
+    if not selection.auto:
+        query = query.where(Item.last_error_code == CONNECTION_EXPIRED)
+    found: list[uuid.UUID] = []
+    for item in session.exec(query):
+        waited = selection.waiting and item.last_error_code == CONNECTION_EXPIRED
+        if waited or (selection.auto and _auto_eligible(item, ctx)):
+            found.append(item.id)
+            if len(found) >= limit:
+                break
+    session.commit()
+    return found
+
+
+def claim_next(
+    session: Session,
+    *,
+    run_id: uuid.UUID,
+    business_id: uuid.UUID,
+    candidates: Sequence[uuid.UUID],
+    batch_size: int,
+) -> list[Item]:
+    """Claim up to ``batch_size`` of ``candidates``, window by window, until some are claimed.
+
+    Returns:
+        The claimed items (committed); empty when every candidate is held by other runs.
+    """
+    for start in range(0, len(candidates), batch_size):
+        window = list(candidates[start : start + batch_size])
+        claimed = outbox.claim_ready(
+            session, run_id=run_id, limit=batch_size, business_id=business_id, item_ids=window
+        )
+        if claimed:
+            return claimed
+    return []
+
+
+def recover_stale(
+    session: Session,
+    *,
+    older_than: timedelta,
+    run_id: uuid.UUID,
+    business_id: uuid.UUID | None = None,
+) -> list[Item]:
+    """Give claims left by dead runs back to ``ready`` and record a ``recovered`` attempt each.
+
+    The attempt carries the record step's idempotency key, so the next publish of the item sees
+    that its record may exist and looks it up by ``source_id`` before creating it.
+
+    Returns:
+        The recovered items (committed).
+    """
+    recovered = outbox.recover_stale_claims(session, older_than=older_than, business_id=business_id)
+    for item in recovered:
+        step = record_step(item)
+        history.record_attempt(
+            session,
+            run_id=run_id,
+            item_id=item.id,
+            business_id=item.business_id,
+            step=step,
+            idempotency_key=outbox.idempotency_key(item.id, item.publish_generation, step),
+            outcome=AttemptOutcome.RECOVERED.value,
+            error_message=f"claim older than {older_than} given back",
+        )
+    session.commit()
+    return recovered
+
+
+def mark_connection_expired(session: Session, business_id: uuid.UUID, message: str) -> None:
+    """Mark the business's connection ``expired`` with the reason (committed)."""
+    connection = session.exec(
+        select(Connection).where(Connection.business_id == business_id)
+    ).first()
+    if connection is None:
+        return
+    connection.status = ConnectionStatus.EXPIRED
+    connection.last_error = message
+    session.add(connection)
+    session.commit()
+
+
+def require_member(session: Session, *, business_id: uuid.UUID, email: str, action: str) -> User:
+    """The acting user, who must be a member of the business (any role); refusals are audited.
+
+    Raises:
+        PermissionDeniedError: Unknown user or not a member (audited, committed).
+    """
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        user = session.exec(select(User).where(User.email == email.strip())).first()
+    membership = None
+    if user is not None:
+        membership = session.exec(
+            select(Membership).where(
+                Membership.business_id == business_id, Membership.user_id == user.id
+            )
+        ).first()
+    if user is not None and membership is not None:
+        return user
+    message = f"user {email} may not perform '{action}': they are not a member of this business"
+    history.record_audit(
+        session,
+        action=action,
+        allowed=False,
+        business_id=business_id,
+        user_id=user.id if user else None,
+        detail={"reason": message, "email": email},
+    )
+    session.commit()
+    raise PermissionDeniedError(
+        message,
+        user_id=user.id if user else uuid.UUID(int=0),
+        business_id=business_id,
+        action=action,
+    )
+
+
+def apply_contact_choices(
+    session: Session,
+    *,
+    business_id: uuid.UUID,
+    item_ids: Sequence[uuid.UUID],
+    user_id: uuid.UUID,
+    confirm_new_contacts: bool,
+    map_contacts: dict[str, str],
+) -> list[uuid.UUID]:
+    """Record the user's answer to the new-supplier warning on the chosen items (audited).
+
+    A mapping (contact name -> existing Nomi contact id, names compared normalised) wins over a
+    confirmation. Only items in ``review``/``ready`` with a contact name change; the caller then
+    reassesses them. Committed.
+
+    Returns:
+        The ids of the items that changed.
+    """
+    mapping = {normalise_name(name): nomi_id for name, nomi_id in map_contacts.items()}
+    if not confirm_new_contacts and not mapping:
+        return []
+    rows = session.exec(
+        select(Item).where(
+            col(Item.id).in_(list(item_ids)),
+            Item.business_id == business_id,
+            col(Item.status).in_([ItemStatus.REVIEW, ItemStatus.READY]),
+        )
+    ).all()
+    changed: list[uuid.UUID] = []
+    for item in rows:
+        if not item.contact_name:
+            continue
+        mapped = mapping.get(normalise_name(item.contact_name))
+        if mapped is not None and mapped != item.contact_mapped_nomi_id:
+            item.contact_mapped_nomi_id = mapped
+            action, detail = "publish.map_contact", {"nomi_id": mapped}
+        elif mapped is None and confirm_new_contacts and not item.contact_confirmed:
+            item.contact_confirmed = True
+            action, detail = "publish.confirm_new_contact", {}
+        else:
+            continue
+        item.updated_at = utcnow()
+        session.add(item)
+        history.record_audit(
+            session,
+            action=action,
+            allowed=True,
+            business_id=business_id,
+            user_id=user_id,
+            detail={"item_id": str(item.id), "contact": item.contact_name, **detail},
+        )
+        changed.append(item.id)
+    session.commit()
+    return changed
+
+
+def allow_retry(session: Session, item_ids: Sequence[uuid.UUID]) -> int:
+    """Clear the last error of Ready items (after an edit) so auto-publish takes them again.
+
+    Returns:
+        How many items changed (committed).
+    """
+    if not item_ids:
+        return 0
+    table = Item.__table__  # type: ignore[attr-defined]
+    result = session.connection().execute(
+        sa.update(table)
+        .where(table.c.id.in_(list(item_ids)), table.c.status == ItemStatus.READY)
+        .values(last_error_code=None, last_error_message=None, updated_at=utcnow())
+    )
+    session.commit()
+    return int(result.rowcount)

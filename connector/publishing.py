@@ -1,0 +1,621 @@
+"""Publishing claimed items to Nomi exactly once: contact, record, image, payment, finish.
+
+``publish_item`` takes ONE item this run has claimed (``connector.outbox.claim_ready``) through the
+pipeline of PRODUCT.md "Publishing to Nomi" and always leaves it in a recorded state: ``published``,
+back to ``review`` (held, with reasons), or back to ``ready`` with its last error shown. Every call
+to Nomi appends a ``PublishAttempt``. ``publish_batch`` runs a list of claimed items on a few
+threads sharing one client and stops early (giving the rest back) when Nomi says stop.
+
+The exactly-once argument (keys, ``source_id`` look-ups, claims, crash points) is in
+docs/publishing.md. Nomi errors never escape: they become an ``ItemOutcome`` whose ``stop`` tells
+the batch whether to go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from connector import history, outbox
+from connector.models import (
+    AttemptOutcome,
+    Connection,
+    Customer,
+    Item,
+    ItemKind,
+    ItemStatus,
+    PublishAttempt,
+    Supplier,
+)
+from connector.names import normalise_name
+from connector.payloads import (
+    RECORD_EXPENSE,
+    RECORD_SALES_INVOICE,
+    STEP_ATTACHMENT,
+    STEP_CLAIMANT,
+    STEP_PAYMENT,
+    STEP_RESOLVE,
+    attachment_name,
+    contact_body,
+    contact_key,
+    contact_kind,
+    expense_body,
+    payment_body,
+    record_step,
+    sales_invoice_body,
+)
+from connector.review import facts_from_item
+from connector.rules import Resolution, RulesContext, resolve
+from nomi.client import NomiClient
+from nomi.errors import (
+    ConnectionLostError,
+    DailyLimitError,
+    NomiError,
+    OutcomeUnknownError,
+    RejectedError,
+)
+
+T = TypeVar("T")
+
+#: ``last_error_code`` of items given back unpublished for a reason that passes by itself.
+CONNECTION_EXPIRED = "connection_expired"
+DAILY_LIMIT = "daily_limit"
+TRANSIENT = "transient"
+OUTCOME_UNKNOWN = "outcome_unknown"
+INTERNAL_ERROR = "internal_error"
+RETRYABLE_ERROR_CODES = frozenset(
+    {CONNECTION_EXPIRED, DAILY_LIMIT, TRANSIENT, OUTCOME_UNKNOWN, INTERNAL_ERROR}
+)
+
+#: Why a batch stopped early (``ItemOutcome.stop`` / ``BatchResult.stopped``).
+STOP_TRANSIENT = "transient"
+STOP_CONNECTION_LOST = "connection_lost"
+STOP_DAILY_LIMIT = "daily_limit"
+
+#: Outcomes of an item that are not ``AttemptOutcome`` values.
+GIVEN_BACK = "given_back"
+CLAIM_LOST = "claim_lost"
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """How publishing one claimed item ended (``outcome``: an ``AttemptOutcome`` value or
+    ``given_back``/``claim_lost``); ``stop`` is set when the batch must stop."""
+
+    item_id: uuid.UUID
+    outcome: str
+    nomi_record_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    image_error: str | None = None
+    payment_recorded: bool = False
+    flags: tuple[str, ...] = ()
+    stop: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """The outcomes of one batch and why it stopped early, if it did."""
+
+    outcomes: list[ItemOutcome] = field(default_factory=list)
+    stopped: str | None = None
+    stop_message: str | None = None
+
+    def count(self, outcome: str) -> int:
+        """How many items ended with ``outcome``."""
+        return sum(1 for o in self.outcomes if o.outcome == outcome)
+
+
+class PublishBook:
+    """What the items of one batch share: new contacts created so far and Nomi's users.
+
+    Thread-safe: two items of the same new supplier wait for each other and make one contact.
+    """
+
+    def __init__(self, connection_id: uuid.UUID) -> None:
+        self.connection_id = connection_id
+        self._lock = threading.Lock()
+        self._contact_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._contacts: dict[tuple[str, str], str] = {}
+        self._users: dict[str, str] | None = None
+
+    @classmethod
+    def for_business(cls, session: Session, business_id: uuid.UUID) -> PublishBook:
+        """A book for the business's connection."""
+        connection_id = session.exec(
+            select(Connection.id).where(Connection.business_id == business_id)
+        ).one()
+        return cls(connection_id)
+
+    def contact_lock(self, kind: str, name: str) -> threading.Lock:
+        """The lock serialising the creation of one contact."""
+        with self._lock:
+            return self._contact_locks.setdefault((kind, normalise_name(name)), threading.Lock())
+
+    def known_contact(self, kind: str, name: str) -> str | None:
+        """The Nomi id of a contact created (or found) earlier in this batch."""
+        return self._contacts.get((kind, normalise_name(name)))
+
+    def remember_contact(self, kind: str, name: str, nomi_id: str) -> None:
+        """Remember a contact for the rest of the batch."""
+        self._contacts[(kind, normalise_name(name))] = nomi_id
+
+    def user_id(self, nomi: NomiClient, email: str) -> str | None:
+        """The Nomi user id of ``email`` (``GET /users`` once per batch)."""
+        with self._lock:
+            if self._users is None:
+                self._users = {u.email.strip().lower(): u.id for u in nomi.list_users() if u.email}
+            return self._users.get(email.strip().lower())
+
+
+class _Held(Exception):
+    """The item cannot be published as it stands (goes back to review with this reason)."""
+
+
+def publish_item(
+    session: Session,
+    nomi: NomiClient,
+    item: Item,
+    run_id: uuid.UUID,
+    ctx: RulesContext,
+    *,
+    book: PublishBook | None = None,
+) -> ItemOutcome:
+    """Publish one item claimed by ``run_id`` and record how it ended.
+
+    Args:
+        session: A session on the connector database (used by this thread only).
+        nomi: The client of the business's Nomi organisation.
+        item: The claimed item (status ``publishing``, ``claimed_by_run == run_id``).
+        run_id: The run holding the claim.
+        ctx: The business's rules context (``connector.review.build_context``, once per batch).
+        book: Shared state of the batch (made for the item's business when omitted).
+
+    Returns:
+        The outcome; ``stop`` says whether the batch must stop (transient failure, lost
+        connection, daily limit). Nomi errors are recorded, never raised.
+
+    Raises:
+        Exception: Only unexpected errors (bugs, database down), after giving the claim back.
+    """
+    book = book or PublishBook.for_business(session, item.business_id)
+    res = resolve(facts_from_item(item), ctx)
+    run = _Run(session, nomi, item, run_id, book)
+    try:
+        if not res.is_ready:
+            raise _Held("; ".join(res.reasons))
+        return run.publish(res)
+    except _Held as held:
+        return run.hold(str(held), list(res.reasons) or [str(held)])
+    except outbox.ClaimLostError as exc:
+        return ItemOutcome(item.id, CLAIM_LOST, message=str(exc))
+    except RejectedError as exc:
+        return run.rejected(exc)
+    except ConnectionLostError as exc:
+        return run.give_back(CONNECTION_EXPIRED, exc)
+    except DailyLimitError as exc:
+        return run.give_back(DAILY_LIMIT, exc)
+    except OutcomeUnknownError as exc:
+        return run.give_back(OUTCOME_UNKNOWN, exc)
+    except NomiError as exc:
+        return run.give_back(TRANSIENT, exc)
+    except Exception:
+        session.rollback()
+        with contextlib.suppress(outbox.ClaimLostError):
+            outbox.release_claim(
+                session,
+                item.id,
+                run_id,
+                error_code=INTERNAL_ERROR,
+                error_message="publishing stopped on an internal error; see the run's logs",
+            )
+        raise
+
+
+class _Run:
+    """The steps of publishing one item (state kept between steps)."""
+
+    def __init__(
+        self,
+        session: Session,
+        nomi: NomiClient,
+        item: Item,
+        run_id: uuid.UUID,
+        book: PublishBook,
+    ) -> None:
+        self.s, self.nomi, self.item, self.run_id, self.book = session, nomi, item, run_id, book
+        self.flags: list[str] = []
+
+    # ---- the pipeline ------------------------------------------------------------------------
+
+    def publish(self, res: Resolution) -> ItemOutcome:
+        contact_id = self.contact(res)
+        user_id = self.claimant()
+        record_id, resumed = self.record(res, contact_id, user_id)
+        image_published, image_error = self.image(res, record_id)
+        payment_recorded = self.payment(res, record_id, resumed)
+        is_sales = self.item.kind == ItemKind.SALES
+        outbox.mark_published(
+            self.s,
+            self.item.id,
+            self.run_id,
+            nomi_record_id=record_id,
+            nomi_record_type=RECORD_SALES_INVOICE if is_sales else RECORD_EXPENSE,
+            image_published=image_published,
+            image_error=image_error,
+            payment_recorded=payment_recorded,
+        )
+        return ItemOutcome(
+            self.item.id,
+            AttemptOutcome.PUBLISHED.value,
+            nomi_record_id=record_id,
+            image_error=image_error,
+            payment_recorded=payment_recorded,
+            flags=tuple(self.flags),
+        )
+
+    def contact(self, res: Resolution) -> str | None:
+        """The Nomi contact id, creating the contact first when the resolution says so."""
+        if res.contact_id is not None or res.new_contact_name is None:
+            return res.contact_id
+        kind, name = contact_kind(self.item), res.new_contact_name
+        with self.book.contact_lock(kind, name):
+            found = self.book.known_contact(kind, name) or self._stored_contact(kind, name)
+            if found is None:
+                key = contact_key(self.book.connection_id, kind, name)
+                body = contact_body(name, self.item.currency)
+                create = (
+                    self.nomi.create_customer if kind == "customer" else self.nomi.create_supplier
+                )
+                created = self.call("contact", key, lambda: create(body, key))
+                self._store_contact(kind, created.id, created.name)
+                found = created.id
+            self.book.remember_contact(kind, name, found)
+        self.item = outbox.record_progress(
+            self.s, self.item.id, self.run_id, resolved_contact_nomi_id=found
+        )
+        return found
+
+    def claimant(self) -> str | None:
+        """The claimant's Nomi user id for an expense claim (looked up by email if missing)."""
+        if self.item.kind != ItemKind.EXPENSE_CLAIM:
+            return None
+        if self.item.claimant_nomi_user_id:
+            return self.item.claimant_nomi_user_id
+        email = self.item.claimant_email or ""
+        started = time.monotonic()
+        user_id = self.book.user_id(self.nomi, email) if email else None
+        if user_id is None:
+            self.attempt(STEP_CLAIMANT, None, AttemptOutcome.HELD, started, message="not found")
+            raise _Held(f"claimant '{email}' is not a user of the Nomi organisation")
+        return user_id
+
+    def record(
+        self, res: Resolution, contact_id: str | None, user_id: str | None
+    ) -> tuple[str, bool]:
+        """Create the expense or sales invoice once; returns (record id, resumed an earlier one)."""
+        if self.item.nomi_record_id:
+            return self.item.nomi_record_id, True
+        step = record_step(self.item)
+        key = outbox.idempotency_key(self.item.id, self.item.publish_generation, step)
+        is_sales = self.item.kind == ItemKind.SALES
+        if self._tried_before(key):
+            started = time.monotonic()
+            finder = (
+                self.nomi.find_sales_invoice_by_source_id
+                if is_sales
+                else self.nomi.find_expense_by_source_id
+            )
+            found = finder(str(self.item.id))
+            if found is not None:
+                self.attempt(step, key, AttemptOutcome.RECOVERED, started, record_id=found.id)
+                self._save_record(found.id, step)
+                return found.id, True
+        if is_sales:
+            if contact_id is None:
+                raise _Held("no customer to invoice")
+            invoice = sales_invoice_body(self.item, res, contact_id=contact_id)
+            created_id = self.call(
+                step, key, lambda: self.nomi.create_sales_invoice(invoice, key)
+            ).id
+        else:
+            expense = expense_body(self.item, res, contact_id=contact_id, user_id=user_id)
+            created_id = self.call(step, key, lambda: self.nomi.create_expense(expense, key)).id
+        self._save_record(created_id, step)
+        return created_id, False
+
+    def image(self, res: Resolution, record_id: str) -> tuple[bool, str | None]:
+        """Upload the document image; a refusal flags the item instead of failing it."""
+        if not res.attach_image or self.item.image_path is None:
+            return False, None
+        if self.item.image_published:
+            return True, None
+        path = Path(self.item.image_path)
+        if not path.is_file():
+            return False, f"image file not found: {path.name}"
+        content = path.read_bytes()
+        key = outbox.idempotency_key(self.item.id, self.item.publish_generation, STEP_ATTACHMENT)
+        name = attachment_name(self.item)
+        kind = self.item.image_content_type or "application/octet-stream"
+        upload = (
+            self.nomi.upload_sales_invoice_attachment
+            if self.item.kind == ItemKind.SALES
+            else self.nomi.upload_expense_attachment
+        )
+        try:
+            self.call(STEP_ATTACHMENT, key, lambda: upload(record_id, name, content, kind, key))
+        except RejectedError as exc:
+            error = f"{_code(exc)}: {exc.detail or exc.message}"
+            self.item = outbox.record_progress(self.s, self.item.id, self.run_id, image_error=error)
+            return False, error
+        self.item = outbox.record_progress(self.s, self.item.id, self.run_id, image_published=True)
+        return True, None
+
+    def payment(self, res: Resolution, record_id: str, resumed: bool) -> bool:
+        """Record the payment of a paid sales item into its linked bank account."""
+        body = payment_body(self.item, res)
+        if body is None:
+            return False
+        if self.item.payment_recorded:
+            return True
+        if resumed:
+            invoice = self.nomi.find_sales_invoice_by_source_id(str(self.item.id))
+            if invoice is not None and invoice.payments:
+                self.item = outbox.record_progress(
+                    self.s, self.item.id, self.run_id, payment_recorded=True
+                )
+                return True
+        key = outbox.idempotency_key(self.item.id, self.item.publish_generation, STEP_PAYMENT)
+        try:
+            self.call(
+                STEP_PAYMENT, key, lambda: self.nomi.add_sales_invoice_payment(record_id, body, key)
+            )
+        except RejectedError as exc:
+            self.flags.append(f"payment refused: {_code(exc)}: {exc.detail or exc.message}")
+            return False
+        self.item = outbox.record_progress(self.s, self.item.id, self.run_id, payment_recorded=True)
+        return True
+
+    # ---- endings -----------------------------------------------------------------------------
+
+    def hold(self, message: str, reasons: list[str]) -> ItemOutcome:
+        self.attempt(STEP_RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), message=message)
+        outbox.release_claim(
+            self.s, self.item.id, self.run_id, to_status=ItemStatus.REVIEW, review_reasons=reasons
+        )
+        return ItemOutcome(self.item.id, AttemptOutcome.HELD.value, message=message)
+
+    def rejected(self, exc: RejectedError) -> ItemOutcome:
+        code, message = _code(exc), exc.detail or exc.message
+        outbox.mark_failed(
+            self.s, self.item.id, self.run_id, error_code=code, error_message=message, rejected=True
+        )
+        return ItemOutcome(
+            self.item.id, AttemptOutcome.REJECTED.value, error_code=code, message=message
+        )
+
+    def give_back(self, code: str, exc: NomiError) -> ItemOutcome:
+        """Give the claim back to ``ready`` (same generation) with the error shown."""
+        outbox.release_claim(
+            self.s, self.item.id, self.run_id, error_code=code, error_message=exc.message
+        )
+        stop = {
+            CONNECTION_EXPIRED: STOP_CONNECTION_LOST,
+            DAILY_LIMIT: STOP_DAILY_LIMIT,
+        }.get(code, STOP_TRANSIENT)
+        return ItemOutcome(
+            self.item.id, GIVEN_BACK, error_code=code, message=exc.message, stop=stop
+        )
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def call(self, step: str, key: str | None, send: Callable[[], T]) -> T:
+        """Make one Nomi call and append its attempt row, whatever happens."""
+        started = time.monotonic()
+        try:
+            result = send()
+        except NomiError as exc:
+            self.attempt(
+                step,
+                key,
+                _attempt_outcome(exc),
+                started,
+                status=exc.status,
+                code=_code(exc),
+                message=exc.message,
+            )
+            raise
+        record_id = getattr(result, "id", None)
+        self.attempt(step, key, AttemptOutcome.PUBLISHED, started, record_id=record_id)
+        return result
+
+    def attempt(
+        self,
+        step: str,
+        key: str | None,
+        outcome: AttemptOutcome,
+        started: float,
+        *,
+        status: int | None = None,
+        record_id: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Append (and commit) one ``PublishAttempt`` row."""
+        self.s.commit()
+        self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        history.record_attempt(
+            self.s,
+            run_id=self.run_id,
+            item_id=self.item.id,
+            business_id=self.item.business_id,
+            step=step,
+            idempotency_key=key,
+            outcome=outcome.value,
+            http_status=status,
+            nomi_record_id=record_id,
+            error_code=code,
+            error_message=message,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+        self.s.commit()
+
+    def _tried_before(self, key: str) -> bool:
+        """True when history shows an attempt (or a recovery) under this record key."""
+        found = self.s.exec(
+            select(PublishAttempt.id)
+            .where(PublishAttempt.item_id == self.item.id, PublishAttempt.idempotency_key == key)
+            .limit(1)
+        ).first()
+        return found is not None
+
+    def _save_record(self, record_id: str, step: str) -> None:
+        self.item = outbox.record_progress(
+            self.s, self.item.id, self.run_id, nomi_record_id=record_id, nomi_record_type=step
+        )
+
+    def _stored_contact(self, kind: str, name: str) -> str | None:
+        """An active mirrored contact with this normalised name (created by a peer meanwhile)."""
+        table: type[Supplier] | type[Customer] = Customer if kind == "customer" else Supplier
+        row = self.s.exec(
+            select(table.nomi_id).where(
+                table.connection_id == self.book.connection_id,
+                table.name_normalised == normalise_name(name),
+                table.status == "ACTIVE",
+            )
+        ).first()
+        return row
+
+    def _store_contact(self, kind: str, nomi_id: str, name: str) -> None:
+        """Mirror a contact we created so the rest of the run (and reassessment) finds it."""
+        table: type[Supplier] | type[Customer] = Customer if kind == "customer" else Supplier
+        self.s.commit()
+        self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        exists = self.s.exec(
+            select(table.id).where(
+                table.connection_id == self.book.connection_id, table.nomi_id == nomi_id
+            )
+        ).first()
+        if exists is None:
+            self.s.add(
+                table(
+                    connection_id=self.book.connection_id,
+                    nomi_id=nomi_id,
+                    name=name,
+                    name_normalised=normalise_name(name),
+                    currency=self.item.currency,
+                )
+            )
+        self.s.commit()
+
+
+def _code(exc: NomiError) -> str:
+    """A stable code for an error (Nomi's first code for a rejection)."""
+    if isinstance(exc, RejectedError) and exc.codes:
+        return exc.codes[0]
+    if isinstance(exc, ConnectionLostError):
+        return exc.code or CONNECTION_EXPIRED
+    if isinstance(exc, RejectedError):
+        return "rejected"
+    if isinstance(exc, OutcomeUnknownError):
+        return OUTCOME_UNKNOWN
+    if isinstance(exc, DailyLimitError):
+        return DAILY_LIMIT
+    return TRANSIENT
+
+
+def _attempt_outcome(exc: NomiError) -> AttemptOutcome:
+    if isinstance(exc, RejectedError):
+        return AttemptOutcome.REJECTED
+    if isinstance(exc, ConnectionLostError):
+        return AttemptOutcome.CONNECTION_LOST
+    if isinstance(exc, OutcomeUnknownError):
+        return AttemptOutcome.UNKNOWN
+    return AttemptOutcome.TRANSIENT
+
+
+def publish_batch(
+    engine: Engine,
+    nomi: NomiClient,
+    items: list[Item],
+    run_id: uuid.UUID,
+    ctx: RulesContext,
+    *,
+    book: PublishBook,
+    workers: int = 1,
+) -> BatchResult:
+    """Publish claimed items on up to ``workers`` threads sharing ``nomi``.
+
+    The first item that says stop (transient failure after the client's retries, lost
+    connection, daily limit) stops the batch: items not yet started are given back to ``ready``
+    unpublished (with ``connection_expired``/``daily_limit`` as their error when that is why).
+
+    Args:
+        engine: The connector database (each thread opens its own session).
+        nomi: The client of the business's organisation (thread-safe, throttled).
+        items: Items claimed by ``run_id`` (loaded, detached objects are fine).
+        run_id: The run holding the claims.
+        ctx: The business's rules context.
+        book: Shared batch state (new contacts, users).
+        workers: Items published at once (Nomi allows 5 requests in flight per organisation).
+
+    Returns:
+        The outcome of every item and why the batch stopped early, if it did.
+    """
+    result = BatchResult()
+    lock = threading.Lock()
+
+    def one(item: Item) -> ItemOutcome:
+        with lock:
+            stopped = result.stopped
+        with Session(engine, expire_on_commit=False) as session:
+            if stopped is not None:
+                return _give_back_unstarted(session, item, run_id, stopped)
+            outcome = publish_item(session, nomi, item, run_id, ctx, book=book)
+        if outcome.stop is not None:
+            with lock:
+                if result.stopped is None:
+                    result.stopped, result.stop_message = outcome.stop, outcome.message
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nomi-publish") as pool:
+        result.outcomes = list(pool.map(one, items))
+    return result
+
+
+def _give_back_unstarted(
+    session: Session, item: Item, run_id: uuid.UUID, stopped: str
+) -> ItemOutcome:
+    """Release a claim the batch will not attempt because it stopped."""
+    code = {STOP_CONNECTION_LOST: CONNECTION_EXPIRED, STOP_DAILY_LIMIT: DAILY_LIMIT}.get(stopped)
+    message = {
+        STOP_CONNECTION_LOST: "the Nomi connection expired: reconnect to publish",
+        STOP_DAILY_LIMIT: "Nomi's daily request limit was reached: publishing resumes later",
+    }.get(stopped)
+    try:
+        outbox.release_claim(session, item.id, run_id, error_code=code, error_message=message)
+    except outbox.ClaimLostError:
+        return ItemOutcome(item.id, CLAIM_LOST)
+    return ItemOutcome(item.id, GIVEN_BACK, error_code=code, message=message)
+
+
+__all__ = [
+    "CONNECTION_EXPIRED",
+    "DAILY_LIMIT",
+    "RETRYABLE_ERROR_CODES",
+    "BatchResult",
+    "ItemOutcome",
+    "PublishBook",
+    "publish_batch",
+    "publish_item",
+]

@@ -1,0 +1,76 @@
+"""The publish-history-report flow: the run-history report as artifacts and an HTML file."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from connector.history_queries import ReportWindow
+from connector.settings import ConnectorSettings
+from tasks.report import build_history_report, publish_history_artifacts, write_history_html
+
+DEFAULT_DAYS = 30
+
+
+class HistoryReportParams(BaseModel):
+    """Which days and which business the report covers, and where its HTML file goes."""
+
+    since: date | None = Field(
+        default=None,
+        description="First day (UTC) of the report. Empty: 30 days ending with `until`.",
+    )
+    until: date | None = Field(
+        default=None, description="Last day (UTC) of the report, included. Empty: today."
+    )
+    business: str | None = Field(
+        default=None, description="Business slug. Empty: every business together."
+    )
+    output_dir: str | None = Field(
+        default=None,
+        description="Folder for the HTML report. Empty: <NOMI_CONNECTOR_HOME>/reports.",
+    )
+
+    def window(self, today: date) -> ReportWindow:
+        """The report window these parameters describe (``today``: the default ``until``)."""
+        until = self.until or today
+        since = self.since or until - timedelta(days=DEFAULT_DAYS - 1)
+        return ReportWindow(since=since, until=until, business=self.business or None)
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters.get("params") or {}
+    business = params.get("business") if isinstance(params, dict) else None
+    return f"history-report-{business or 'all'}"
+
+
+@flow(
+    name="publish-history-report",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    log_prints=False,
+)
+def publish_history_report(params: HistoryReportParams) -> str:
+    """Publish the Nomi run-history report for analysts.
+
+    Covers the last 30 days by default (or `since`..`until`, UTC days), for every business or one
+    (`business` slug). Publishes keyed artifacts on the Artifacts page, each with its own version
+    history: `history-summary` (markdown), `history-by-business`, `history-failures`,
+    `history-latency`, `history-runs`, `history-waiting`, `history-sync`, `history-expiring`
+    (with a business: suffix `-<slug>`). Writes one self-contained HTML report with charts to
+    `<NOMI_CONNECTOR_HOME>/reports/` (or `output_dir`) and returns its path. Fails when the
+    business does not exist or the database cannot be read.
+    """
+    settings = ConnectorSettings()
+    now = datetime.now(UTC)
+    window = params.window(now.date())
+    directory = params.output_dir or str(settings.home / "reports")
+    report = build_history_report(settings.database_url, window, now)
+    html_path = write_history_html(report, directory)
+    publish_history_artifacts(report, html_path)
+    get_run_logger().info("history report for %s: %s", window.business or "all", html_path)
+    return html_path

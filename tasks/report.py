@@ -1,0 +1,88 @@
+"""Tasks of publish-history-report: build the report, write its HTML file, publish its artifacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from sqlalchemy.exc import OperationalError
+
+from connector.history_queries import ReportWindow
+from connector.report_artifacts import SUMMARY_KEY, TABLES, artifact_key, summary_markdown
+from connector.report_artifacts import table_rows as rows_of
+from connector.report_html import write_html
+from connector.reports import HistoryReport, build_report
+from tasks.runtime import engine_for
+
+
+def retry_on_database_outage(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only when the database could not be reached or was busy (never a bad request)."""
+    try:
+        state.result()
+    except OperationalError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="build-history-report",
+    task_run_name="build-history-report-{window.since}-{window.until}",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_on_database_outage,
+)
+def build_history_report(database_url: str, window: ReportWindow, now: datetime) -> HistoryReport:
+    """Load the window's history from the connector database and compute every report table."""
+    report = build_report(engine_for(database_url), window, now=now)
+    t = report.totals
+    get_run_logger().info(
+        "history %s..%s (%s): published %d, failed %d, held %d, retried %d",
+        window.since,
+        window.until,
+        window.business or "all businesses",
+        t["published"],
+        t["failed"],
+        t["held"],
+        t["retried"],
+    )
+    return report
+
+
+@task(name="write-history-html", cache_policy=NO_CACHE)
+def write_history_html(report: HistoryReport, directory: str) -> str:
+    """Write the self-contained HTML report and return its path."""
+    path = write_html(report, Path(directory))
+    get_run_logger().info("history report written to %s", path)
+    return str(path)
+
+
+@task(name="publish-history-artifacts", cache_policy=NO_CACHE)
+def publish_history_artifacts(report: HistoryReport, html_path: str | None) -> list[str]:
+    """Publish the summary (markdown) and the report tables as keyed artifacts; return the keys."""
+    business = report.window.business
+    scope = business or "all businesses"
+    period = f"{report.window.since} to {report.window.until}"
+    keys = [artifact_key(SUMMARY_KEY, business)]
+    create_markdown_artifact(
+        summary_markdown(report, html_path),
+        key=keys[0],
+        description=f"Publish history summary, {scope}, {period}",
+    )
+    for stem, (attribute, description) in TABLES.items():
+        key = artifact_key(stem, business)
+        create_table_artifact(
+            rows_of(getattr(report, attribute)),
+            key=key,
+            description=f"{description} ({scope}, {period})",
+        )
+        keys.append(key)
+    get_run_logger().info("published %d history artifacts for %s", len(keys), scope)
+    return keys

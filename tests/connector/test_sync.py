@@ -1,4 +1,4 @@
-"""Reference-data sync against the sandbox over real HTTP, into a migrated SQLite (and PostgreSQL)."""
+"""Reference-data sync against the sandbox over real HTTP into a migrated SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class World:
         return {r.id: r for r in fetch(include_archived=True, page_size=1000)}
 
     def rows(self, list_name: str) -> dict[str, Any]:
-        model = TABLES[list_name]
+        model: Any = TABLES[list_name]
         with db_session(self.engine) as s:
             return {r.nomi_id: r for r in s.exec(select(model))}
 
@@ -144,7 +144,8 @@ def test_a_full_sync_mirrors_every_list_and_a_rerun_changes_nothing(world: World
             assert rows[nomi_id].status == ("ACTIVE" if record.status == "ACTIVE" else "ARCHIVED")
         with db_session(world.engine) as s:
             bookmark = get_bookmark(s, connection_id=world.connection_id, list_name=name)
-        assert bookmark is not None and bookmark == report.bookmark_after
+        assert bookmark is not None
+        assert bookmark == report.bookmark_after
 
     before = {name: world.rows(name) for name in LISTS}
     for name in LISTS:
@@ -174,7 +175,8 @@ def test_incremental_sync_picks_up_a_rename_and_an_archive(world: World) -> None
     assert rows[archived.id].status == "ARCHIVED"
     assert (report.inserted, report.updated, report.archived) == (0, 1, 1)
     assert report.fetched < len(categories)  # incremental: only what changed since the bookmark
-    assert report.bookmark_after is not None and report.bookmark_before is not None
+    assert report.bookmark_after is not None
+    assert report.bookmark_before is not None
     assert report.bookmark_after > report.bookmark_before
     world.edit("categories", renamed.id, name=renamed.name)
     world.edit("categories", archived.id, status="ACTIVE")
@@ -186,7 +188,12 @@ def test_records_changing_between_page_fetches_still_converge(world: World) -> N
     ).raise_for_status()
     world.sandbox.admin.post(
         "/faults",
-        json={"fault": "page_drift", "path": "/api/v1/suppliers", "count": 2, "params": {"count": 2}},
+        json={
+            "fault": "page_drift",
+            "path": "/api/v1/suppliers",
+            "count": 2,
+            "params": {"count": 2},
+        },
     ).raise_for_status()
 
     report = world.sync("suppliers", mode="full", page_size=7)
@@ -209,9 +216,11 @@ def test_a_failed_sync_keeps_the_bookmark_and_records_the_failure(world: World) 
 
     with db_session(world.engine) as s:
         bookmark = get_bookmark(s, connection_id=world.connection_id, list_name="bank_accounts")
-        last = s.exec(select(SyncRun).order_by(sa.desc(SyncRun.started_at))).first()
+        last = s.exec(select(SyncRun).order_by(sa.desc(sa.column("started_at")))).first()
     assert bookmark == first.bookmark_after
-    assert last is not None and last.status == "failed" and "ServerError" in (last.error or "")
+    assert last is not None
+    assert last.status == "failed"
+    assert "ServerError" in (last.error or "")
     assert last.bookmark_after == first.bookmark_after
 
 
@@ -252,7 +261,8 @@ def test_nomi_supplier_tax_rates_become_rules_and_go_when_cleared_or_turned_off(
         for r in world.nomi_records("suppliers").values()
         if r.default_tax_rate_id and r.status == "ACTIVE"
     }
-    assert _nomi_rules(world) == expected and expected
+    assert _nomi_rules(world) == expected
+    assert expected
 
     cleared = sorted(expected)[0]
     nomi_id = next(r.id for r in world.nomi_records("suppliers").values() if r.name == cleared)
@@ -285,9 +295,7 @@ def test_items_go_back_to_review_when_their_tax_rate_or_category_is_archived(
         for c in world.nomi_records("categories").values()
         if c.status == "ACTIVE" and c.type == "EXPENSE"
     )
-    supplier = next(
-        s for s in world.nomi_records("suppliers").values() if s.status == "ACTIVE"
-    )
+    supplier = next(s for s in world.nomi_records("suppliers").values() if s.status == "ACTIVE")
     with db_session(world.engine) as s:
         business_id = world.target.business_id
         from connector.models import Business
@@ -313,7 +321,8 @@ def test_items_go_back_to_review_when_their_tax_rate_or_category_is_archived(
         second = after_sync(s, world.target, all_lists_ok=True)
         item = s.get(Item, item_ids[0])
     assert second.review.became_review == (on_rate.id,)
-    assert item is not None and item.status == ItemStatus.REVIEW
+    assert item is not None
+    assert item.status == ItemStatus.REVIEW
     assert any("archived" in reason for reason in item.review_reasons)
 
     world.edit("tax_rates", rate.id, status="ACTIVE")
@@ -323,7 +332,8 @@ def test_items_go_back_to_review_when_their_tax_rate_or_category_is_archived(
     with db_session(world.engine) as s:
         third = after_sync(s, world.target, all_lists_ok=True)
         item = s.get(Item, item_ids[0])
-    assert third.review.became_review == () and item is not None
+    assert third.review.became_review == ()
+    assert item is not None
     assert item.status == ItemStatus.REVIEW
     assert any("category" in reason and "archived" in reason for reason in item.review_reasons)
     world.edit("categories", category.id, status="ACTIVE")
@@ -353,9 +363,9 @@ def test_full_and_concurrent_syncs_on_postgresql(
         nomi = world.nomi_records("suppliers")
         with db_session(world.engine) as s:
             count = s.exec(
-                select(sa.func.count()).select_from(Supplier).where(
-                    Supplier.connection_id == world.connection_id
-                )
+                select(sa.func.count())
+                .select_from(Supplier)
+                .where(Supplier.connection_id == world.connection_id)
             ).one()
             after_sync(s, world.target, all_lists_ok=True)
         assert count == len(nomi)

@@ -16,17 +16,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
-from nomi.errors import ConnectionLostError
+from nomi.errors import ConnectionLostError, TransientError
 from nomi.oauth import NomiOAuth
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,23 @@ def refresh_lock_name(block_name: str) -> str:
     return f"nomi-refresh-{block_name}"
 
 
+def ensure_refresh_lock(block_name: str) -> None:
+    """Create the global concurrency limit (limit 1) that serialises one connection's refreshes.
+
+    The provider calls this lazily; the connect flow can call it when it saves the credentials
+    block, so that workers never race to create it.
+    """
+    name = refresh_lock_name(block_name)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+
+
 class BlockTokenProvider:
     """A `nomi.client.TokenProvider` backed by a `NomiCredentials` block.
 
@@ -72,6 +91,7 @@ class BlockTokenProvider:
         app: The `NomiApp` block (the OAuth client that refreshes).
         leeway: Refresh when the access token has less than this left.
         lock_timeout: Seconds to wait for the refresh lock before giving up.
+        poll: While a peer holds the lock, re-read the block this often (seconds).
         oauth: An OAuth client to use instead of ``app.oauth()`` (tests).
 
     Example:
@@ -94,12 +114,14 @@ class BlockTokenProvider:
         *,
         leeway: timedelta = timedelta(seconds=120),
         lock_timeout: float = 120.0,
+        poll: float = 0.5,
         oauth: NomiOAuth | None = None,
     ) -> None:
         self.block_name = credentials_block_name
         self._app = app
         self._leeway = leeway
         self._lock_timeout = lock_timeout
+        self._poll = poll
         self._oauth = oauth
         self._shared = _shared_for(credentials_block_name)
 
@@ -153,13 +175,35 @@ class BlockTokenProvider:
         return creds
 
     def _refresh(self, rejected: str | None) -> NomiCredentials:
-        """Refresh under the connection's global lock (the caller holds the process lock)."""
+        """Refresh under the connection's global lock (the caller holds the process lock).
+
+        While a peer holds the lock, the block is re-read every ``poll`` seconds: the peer's
+        refreshed token is taken as soon as it is saved, instead of waiting out Prefect's
+        ``Retry-After`` (which grows with contention).
+        """
         self._ensure_limit()
+        deadline = time.monotonic() + self._lock_timeout
+        while True:
+            try:
+                return self._refresh_locked(rejected)
+            except AcquireConcurrencySlotTimeoutError:
+                creds = _load(self.block_name)
+                self._shared.credentials = creds
+                if self._still_good(creds, rejected):
+                    return creds
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"connection {self.block_name}: the token refresh lock stayed busy"
+                    ) from None
+
+    def _refresh_locked(self, rejected: str | None) -> NomiCredentials:
+        """Take the global lock (or time out), re-read the block, refresh and save if needed."""
         with concurrency(
             refresh_lock_name(self.block_name),
             occupy=1,
             strict=True,
-            timeout_seconds=self._lock_timeout,
+            timeout_seconds=self._poll,
+            lease_duration=60,
         ):
             creds = _load(self.block_name)
             self._shared.credentials = creds
@@ -194,16 +238,7 @@ class BlockTokenProvider:
         return not creds.expires_within(self._leeway if rejected is None else timedelta(0))
 
     def _ensure_limit(self) -> None:
-        """Create the connection's global concurrency limit (limit 1) if it does not exist."""
-        if self._shared.limit_ready:
-            return
-        name = refresh_lock_name(self.block_name)
-        with get_client(sync_client=True) as client:
-            try:
-                client.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                with contextlib.suppress(ObjectAlreadyExists):
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(name=name, limit=1)
-                    )
-        self._shared.limit_ready = True
+        """Create the connection's refresh lock once per process."""
+        if not self._shared.limit_ready:
+            ensure_refresh_lock(self.block_name)
+            self._shared.limit_ready = True

@@ -1,0 +1,459 @@
+"""``make demo``: the connector's main job end to end on loopback, with nothing running beforehand.
+
+Starts a Prefect server (``PREFECT_HOME=<home>/prefect``), the Nomi sandbox (test mode, SQLite file
+``<home>/sandbox.db``) and the OAuth callback; seeds a business and its admin in a fresh
+``<home>/connector.db``; saves the ``NomiApp`` block; runs connect-to-nomi and completes Nomi's
+consent pages through their HTML forms (as a person would), syncs, configures settings, rules and
+payment methods, imports ``examples/``, auto-publishes, reports, and prints a summary. Flows that
+do not exist yet are skipped with a clear line. ``<home>`` is ``NOMI_CONNECTOR_HOME`` (``./var``).
+Each run resets the demo's connector and sandbox databases; the Prefect history is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from deployments.local import free_port, prefect_environment, prefect_server, serving_app
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUSINESS_SLUG = "bright-smile"
+BUSINESS_NAME = "Bright Smile Dental Ltd"
+ADMIN_EMAIL = "priya@brightsmile.example"
+NOMI_LOGIN = ("owner@brightsmile.example", "brightsmile-owner")
+APP_BLOCK = "nomi"
+
+
+@dataclass
+class Step:
+    """One demo step and how it went."""
+
+    name: str
+    outcome: str = "skipped"
+    detail: str = ""
+
+
+@dataclass
+class Demo:
+    """What the demo runs against."""
+
+    home: Path
+    database_url: str
+    sandbox_url: str = ""
+    callback_url: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        """Tell the person running the demo."""
+        print(text, flush=True)
+
+    def record(self, name: str, outcome: str, detail: str = "") -> None:
+        """Record and print a step's outcome."""
+        self.steps.append(Step(name, outcome, detail))
+        self.say(f"  [{outcome:>7}] {name}{': ' + detail if detail else ''}")
+
+
+def load_flow(module: str, function: str) -> Any | None:
+    """The flow ``flows.<module>.<function>``, or None while it is not written yet."""
+    try:
+        return getattr(importlib.import_module(f"flows.{module}"), function)
+    except ModuleNotFoundError as error:
+        if error.name == f"flows.{module}":
+            return None
+        raise
+
+
+def run_flow(demo: Demo, name: str, module: str, params: dict[str, Any]) -> bool:
+    """Run one flow in this process (its runs show in the UI); report the final state."""
+    flow = load_flow(module, module)
+    if flow is None:
+        demo.record(name, "skipped", f"flows/{module}.py does not exist yet")
+        return False
+    state = flow(params=params, return_state=True)
+    if state.is_completed():
+        demo.record(name, "ok")
+        return True
+    demo.record(name, "failed", f"{state.name}: {state.message or ''}"[:300])
+    return False
+
+
+def reset_home(home: Path) -> None:
+    """Remove the previous demo's connector and sandbox data (the Prefect home is kept)."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("connector.db", "sandbox.db"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            (home / f"{name}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(home / "images", ignore_errors=True)
+
+
+def seed(demo: Demo) -> None:
+    """Migrate the connector database and add the business and its admin."""
+    from connector import crud
+    from connector.db import make_engine, migrate, session
+
+    engine = make_engine(demo.database_url)
+    migrate(engine)
+    with session(engine) as db:
+        business = crud.add_business(db, slug=BUSINESS_SLUG, name=BUSINESS_NAME)
+        admin = crud.add_user(db, email=ADMIN_EMAIL, name="Priya Shah")
+        crud.add_member(db, business=business, user=admin, role="admin")
+        crud.connection_of(db, business)
+    engine.dispose()
+    demo.record("seed business and admin", "ok", f"{BUSINESS_SLUG}, admin {ADMIN_EMAIL}")
+
+
+def save_app_block(demo: Demo) -> None:
+    """Save the NomiApp block pointing at the sandbox and the callback."""
+    from pydantic import SecretStr
+
+    from blocks.app import NomiApp
+
+    NomiApp(
+        client_id="nomi-connector-sandbox",
+        client_secret=SecretStr("sandbox-client-secret"),
+        authorize_url=f"{demo.sandbox_url}/oauth/authorize",
+        token_url=f"{demo.sandbox_url}/oauth/token",
+        revoke_url=f"{demo.sandbox_url}/oauth/revoke",
+        api_base_url=demo.sandbox_url,
+        redirect_uri=f"{demo.callback_url}/oauth/callback",
+    ).save(APP_BLOCK, overwrite=True)
+    demo.record("save NomiApp block", "ok", APP_BLOCK)
+
+
+def authorize_link(since: datetime, timeout: float) -> str:
+    """The newest ``authorize-<business>`` link artifact created after ``since``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=[f"authorize-{BUSINESS_SLUG}"])
+                ),
+                sort=ArtifactSort.CREATED_DESC,
+                limit=1,
+            )
+            if artifacts and artifacts[0].created and artifacts[0].created >= since:
+                data = str(artifacts[0].data)
+                found = re.search(r"\((https?://[^)\s]+)\)", data)
+                return found.group(1) if found else data.strip()
+            time.sleep(0.5)
+    raise TimeoutError("the connect run showed no authorize link")
+
+
+def connect(demo: Demo) -> bool:
+    """Run connect-to-nomi and answer Nomi's consent pages like a person with a browser."""
+    import httpx
+
+    from sandbox.browser import complete_consent
+    from sandbox.seed import BRIGHT_SMILE, tenant_id
+
+    flow = load_flow("connect_to_nomi", "connect_to_nomi")
+    if flow is None:
+        demo.record("connect-to-nomi", "skipped", "flows/connect_to_nomi.py does not exist yet")
+        return False
+    states: list[Any] = []
+    params = {"business": BUSINESS_SLUG, "acting_user": ADMIN_EMAIL, "timeout_seconds": 300}
+    since = datetime.now(UTC)
+    runner = threading.Thread(
+        target=lambda: states.append(flow(params=params, return_state=True)),
+        name="connect-to-nomi",
+    )
+    runner.start()
+    try:
+        link = authorize_link(since, timeout=120)
+        demo.say("  connect-to-nomi paused on its authorize link; signing in to Nomi as the owner")
+        with httpx.Client(timeout=30) as browser:
+            answer = complete_consent(
+                browser,
+                link,
+                email=NOMI_LOGIN[0],
+                password=NOMI_LOGIN[1],
+                tenant_id=tenant_id(BRIGHT_SMILE),
+            )
+            page = browser.get(f"{demo.callback_url}/oauth/callback", params=answer)
+        demo.say(f"  callback answered {page.status_code}: the run resumes")
+    finally:
+        runner.join(timeout=600)
+    state = states[0] if states else None
+    if state is not None and state.is_completed():
+        demo.record("connect-to-nomi", "ok", f"{BUSINESS_SLUG} connected to {BRIGHT_SMILE}")
+        return True
+    message = f"{state.name}: {state.message}" if state is not None else "no final state"
+    demo.record("connect-to-nomi", "failed", message[:300])
+    return False
+
+
+def configure(demo: Demo) -> None:
+    """Settings, payment methods linked to bank accounts, and supplier/customer rules."""
+    from sqlmodel import select
+
+    from connector import crud
+    from connector.db import make_engine, session
+    from connector.models import BankAccount, Category, TaxRate
+
+    engine = make_engine(demo.database_url)
+    with session(engine) as db:
+        business = crud.get_business(db, BUSINESS_SLUG)
+        connection = crud.connection_of(db, business)
+        where = {"connection_id": connection.id}
+        codes = {c.code: c.nomi_id for c in db.exec(select(Category).filter_by(**where))}
+        taxes = {t.code: t.nomi_id for t in db.exec(select(TaxRate).filter_by(**where))}
+        banks = {b.name: b.nomi_id for b in db.exec(select(BankAccount).filter_by(**where))}
+        card = crud.add_payment_method(
+            db,
+            business=business,
+            name="Company credit card",
+            bank_account_nomi_id=banks.get("Company Credit Card"),
+        )
+        current = crud.add_payment_method(
+            db,
+            business=business,
+            name="Business current account",
+            bank_account_nomi_id=banks.get("Business Current Account"),
+        )
+        changes = {"auto_publish": "true", "warn_new_supplier": "true", "use_tax_list": "true"}
+        for setting, code in [
+            ("default_tax_costs", "STD20"),
+            ("default_zero_tax_code_costs", "ZERO"),
+            ("default_tax_sales", "STD20S"),
+            ("default_zero_tax_code_sales", "EXEMPT"),
+        ]:
+            if code in taxes:
+                changes[setting] = taxes[code]
+        admin = crud.get_user(db, ADMIN_EMAIL)
+        crud.set_settings(db, business=business, actor=admin, changes=changes)
+        rules: list[tuple[str, str, str, dict[str, Any]]] = [
+            ("supplier", "Henry Schein Minerva", "310", {}),
+            ("supplier", "Dental Directory", "310", {"payment_method_id": card.id}),
+            ("supplier", "BT Business", "489", {}),
+            ("supplier", "British Gas Business", "445", {}),
+            ("supplier", "Royal Mail", "453", {}),
+            ("supplier", "Addison Lee", "493", {}),
+            ("supplier", "Pret A Manger", "420", {}),
+            ("supplier", "Trainline", "493", {}),
+            ("customer", "NHS England", "200", {}),
+            ("customer", "Denplan Ltd", "200", {}),
+            ("customer", "Private patients", "200", {"payment_method_id": current.id}),
+        ]
+        made = 0
+        for kind, name, code, extra in rules:
+            if code in codes:
+                crud.add_rule(
+                    db,
+                    business=business,
+                    kind=kind,
+                    name=name,
+                    category_nomi_id=codes[code],
+                    **extra,
+                )
+                made += 1
+    engine.dispose()
+    detail = f"{len(changes)} settings, 2 payment methods, {made} rules"
+    if not codes:
+        detail += " (no synced categories: rules skipped)"
+    demo.record("configure settings, payment methods, rules", "ok", detail)
+
+
+def import_examples(demo: Demo) -> None:
+    """Import ``examples/items.csv`` and ``examples/items.jsonl``."""
+    from connector import crud
+    from connector.db import make_engine, session
+    from connector.intake import import_items
+
+    engine = make_engine(demo.database_url)
+    imported, refused = 0, 0
+    with session(engine) as db:
+        business_id = crud.get_business(db, BUSINESS_SLUG).id
+    for name in ("items.csv", "items.jsonl"):
+        with session(engine) as db:
+            report = import_items(
+                db,
+                REPO_ROOT / "examples" / name,
+                business_id=business_id,
+                images_dir=demo.home / "images",
+            )
+            imported += len(report.imported)
+            refused += len(report.errors)
+    engine.dispose()
+    demo.record(
+        "import examples/items.csv and items.jsonl",
+        "ok",
+        f"{imported} items, {refused} refused rows",
+    )
+
+
+@dataclass
+class Summary:
+    """Where the business's items ended up."""
+
+    counts: dict[str, int]
+    review: list[tuple[str, str]]
+    failed: list[tuple[str, str]]
+
+
+def summarise(database_url: str) -> Summary:
+    """Count the business's items by status, with review reasons and last errors."""
+    from sqlmodel import select
+
+    from connector.db import make_engine, session
+    from connector.models import Business, Item
+
+    engine = make_engine(database_url)
+    with session(engine) as db:
+        business = db.exec(select(Business).where(Business.slug == BUSINESS_SLUG)).one()
+        items = list(
+            db.exec(select(Item).where(Item.business_id == business.id).order_by(Item.external_id))
+        )
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[item.status] = counts.get(item.status, 0) + 1
+        review = [
+            (i.external_id, "; ".join(i.review_reasons)) for i in items if i.status == "review"
+        ]
+        failed = [
+            (i.external_id, f"{i.last_error_code}: {i.last_error_message}")
+            for i in items
+            if i.status != "published" and i.last_error_code
+        ]
+    engine.dispose()
+    return Summary(counts, review, failed)
+
+
+def print_summary(demo: Demo, summary: Summary, ui_url: str) -> None:
+    """The closing summary, with a machine-readable ``SUMMARY`` line."""
+    c = summary.counts
+    demo.say("")
+    demo.say(
+        f"SUMMARY published={c.get('published', 0)} review={c.get('review', 0)} "
+        f"ready={c.get('ready', 0)} failed={len(summary.failed)} total={sum(c.values())}"
+    )
+    for external_id, reasons in summary.review:
+        demo.say(f"  held in review  {external_id}: {reasons}")
+    for external_id, error in summary.failed:
+        demo.say(f"  failed          {external_id}: {error}")
+    skipped = [s.name for s in demo.steps if s.outcome == "skipped"]
+    if skipped:
+        demo.say(f"  skipped steps (flows not written yet): {', '.join(skipped)}")
+    demo.say("")
+    demo.say(f"Prefect UI (runs, tasks, artifacts): {ui_url}")
+    demo.say(
+        "Reopen it later with `make ui` (or PREFECT_HOME="
+        f"{demo.home / 'prefect'} .venv/bin/prefect server start)."
+    )
+
+
+def run_demo(demo: Demo, *, keep_serving: bool, ui_port: int) -> int:
+    """Start the servers, run every step, print the summary; returns the exit status."""
+    from sandbox.settings import SandboxSettings
+    from sandbox.testing import running_sandbox
+
+    prefect_home = demo.home / "prefect"
+    demo.say(f"Starting a Prefect server (PREFECT_HOME={prefect_home}) ...")
+    with prefect_server(prefect_home, port=ui_port) as api_url:
+        os.environ.update(prefect_environment(prefect_home, api_url))
+        from connector.settings import ConnectorSettings
+        from deployments.callback import create_callback_app
+
+        sandbox_settings = SandboxSettings(test_mode=True, db_path=str(demo.home / "sandbox.db"))
+        callback_app = create_callback_app(ConnectorSettings(home=demo.home))
+        with (
+            running_sandbox(sandbox_settings) as sandbox,
+            serving_app(callback_app, port=free_port(), name="oauth-callback") as callback_url,
+        ):
+            demo.sandbox_url, demo.callback_url = sandbox.base_url, callback_url
+            demo.say(f"Sandbox {sandbox.base_url}, callback {callback_url}, API {api_url}")
+            status = run_steps(demo)
+            print_summary(demo, summarise(demo.database_url), api_url.removesuffix("/api"))
+            if keep_serving:
+                serve_until_interrupted(demo)
+    return status
+
+
+def run_steps(demo: Demo) -> int:
+    """The demo's steps in order; 1 when a step that exists failed."""
+    seed(demo)
+    save_app_block(demo)
+    sync = {"business": BUSINESS_SLUG, "mode": "incremental"}
+    report = {"business": BUSINESS_SLUG, "output_dir": str(demo.home / "reports")}
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("connect-to-nomi", lambda: connect(demo)),
+        (
+            "sync-nomi-reference-data",
+            lambda: run_flow(demo, "sync-nomi-reference-data", "sync_nomi_reference_data", sync),
+        ),
+        ("configure", lambda: configure(demo)),
+        ("import examples", lambda: import_examples(demo)),
+        (
+            "auto-publish-to-nomi",
+            lambda: run_flow(
+                demo,
+                "auto-publish-to-nomi",
+                "auto_publish_to_nomi",
+                {"business": BUSINESS_SLUG, "trigger": "manual"},
+            ),
+        ),
+        (
+            "publish-history-report",
+            lambda: run_flow(demo, "publish-history-report", "publish_history_report", report),
+        ),
+    ]
+    for name, step in steps:
+        try:
+            step()
+        except Exception as error:  # a demo step's failure is reported, and the rest still run
+            demo.record(name, "failed", f"{type(error).__name__}: {error}"[:300])
+    return 1 if any(s.outcome == "failed" for s in demo.steps) else 0
+
+
+def serve_until_interrupted(demo: Demo) -> None:
+    """Serve the deployments (manual runs from the UI) until Ctrl-C."""
+    from prefect import serve
+
+    from deployments.serve import available_deployments, load_specs
+
+    deployments, _ = available_deployments(load_specs(), with_schedules=False)
+    demo.say("Serving the deployments and keeping the servers up: Ctrl-C to stop.")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(*deployments)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deployments.demo [--keep-serving]``."""
+    parser = argparse.ArgumentParser(prog="python -m deployments.demo", description=__doc__)
+    parser.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="keep the servers up (and serve the deployments) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--ui-port", type=int, default=4200, help="Prefect server port (a free one if taken)"
+    )
+    args = parser.parse_args(argv)
+    home = Path(os.environ.get("NOMI_CONNECTOR_HOME", "./var")).resolve()
+    database_url = f"sqlite:///{home / 'connector.db'}"
+    os.environ.update(NOMI_CONNECTOR_HOME=str(home), NOMI_CONNECTOR_DATABASE_URL=database_url)
+    os.environ.update(prefect_environment(home / "prefect"))
+    reset_home(home)
+    demo = Demo(home=home, database_url=database_url)
+    demo.say(f"Nomi connector demo in {home} (connector and sandbox data reset)")
+    return run_demo(demo, keep_serving=args.keep_serving, ui_port=free_port(args.ui_port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Connecting a business to Nomi: who may, which organisation, and the rows a consent leaves behind.
+
+The Prefect flows ``connect-to-nomi`` and ``reconnect-to-nomi`` call these in order:
+``authorise_consent`` (admin only, audited; refuses connecting twice or reconnecting what was never
+connected), then after Nomi's consent ``pick_organisation`` and ``record_connection`` (the
+connection row, its settings row and an audit row). No secrets pass through here: tokens go to the
+credentials block, never to these tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from sqlmodel import Session, select
+
+from connector.access import PermissionDeniedError, require_admin
+from connector.history import record_audit
+from connector.models import (
+    Business,
+    Connection,
+    ConnectionSettings,
+    ConnectionStatus,
+    User,
+    utcnow,
+)
+from connector.oauth_states import OAuthPurpose
+from nomi.models import Organisation
+
+CONSENT_TTL = timedelta(days=365)
+
+
+class ConnectRefusedError(Exception):
+    """The business cannot be connected this way now (the message tells ops what to do)."""
+
+
+class OrganisationChangedError(ConnectRefusedError):
+    """The consent chose another Nomi organisation than the one the business is connected to."""
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """Who asked to (re)connect which business, and what it is connected to now."""
+
+    business_id: uuid.UUID
+    business_slug: str
+    user_id: uuid.UUID
+    tenant_id: str | None
+    organisation_name: str | None
+
+
+def authorise_consent(
+    session: Session, *, business_slug: str, acting_email: str, purpose: OAuthPurpose
+) -> ConsentRequest:
+    """Check the acting user may (re)connect the business now; audit the decision.
+
+    Args:
+        session: A session on the connector database (commit it also when this raises
+            `ConnectRefusedError`, to keep the audit rows).
+        business_slug: The business to connect.
+        acting_email: The email of the user who asked.
+        purpose: ``connect`` or ``reconnect`` (the audited action).
+
+    Returns:
+        The request, with the current organisation when there is one.
+
+    Raises:
+        LookupError: No business has this slug.
+        PermissionDeniedError: Unknown user, or not an admin/accountant (refusal committed).
+        ConnectRefusedError: Connect on a connected business, or reconnect on one never connected.
+    """
+    business = session.exec(select(Business).where(Business.slug == business_slug)).first()
+    if business is None:
+        raise LookupError(f"no business with slug {business_slug!r}")
+    user = session.exec(select(User).where(User.email == acting_email)).first()
+    if user is None:
+        _refuse_unknown_user(session, business=business, email=acting_email, action=purpose)
+    require_admin(session, business_id=business.id, user_id=user.id, action=purpose)
+    connection = session.exec(
+        select(Connection).where(Connection.business_id == business.id)
+    ).first()
+    problem = _state_problem(business, connection, purpose)
+    if problem is not None:
+        record_audit(
+            session,
+            action=f"{purpose}.refused",
+            allowed=False,
+            business_id=business.id,
+            user_id=user.id,
+            detail={"reason": problem},
+        )
+        raise ConnectRefusedError(problem)
+    return ConsentRequest(
+        business_id=business.id,
+        business_slug=business.slug,
+        user_id=user.id,
+        tenant_id=connection.nomi_tenant_id if connection else None,
+        organisation_name=connection.organisation_name if connection else None,
+    )
+
+
+def _refuse_unknown_user(
+    session: Session, *, business: Business, email: str, action: str
+) -> NoReturn:
+    """Audit (in its own transaction) and refuse an acting user the connector does not know."""
+    message = (
+        f"user {email} may not perform '{action}' on business '{business.slug}': "
+        "no such user; only admins and accountants may"
+    )
+    with Session(session.get_bind()) as audit_session:
+        record_audit(
+            audit_session,
+            action=action,
+            allowed=False,
+            business_id=business.id,
+            user_id=None,
+            detail={"reason": message, "email": email},
+        )
+        audit_session.commit()
+    raise PermissionDeniedError(
+        message, user_id=uuid.UUID(int=0), business_id=business.id, action=action
+    )
+
+
+def _state_problem(
+    business: Business, connection: Connection | None, purpose: OAuthPurpose
+) -> str | None:
+    """Why the business cannot be (re)connected now, or None."""
+    connected = connection is not None and connection.status == ConnectionStatus.CONNECTED
+    if purpose == OAuthPurpose.CONNECT and connected:
+        assert connection is not None
+        return (
+            f"business '{business.slug}' is already connected to Nomi organisation "
+            f"'{connection.organisation_name}'; run reconnect-to-nomi to renew its consent"
+        )
+    if purpose == OAuthPurpose.RECONNECT and (connection is None or not connection.nomi_tenant_id):
+        return f"business '{business.slug}' was never connected to Nomi; run connect-to-nomi first"
+    return None
+
+
+def pick_organisation(
+    granted: Sequence[Organisation], *, current_tenant_id: str | None = None
+) -> Organisation:
+    """The organisation a consent chose among those the new token may act for.
+
+    Nomi grants one organisation per consent; when a token sees several (an accountant's earlier
+    consents), the current organisation wins on reconnect, otherwise the most recent grant.
+
+    Raises:
+        ConnectRefusedError: The token may act for no organisation.
+    """
+    if not granted:
+        raise ConnectRefusedError("Nomi granted no organisation to this consent")
+    if current_tenant_id is not None:
+        for org in granted:
+            if org.tenant_id == current_tenant_id:
+                return org
+    return granted[-1]
+
+
+def check_organisation(
+    request: ConsentRequest, chosen: Organisation, *, allow_change: bool
+) -> None:
+    """Refuse a reconnect that picked another organisation unless ops allowed it.
+
+    Raises:
+        OrganisationChangedError: A different organisation and ``allow_change`` is off.
+    """
+    if request.tenant_id is None or chosen.tenant_id == request.tenant_id or allow_change:
+        return
+    raise OrganisationChangedError(
+        f"business '{request.business_slug}' is connected to Nomi organisation "
+        f"'{request.organisation_name}', but the consent chose '{chosen.tenant_name}'; nothing "
+        "was changed. Reconnect choosing the same organisation, or set "
+        "allow_organisation_change to switch organisations"
+    )
+
+
+def record_connection(
+    session: Session,
+    *,
+    request: ConsentRequest,
+    purpose: OAuthPurpose,
+    organisation: Organisation,
+    scopes: Sequence[str],
+    credentials_block_name: str,
+    consent_expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Connection:
+    """Create or update the business's connection as connected, with settings and an audit row.
+
+    Args:
+        session: A session on the connector database (the caller commits).
+        request: From `authorise_consent`.
+        purpose: ``connect`` or ``reconnect``.
+        organisation: The organisation the consent chose.
+        scopes: The scopes Nomi granted.
+        credentials_block_name: The block the tokens were saved to.
+        consent_expires_at: When Nomi's consent ends (default: one year from now).
+        now: The current time (tests).
+
+    Returns:
+        The connected connection.
+    """
+    now = now or utcnow()
+    connection = session.exec(
+        select(Connection).where(Connection.business_id == request.business_id)
+    ).first()
+    previous_tenant = connection.nomi_tenant_id if connection else None
+    if connection is None:
+        connection = Connection(business_id=request.business_id)
+    connection.nomi_tenant_id = organisation.tenant_id
+    connection.organisation_name = organisation.tenant_name
+    connection.scopes = list(scopes)
+    connection.status = ConnectionStatus.CONNECTED
+    connection.connected_at = now
+    connection.consent_expires_at = consent_expires_at or now + CONSENT_TTL
+    connection.credentials_block_name = credentials_block_name
+    connection.last_error = None
+    session.add(connection)
+    session.flush()
+    has_settings = session.exec(
+        select(ConnectionSettings.id).where(ConnectionSettings.connection_id == connection.id)
+    ).first()
+    if has_settings is None:
+        session.add(ConnectionSettings(connection_id=connection.id))
+    detail: dict[str, object] = {
+        "tenant_id": organisation.tenant_id,
+        "organisation": organisation.tenant_name,
+        "scopes": list(scopes),
+    }
+    if previous_tenant and previous_tenant != organisation.tenant_id:
+        detail["previous_tenant_id"] = previous_tenant
+    record_audit(
+        session,
+        action=f"{purpose}.completed",
+        allowed=True,
+        business_id=request.business_id,
+        user_id=request.user_id,
+        detail=detail,
+    )
+    return connection
+
+
+def record_failure(
+    session: Session, *, request: ConsentRequest, purpose: OAuthPurpose, reason: str
+) -> None:
+    """Audit a (re)connect that ended without a connection (``reason`` holds no secret)."""
+    record_audit(
+        session,
+        action=f"{purpose}.failed",
+        allowed=True,
+        business_id=request.business_id,
+        user_id=request.user_id,
+        detail={"reason": reason},
+    )

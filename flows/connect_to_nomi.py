@@ -1,0 +1,117 @@
+"""The connect-to-nomi flow: connect a business to a Nomi organisation through Nomi's consent."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from blocks.app import NomiApp
+from connector.oauth_states import OAuthPurpose
+from connector.settings import ConnectorSettings
+from tasks.connect import Connected, connect_with_consent, publish_summary, run_follow_up
+from tasks.runtime import DEFAULT_APP_BLOCK
+
+
+class ConnectParams(BaseModel):
+    """Which business to connect, and who asks."""
+
+    business: str = Field(description="Slug of the business to connect (e.g. bright-smile).")
+    acting_user: str = Field(
+        description="Email of the person asking: an admin of the business or its accountant."
+    )
+    app_block: str = Field(
+        default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (Nomi app registration)."
+    )
+    timeout_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        description="How long the consent link stays valid; the run fails after that.",
+    )
+
+
+def _run_name() -> str:
+    """``connect-<business>``."""
+    params = flow_run.parameters.get("params") or {}
+    business = params.get("business") if isinstance(params, dict) else params.business
+    return f"connect-{business or 'unknown'}"
+
+
+@flow(
+    name="connect-to-nomi",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    persist_result=False,
+)
+def connect_to_nomi(params: ConnectParams) -> str:
+    """Connect a business to Nomi (admins and accountants of the business only).
+
+    1. Checks the acting user may connect the business and that it is not connected yet
+       (use reconnect-to-nomi for a connection that exists).
+    2. Shows an **Authorize** link (Artifacts tab, key `authorize-<business>`, and on the
+       Resume form) and pauses. Open the link, sign in to Nomi, pick the organisation, press
+       Allow: Nomi's redirect reaches the connector's callback, which resumes this run. Do not
+       fill in the Resume form yourself unless the callback was unreachable.
+    3. Exchanges the code, saves the tokens in the block `nomi-credentials-<business>`, marks the
+       connection connected (consent valid one year), then checks the connection and runs the
+       first full sync of the Nomi lists.
+
+    Fails with a clear message on Deny ("consent denied at Nomi") or when nobody completes the
+    consent within `timeout_seconds`; nothing is half-made then.
+    """
+    settings = ConnectorSettings()
+    app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
+    connected = connect_with_consent(
+        database_url=settings.database_url,
+        app=app,
+        business=params.business,
+        acting_user=params.acting_user,
+        purpose=OAuthPurpose.CONNECT,
+        timeout_seconds=params.timeout_seconds,
+    )
+    follow_ups = {
+        "verify": run_follow_up("verify", lambda: _verify(params)),
+        "first sync (full)": run_follow_up("first sync", lambda: _first_sync(params)),
+    }
+    _summarise(params.business, connected, {k: v[0] for k, v in follow_ups.items()})
+    failed = [name for name, (_, ok) in follow_ups.items() if not ok]
+    if failed:
+        raise RuntimeError(
+            f"{params.business} is connected to {connected.organisation.tenant_name}, "
+            f"but {' and '.join(failed)} failed: see those runs"
+        )
+    message = f"{params.business} connected to {connected.organisation.tenant_name}"
+    get_run_logger().info(message)
+    return message
+
+
+def _verify(params: ConnectParams) -> object:
+    """Run verify-nomi-connection for the business."""
+    from flows.verify_nomi_connection import VerifyParams, verify_nomi_connection
+
+    return verify_nomi_connection(
+        VerifyParams(business=params.business, app_block=params.app_block)
+    )
+
+
+def _first_sync(params: ConnectParams) -> object:
+    """Run a full sync-nomi-reference-data for the business."""
+    from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
+
+    return sync_nomi_reference_data(
+        SyncParams(business=params.business, app_block=params.app_block, mode="full")
+    )
+
+
+def _summarise(business: str, connected: Connected, follow_ups: dict[str, str]) -> None:
+    """The connect summary artifact."""
+    publish_summary(
+        business=business,
+        purpose=OAuthPurpose.CONNECT,
+        organisation=connected.organisation,
+        scopes=connected.scopes,
+        consent_expires_at=connected.consent_expires_at,
+        follow_ups=follow_ups,
+    )

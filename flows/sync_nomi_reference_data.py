@@ -1,0 +1,117 @@
+"""The sync-nomi-reference-data flow: mirror Nomi's five lists for one business or all."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from blocks.app import NomiApp
+from connector.models import ConnectionStatus
+from connector.settings import ConnectorSettings
+from connector.sync import LISTS
+from connector.sync_targets import SyncTarget
+from tasks.runtime import DEFAULT_APP_BLOCK
+from tasks.sync import find_connections, finish_business_sync, sync_one_list
+
+ListChoice = Literal["suppliers", "customers", "categories", "tax_rates", "bank_accounts"]
+
+
+class SyncParams(BaseModel):
+    """What to sync."""
+
+    business: str | None = Field(
+        default=None, description="Business slug; leave empty to sync every connected business."
+    )
+    lists: list[ListChoice] = Field(
+        default_factory=lambda: list(LISTS),  # type: ignore[arg-type]
+        description="Which Nomi lists to sync (default: all five).",
+    )
+    mode: Literal["incremental", "full"] = Field(
+        default="incremental",
+        description="incremental: only what changed since the last sync; full: everything, and "
+        "records deleted in Nomi are archived here.",
+    )
+    app_block: str = Field(
+        default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (the app registration)."
+    )
+    lookback_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="An incremental sync starts this many seconds before the last bookmark.",
+    )
+
+
+def _run_name() -> str:
+    params: Any = flow_run.parameters.get("params") or {}
+    business = params.get("business") if isinstance(params, dict) else params.business
+    mode = params.get("mode") if isinstance(params, dict) else params.mode
+    return f"sync-{business or 'all'}-{mode or 'incremental'}"
+
+
+class SyncFailedError(RuntimeError):
+    """At least one business could not be synced for a reason other than a lost connection."""
+
+
+@flow(
+    name="sync-nomi-reference-data",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+)
+def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]:
+    """Refresh Nomi's suppliers, customers, categories, tax rates and bank accounts.
+
+    Runs for one business (`business`) or for every connected business. Each list is one task per
+    business, run one after the other for that business; businesses run side by side. Afterwards
+    Nomi supplier tax rates become supplier rules (when the business uses them), items pointing at
+    archived categories or tax rates go back to review, and each business gets a table artifact
+    `sync-<business>`. A business whose Nomi connection was refused is marked `expired` (event
+    `nomi.connection.expired`: reconnect it) and the others carry on; the run fails when any
+    business failed for another reason. Scheduled incremental every 30 minutes, full nightly.
+    """
+    params = params or SyncParams()
+    logger = get_run_logger()
+    settings = ConnectorSettings()
+    app = cast(NomiApp, NomiApp.load(params.app_block))
+    url = settings.database_url
+    targets: list[SyncTarget] = find_connections(
+        url, params.business, [ConnectionStatus.CONNECTED.value]
+    )
+    reports: dict[str, list[dict[str, Any]]] = {t.slug: [] for t in targets}
+    failures: dict[str, list[str]] = {t.slug: [] for t in targets}
+    active = {t.slug: t for t in targets}
+    for list_name in params.lists:
+        futures = {
+            slug: sync_one_list.submit(
+                url, app, target, slug, list_name, params.mode, params.lookback_seconds
+            )
+            for slug, target in active.items()
+        }
+        for slug, future in futures.items():
+            future.wait()
+            if future.state.is_failed():
+                failures[slug].append(list_name)
+                continue
+            report = future.result()
+            reports[slug].append(report)
+            if report["status"] == "connection_lost":
+                active.pop(slug)  # stop this business; the others go on
+    finishing = [
+        finish_business_sync.submit(url, t, t.slug, reports[t.slug], failures[t.slug])
+        for t in targets
+    ]
+    summaries = []
+    for future in finishing:
+        future.wait()
+        if future.state.is_failed():
+            summaries.append({"status": "failed", "error": "finish-sync failed"})
+        else:
+            summaries.append(future.result())
+    failed = [t.slug for t, s in zip(targets, summaries, strict=True) if s["status"] == "failed"]
+    logger.info("synced %d business(es); failed: %s", len(targets), failed or "none")
+    if failed:
+        raise SyncFailedError(f"sync failed for {', '.join(failed)} (see the task logs)")
+    return {"businesses": summaries}

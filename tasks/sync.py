@@ -1,0 +1,191 @@
+"""Tasks of the reference-data sync: find the connections, sync one list, finish one business.
+
+One task run per (business, list) and one per business to finish; per-record detail stays in the
+database (``SyncRun`` rows) and in the business's table artifact ``sync-<slug>``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.events import emit_event
+from prefect.tasks import Task
+
+from blocks.app import NomiApp
+from connector.models import Connection
+from connector.sync import SyncStatus, mark_connection_expired, sync_list
+from connector.sync_targets import SyncTarget, after_sync, sync_targets
+from nomi.errors import ConnectionLostError, TransientError
+from tasks.runtime import db, engine_for, nomi_client
+
+EVENT_SYNC_FINISHED = "nomi.sync.finished"
+EVENT_CONNECTION_EXPIRED = "nomi.connection.expired"
+
+
+def connection_resource(business_slug: str) -> dict[str, str]:
+    """The Prefect event resource of one business's Nomi connection."""
+    return {
+        "prefect.resource.id": f"nomi.connection.{business_slug}",
+        "prefect.resource.name": business_slug,
+    }
+
+
+def emit(event: str, business_slug: str, payload: dict[str, Any]) -> None:
+    """Emit one event about a business's connection (payloads hold counts and reasons only)."""
+    emit_event(event=event, resource=connection_resource(business_slug), payload=payload)
+
+
+def artifact_key(prefix: str, business_slug: str) -> str:
+    """A stable artifact key: lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{business_slug}".lower()).strip("-")
+
+
+def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a task only when Nomi was temporarily unavailable (never a refusal)."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="find-connections",
+    cache_policy=NO_CACHE,
+    retries=0,
+    task_run_name="find-connections-{business}",
+)
+def find_connections(
+    database_url: str, business: str | None, statuses: list[str]
+) -> list[SyncTarget]:
+    """The connections to act on (one business, or every business when None)."""
+    with db(database_url) as session:
+        targets = sync_targets(session, business, statuses)
+    get_run_logger().info("%d connection(s) to act on", len(targets))
+    return targets
+
+
+@task(
+    name="sync-list",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient,
+    task_run_name="sync-{slug}-{list_name}",
+)
+def sync_one_list(
+    database_url: str,
+    app: NomiApp,
+    target: SyncTarget,
+    slug: str,
+    list_name: str,
+    mode: str,
+    lookback_seconds: int,
+) -> dict[str, Any]:
+    """Sync one list of one business; a lost connection is returned, not raised.
+
+    Returns:
+        The `connector.sync.SyncReport` as a dict (``status`` ``connection_lost`` when Nomi
+        refused the connection: the connection is then marked expired).
+    """
+    logger = get_run_logger()
+    with db(database_url) as session:
+        connection = session.get(Connection, target.connection_id)
+    if connection is None:
+        raise LookupError(f"connection of {slug} disappeared")
+    try:
+        with nomi_client(app, connection) as client:
+            report = sync_list(
+                engine_for(database_url),
+                client,
+                connection_id=target.connection_id,
+                list_name=list_name,
+                mode=mode,  # type: ignore[arg-type]
+                lookback=timedelta(seconds=lookback_seconds),
+            )
+    except ConnectionLostError as exc:
+        reason = f"Nomi refused the connection while syncing {list_name}: {exc}"
+        with db(database_url) as session:
+            mark_connection_expired(session, target.connection_id, reason)
+        logger.warning("%s: connection lost, marked expired (%s)", slug, exc)
+        return {
+            "list": list_name,
+            "mode": mode,
+            "status": SyncStatus.CONNECTION_LOST.value,
+            "error": reason,
+        }
+    logger.info(
+        "%s %s (%s): fetched %d, inserted %d, updated %d, archived %d, status %s",
+        slug,
+        list_name,
+        mode,
+        report.fetched,
+        report.inserted,
+        report.updated,
+        report.archived,
+        report.status.value,
+    )
+    return report.as_dict()
+
+
+@task(name="finish-sync", cache_policy=NO_CACHE, task_run_name="finish-sync-{slug}")
+def finish_business_sync(
+    database_url: str,
+    target: SyncTarget,
+    slug: str,
+    reports: list[dict[str, Any]],
+    failures: list[str],
+) -> dict[str, Any]:
+    """Reassess a synced business, publish its artifact and tell ops (events).
+
+    Returns:
+        The business's summary: status, per-list counts, rule and review changes.
+    """
+    logger = get_run_logger()
+    lost = any(r.get("status") == SyncStatus.CONNECTION_LOST.value for r in reports)
+    summary: dict[str, Any] = {"business": slug, "lists": reports, "failures": failures}
+    if lost:
+        summary["status"] = "connection_lost"
+        reason = next(r.get("error") for r in reports if r.get("status") == "connection_lost")
+        emit(EVENT_CONNECTION_EXPIRED, slug, {"reason": reason, "flow": "sync"})
+    else:
+        all_ok = not failures and all(r.get("status") == SyncStatus.OK.value for r in reports)
+        with db(database_url) as session:
+            done = after_sync(session, target, all_lists_ok=all_ok)
+        summary.update(
+            status="ok" if all_ok else ("failed" if failures else "incomplete"),
+            rules_upserted=done.rules.upserted,
+            rules_removed=done.rules.removed,
+            items_to_review=len(done.review.became_review),
+            items_to_ready=len(done.review.became_ready),
+        )
+        emit(
+            EVENT_SYNC_FINISHED,
+            slug,
+            {k: v for k, v in summary.items() if k != "lists"}
+            | {"counts": {r["list"]: _counts(r) for r in reports}},
+        )
+    rows = [
+        {"list": r.get("list"), "status": r.get("status"), **_counts(r), "error": r.get("error")}
+        for r in reports
+    ] + [{"list": f, "status": "failed", "error": "task failed (see its logs)"} for f in failures]
+    create_table_artifact(
+        table=rows,
+        key=artifact_key("sync", slug),
+        description=f"Reference-data sync of **{slug}**: {summary['status']}",
+    )
+    logger.info("%s: sync %s", slug, summary["status"])
+    return summary
+
+
+def _counts(report: dict[str, Any]) -> dict[str, int]:
+    return {k: int(report.get(k) or 0) for k in ("fetched", "inserted", "updated", "archived")}

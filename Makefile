@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 
-.PHONY: venv demo test lint typecheck check bench clean openapi
+.PHONY: venv demo ui test lint typecheck check bench clean openapi
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m deployments.demo
+
+# Reopen the demo's Prefect UI (same PREFECT_HOME, ./var/prefect) on http://127.0.0.1:4200.
+ui: $(STAMP)
+	$(BIN)/python -m deployments.local
 
 test: $(STAMP) check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

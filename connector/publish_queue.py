@@ -24,7 +24,9 @@ from connector import history, outbox
 from connector.access import PermissionDeniedError
 from connector.models import (
     AttemptOutcome,
+    Business,
     Connection,
+    ConnectionSettings,
     ConnectionStatus,
     Item,
     ItemStatus,
@@ -285,3 +287,63 @@ def allow_retry(session: Session, item_ids: Sequence[uuid.UUID]) -> int:
     )
     session.commit()
     return int(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A business a publish run acts for."""
+
+    business_id: uuid.UUID
+    slug: str
+    selection: Selection
+    skipped: str | None = None
+
+
+def publish_targets(session: Session, business_slug: str | None, trigger: str) -> list[Target]:
+    """The businesses an auto-publish run acts for, each with its selection.
+
+    Without a slug: every connected business with ``auto_publish`` on (on a ``reconnect``
+    trigger, every connected business). With a slug: that business, or a skipped target saying
+    why (not connected, nothing to publish under its settings).
+
+    Raises:
+        LookupError: No business has the slug.
+    """
+    query = (
+        select(Business, Connection, ConnectionSettings)
+        .join(Connection, col(Connection.business_id) == col(Business.id))
+        .join(ConnectionSettings, col(ConnectionSettings.connection_id) == col(Connection.id))
+        .order_by(col(Business.slug))
+    )
+    if business_slug is not None:
+        query = query.where(Business.slug == business_slug)
+    rows = session.exec(query).all()
+    if business_slug is not None and not rows:
+        exists = session.exec(select(Business.id).where(Business.slug == business_slug)).first()
+        if exists is None:
+            raise LookupError(f"no business with slug {business_slug!r}")
+        return [Target(exists, business_slug, Selection(False), skipped="no Nomi connection")]
+    targets: list[Target] = []
+    for business, connection, settings in rows:
+        selection = selection_for(trigger, settings.auto_publish)
+        skipped = None
+        if connection.status != ConnectionStatus.CONNECTED:
+            skipped = f"connection is {connection.status}"
+        elif not selection.auto and not selection.waiting:
+            skipped = "auto-publish is off"
+        if skipped is not None and business_slug is None:
+            continue
+        targets.append(Target(business.id, business.slug, selection, skipped))
+    return targets
+
+
+def count_ready(session: Session, business_ids: Sequence[uuid.UUID]) -> int:
+    """Ready items of these businesses (the progress artifact's 100%)."""
+    if not business_ids:
+        return 0
+    found = session.exec(
+        select(sa.func.count())
+        .select_from(Item)
+        .where(col(Item.business_id).in_(list(business_ids)), Item.status == ItemStatus.READY)
+    ).one()
+    return int(found)

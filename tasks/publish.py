@@ -1,0 +1,361 @@
+"""Tasks of auto-publish-to-nomi and publish-items-to-nomi: one task run per batch, never per item.
+
+``publish_next_batch`` claims up to ``batch_size`` Ready items of one business and publishes them on
+a few threads sharing one client (``connector.publishing``). A transient failure gives every claim
+back and raises ``TransientBatchError`` so Prefect retries the batch with backoff; rejections, held
+items, a lost connection and the daily limit are recorded outcomes, not task failures.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency.sync import concurrency
+from prefect.events import emit_event
+from prefect.exceptions import ObjectNotFound
+from prefect.tasks import Task, exponential_backoff
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from blocks.app import NomiApp
+from connector import history
+from connector.models import Connection, ConnectionStatus
+from connector.publish_queue import (
+    Selection,
+    claim_next,
+    mark_connection_expired,
+    recover_stale,
+    select_candidates,
+)
+from connector.publishing import (
+    STOP_CONNECTION_LOST,
+    STOP_TRANSIENT,
+    PublishBook,
+    publish_batch,
+)
+from connector.review import build_context
+from tasks.runtime import NomiLimits, db, engine_for, nomi_client
+
+
+def artifact_slug(slug: str) -> str:
+    """The slug as allowed in artifact keys (lowercase letters, digits, dashes)."""
+    return re.sub(r"[^a-z0-9-]+", "-", slug.lower()).strip("-") or "business"
+
+
+class TransientBatchError(RuntimeError):
+    """A batch stopped on a transient Nomi failure; its claims were given back (retry it)."""
+
+
+class ItemRow(BaseModel):
+    """One item's outcome in a batch (for the summary artifact)."""
+
+    item_id: uuid.UUID
+    outcome: str
+    error_code: str | None = None
+    message: str | None = None
+    image_error: str | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
+class BatchSummary(BaseModel):
+    """What one batch did."""
+
+    claimed: int = 0
+    rows: list[ItemRow] = Field(default_factory=list)
+    stopped: str | None = None
+    stop_message: str | None = None
+
+    def count(self, outcome: str) -> int:
+        """Items of the batch that ended with ``outcome``."""
+        return sum(1 for r in self.rows if r.outcome == outcome)
+
+
+def retry_transient_only(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a batch only when it stopped on a transient failure (never on a rejection or bug)."""
+    try:
+        state.result()
+    except TransientBatchError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="recover-stale-claims",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    task_run_name="recover-stale-claims",
+)
+def recover_stale_claims(
+    database_url: str, older_than_seconds: float, business_ids: list[uuid.UUID] | None
+) -> int:
+    """Give back claims older than the timeout (left by dead runs); returns how many."""
+    logger = get_run_logger()
+    recovered = 0
+    with db(database_url) as session:
+        targets: list[uuid.UUID | None] = list(business_ids) if business_ids else [None]
+        for business_id in targets:
+            recovered += len(
+                recover_stale(
+                    session,
+                    older_than=timedelta(seconds=older_than_seconds),
+                    run_id=uuid.uuid4(),
+                    business_id=business_id,
+                )
+            )
+    if recovered:
+        logger.warning("gave back %d claims left by dead runs", recovered)
+    return recovered
+
+
+@task(
+    name="publish-batch",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient_only,
+    task_run_name="publish-{slug}-batch-{batch_no}",
+)
+def publish_next_batch(
+    database_url: str,
+    app: NomiApp,
+    *,
+    business_id: uuid.UUID,
+    slug: str,
+    run_id: uuid.UUID,
+    batch_no: int,
+    batch_size: int,
+    limits: NomiLimits,
+    selection: Selection | None = None,
+    item_ids: list[uuid.UUID] | None = None,
+    exclude: list[uuid.UUID] | None = None,
+) -> BatchSummary:
+    """Claim and publish the next batch of one business's Ready items.
+
+    Args:
+        database_url: The connector database.
+        app: The NomiApp block (loaded once by the flow).
+        business_id: The business.
+        slug: Its slug (names and events).
+        run_id: The run id the claims are made under.
+        batch_no: Number of the batch in this run (task run name).
+        batch_size: Most items to claim.
+        limits: Nomi's per-organisation limits (``concurrent`` items are published at once).
+        selection: Which Ready items auto-publish takes (ignored when ``item_ids`` is given).
+        item_ids: Exactly these items (publish-items), when Ready.
+        exclude: Items already handled by this run.
+
+    Returns:
+        The batch's outcomes (empty when nothing was left to claim).
+
+    Raises:
+        TransientBatchError: Nomi failed transiently after the client's retries (claims given back).
+    """
+    logger = get_run_logger()
+    done = set(exclude or ())
+    engine = engine_for(database_url)
+    with db(database_url) as session:
+        connection = session.exec(
+            select(Connection).where(Connection.business_id == business_id)
+        ).first()
+        if connection is None or connection.status != ConnectionStatus.CONNECTED:
+            return BatchSummary(stopped="not_connected", stop_message="not connected to Nomi")
+        ctx = build_context(session, business_id)
+        if item_ids is not None:
+            candidates = [i for i in item_ids if i not in done]
+        else:
+            wanted = batch_size + len(done)
+            picked = select_candidates(
+                session, business_id, ctx, selection or Selection(), limit=wanted
+            )
+            candidates = [i for i in picked if i not in done]
+        items = claim_next(
+            session,
+            run_id=run_id,
+            business_id=business_id,
+            candidates=candidates,
+            batch_size=batch_size,
+        )
+        session.expunge_all()
+    if not items:
+        return BatchSummary()
+    workers = limits.concurrent or 5
+    with nomi_client(app, connection, limits=limits) as nomi:
+        result = publish_batch(
+            engine, nomi, items, run_id, ctx, book=PublishBook(connection.id), workers=workers
+        )
+    summary = BatchSummary(
+        claimed=len(items),
+        rows=[
+            ItemRow(
+                item_id=o.item_id,
+                outcome=o.outcome,
+                error_code=o.error_code,
+                message=o.message,
+                image_error=o.image_error,
+                flags=list(o.flags),
+            )
+            for o in result.outcomes
+        ],
+        stopped=result.stopped,
+        stop_message=result.stop_message,
+    )
+    logger.info(
+        "%s batch %d: %d claimed, %d published, %d held, %d rejected, %d given back%s",
+        slug,
+        batch_no,
+        len(items),
+        summary.count("published"),
+        summary.count("held"),
+        summary.count("rejected"),
+        summary.count("given_back"),
+        f" (stopped: {result.stopped})" if result.stopped else "",
+    )
+    if result.stopped == STOP_CONNECTION_LOST:
+        _connection_lost(database_url, business_id, slug, result.stop_message or "")
+    if result.stopped == STOP_TRANSIENT:
+        raise TransientBatchError(
+            f"{slug} batch {batch_no} stopped on a transient Nomi failure: {result.stop_message}"
+        )
+    return summary
+
+
+def _connection_lost(database_url: str, business_id: uuid.UUID, slug: str, message: str) -> None:
+    """Mark the connection expired, emit ``nomi.connection.expired`` and tell ops to reconnect."""
+    with db(database_url) as session:
+        mark_connection_expired(session, business_id, message)
+    emit_event(
+        event="nomi.connection.expired",
+        resource={"prefect.resource.id": f"nomi.connection.{slug}"},
+        payload={"business": slug, "reason": message},
+    )
+    create_markdown_artifact(
+        key=f"reconnect-{artifact_slug(slug)}",
+        markdown=(
+            f"# Nomi connection of `{slug}` expired\n\n"
+            f"Publishing stopped: {message}\n\n"
+            "Items stay **Ready** (error `connection_expired`). Run **reconnect-to-nomi** for "
+            "this business; it publishes what waited once the connection is back.\n"
+        ),
+        description=f"Reconnect {slug} to Nomi",
+    )
+    get_run_logger().error("%s: Nomi connection expired; items stay ready", slug)
+
+
+class BusinessSummary(BaseModel):
+    """What one publish run did for one business."""
+
+    business: str
+    run_id: uuid.UUID
+    claimed: int = 0
+    published: int = 0
+    held: int = 0
+    rejected: int = 0
+    given_back: int = 0
+    batches: int = 0
+    failed: bool = False
+    stopped: str | None = None
+    skipped: str | None = None
+    rows: list[ItemRow] = Field(default_factory=list, exclude=True)
+
+    def add(self, batch: BatchSummary) -> None:
+        """Fold one batch into the totals."""
+        self.batches += 1
+        self.claimed += batch.claimed
+        self.published += batch.count("published")
+        self.held += batch.count("held")
+        self.rejected += batch.count("rejected")
+        self.given_back += batch.count("given_back")
+        self.rows.extend(batch.rows)
+        self.stopped = batch.stopped or self.stopped
+
+
+@task(name="record-publish-run", cache_policy=NO_CACHE, task_run_name="record-{summary.business}")
+def record_publish_run(
+    database_url: str,
+    summary: BusinessSummary,
+    *,
+    business_id: uuid.UUID,
+    trigger: str,
+    flow_run_id: uuid.UUID | None,
+    started_at: datetime,
+) -> None:
+    """Append the PublishRun row, publish the summary table and emit ``nomi.publish.finished``."""
+    with db(database_url) as session:
+        history.record_publish_run(
+            session,
+            id=summary.run_id,
+            flow_run_id=flow_run_id,
+            trigger=trigger,
+            business_id=business_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            claimed=summary.claimed,
+            published=summary.published,
+            failed=summary.rejected + (1 if summary.failed else 0),
+            held=summary.held,
+            skipped=summary.given_back + (1 if summary.skipped else 0),
+        )
+    table = [
+        {
+            "item": str(r.item_id),
+            "outcome": r.outcome,
+            "why": r.message or r.image_error or "; ".join(r.flags) or "",
+            "code": r.error_code or "",
+        }
+        for r in summary.rows
+        if r.outcome != "published" or r.image_error or r.flags
+    ]
+    head = {
+        "item": "(totals)",
+        "outcome": f"published {summary.published}, held {summary.held}, "
+        f"rejected {summary.rejected}, given back {summary.given_back}",
+        "why": summary.skipped or summary.stopped or ("batch failed" if summary.failed else ""),
+        "code": trigger,
+    }
+    create_table_artifact(
+        table=[head, *table],
+        key=f"publish-summary-{artifact_slug(summary.business)}",
+        description=f"Publish run {summary.run_id} for {summary.business}",
+    )
+    emit_event(
+        event="nomi.publish.finished",
+        resource={"prefect.resource.id": f"nomi.connection.{summary.business}"},
+        payload=summary.model_dump(mode="json"),
+    )
+
+
+def publish_lock_name(slug: str) -> str:
+    """The global concurrency limit allowing one publishing run per business."""
+    return f"nomi-publish-{artifact_slug(slug)}"
+
+
+def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> bool:
+    """Take the business's publishing slot (limit 1, created if missing) for the stack's life.
+
+    Returns:
+        False when another run holds it after ``wait_seconds`` (skip the business this run).
+    """
+    name = publish_lock_name(slug)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+    try:
+        stack.enter_context(concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True))
+    except TimeoutError:
+        return False
+    return True

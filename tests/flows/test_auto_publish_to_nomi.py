@@ -1,0 +1,293 @@
+"""auto-publish-to-nomi against the sandbox over real HTTP, under the session Prefect server."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from blocks.app import NomiApp
+from connector.db import make_engine
+from connector.models import Connection, ItemKind, ItemStatus, PublishRun
+from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
+from sandbox.seed import BRIGHT_SMILE, HARBOUR
+from sandbox.testing import SandboxHandle
+from tasks.runtime import NomiLimits, nomi_client
+from tests.connector.test_publishing_world import (
+    Org,
+    add_item,
+    bank_method,
+    duplicates,
+    engine_items,
+    fault,
+    make_ready,
+    mirror_lists,
+    records,
+    write_image,
+)
+from tests.flows.conftest import ConnectedBusiness
+
+FAST_LIMITS = NomiLimits(per_minute=0, concurrent=5)
+CONTACTS = {
+    BRIGHT_SMILE: ("Staples UK", "NHS England", "owen@brightsmile.example"),
+    HARBOUR: ("Screwfix", "Harbour Deli Ltd", "sam@harbourcoffee.example"),
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_world(sandbox: SandboxHandle, connector_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow reads this test's database; no per-minute limit; fresh client throttles."""
+    import nomi.throttle
+
+    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
+    monkeypatch.setattr(nomi.throttle, "_registry", nomi.throttle.ThrottleRegistry())
+    sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+
+
+def prepare(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    organisation: str,
+    tmp_path: Path,
+    *,
+    costs: int,
+    sales: int,
+    claims: int,
+    **settings: Any,
+) -> tuple[ConnectedBusiness, dict[str, list[uuid.UUID]]]:
+    """Connect a business, mirror its lists, add items of every kind and assess them."""
+    business = connect_business(organisation, warn_new_supplier=False, **settings)
+    org = Org(business.tenant_id)
+    supplier, customer, claimant = CONTACTS[organisation]
+    engine = make_engine(connector_db)
+    ids: dict[str, list[uuid.UUID]] = {"cost": [], "sales": [], "expense_claim": []}
+    with Session(engine, expire_on_commit=False) as s:
+        connection = s.get(Connection, business.connection_id)
+        assert connection is not None
+        with nomi_client(NomiApp.load(nomi_app), connection, limits=FAST_LIMITS) as nomi:
+            mirror_lists(s, nomi, connection.id)
+        method = bank_method(s, business.business_id, org)
+        for n in range(costs):
+            image = write_image(tmp_path / "images") if n % 2 == 0 else None
+            extra = {"image_path": str(image), "image_content_type": "application/pdf"}
+            item = add_item(
+                s,
+                business.business_id,
+                org,
+                ItemKind.COST,
+                contact_name=supplier,
+                **(extra if image else {}),
+            )
+            ids["cost"].append(item.id)
+        for n in range(sales):
+            paid = {"paid": True, "payment_method_id": method} if n % 2 == 0 else {}
+            item = add_item(
+                s, business.business_id, org, ItemKind.SALES, contact_name=customer, **paid
+            )
+            ids["sales"].append(item.id)
+        for _ in range(claims):
+            item = add_item(
+                s,
+                business.business_id,
+                org,
+                ItemKind.EXPENSE_CLAIM,
+                contact_name=supplier,
+                claimant_email=claimant,
+            )
+            ids["expense_claim"].append(item.id)
+        s.commit()
+        make_ready(s, business.business_id)
+    engine.dispose()
+    return business, ids
+
+
+def reconsent(nomi_app: str, business: ConnectedBusiness) -> None:
+    """Give consent again and save the new tokens (what reconnect-to-nomi does)."""
+    import httpx
+
+    from blocks.credentials import NomiCredentials
+    from blocks.tokens import _shared_for
+    from nomi.models import Organisation
+    from sandbox.browser import complete_consent
+    from tests.flows.conftest import ACCOUNTANT_EMAIL, ACCOUNTANT_PASSWORD
+
+    app = NomiApp.load(nomi_app)
+    with app.oauth() as oauth, httpx.Client(timeout=30) as browser:
+        verifier, _ = oauth.new_pkce()
+        state = oauth.new_state()
+        answer = complete_consent(
+            browser,
+            oauth.authorization_url(state, verifier),
+            email=ACCOUNTANT_EMAIL,
+            password=ACCOUNTANT_PASSWORD,
+            tenant_id=business.tenant_id,
+        )
+        tokens = oauth.exchange_code(answer["code"], verifier)
+    organisation = Organisation(tenant_id=business.tenant_id, tenant_name=HARBOUR)
+    NomiCredentials.from_tokens(tokens, organisation).save(
+        business.credentials_block, overwrite=True
+    )
+    _shared_for(business.credentials_block).credentials = None
+
+
+def params(**values: Any) -> AutoPublishParams:
+    base: dict[str, Any] = {
+        "batch_size": 5,
+        "batch_retry_delay_seconds": 0.2,
+        "limits": FAST_LIMITS,
+    }
+    return AutoPublishParams(**(base | values))
+
+
+def test_auto_publish_publishes_every_ready_item_once_across_two_businesses_under_faults(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    worlds = [
+        prepare(
+            connect_business,
+            nomi_app,
+            connector_db,
+            org,
+            tmp_path,
+            costs=8,
+            sales=4,
+            claims=2,
+            auto_publish=True,
+        )
+        for org in (BRIGHT_SMILE, HARBOUR)
+    ]
+    for business, _ in worlds:
+        for name, extra in (
+            ("server_error", {"params": {"status": 503}}),
+            ("rate_limit_concurrent", {}),
+            ("commit_then_drop", {}),
+        ):
+            fault(sandbox, name, business.tenant_id, method="POST", probability=0.08, **extra)
+
+    summary = auto_publish_to_nomi(params(app_block=nomi_app))
+
+    assert isinstance(summary, PublishSummary)
+    assert summary.published == 24
+    assert duplicates(sandbox) == {"expenses": {}, "sales_invoices": {}}
+    engine = make_engine(connector_db)
+    for business, ids in worlds:
+        assert len(records(sandbox, business.tenant_id, "expense")) == 8
+        assert len(records(sandbox, business.tenant_id, "sales_invoice")) == 4
+        assert len(records(sandbox, business.tenant_id, "payment")) == 2
+        assert len(records(sandbox, business.tenant_id, "attachment")) == 4
+        by_id = {i.id: i for i in engine_items(engine, business.business_id)}
+        for item_id in ids["cost"] + ids["sales"]:
+            assert by_id[item_id].status == ItemStatus.PUBLISHED
+        # Auto-publish covers cost and sales items only: expense claims wait to be published.
+        for item_id in ids["expense_claim"]:
+            assert by_id[item_id].status == ItemStatus.READY
+        assert summary.businesses[business.slug].published == 12
+    with Session(engine) as s:
+        runs = s.exec(select(PublishRun)).all()
+    assert sorted(r.published for r in runs) == [12, 12]
+
+
+def test_two_runs_started_together_publish_everything_once(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    business, _ids = prepare(
+        connect_business,
+        nomi_app,
+        connector_db,
+        HARBOUR,
+        tmp_path,
+        costs=10,
+        sales=4,
+        claims=0,
+        auto_publish=True,
+    )
+    results: list[PublishSummary | BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(auto_publish_to_nomi(params(app_block=nomi_app, lock_wait_seconds=0.5)))
+        except BaseException as exc:  # pragma: no cover - reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+
+    assert all(isinstance(r, PublishSummary) for r in results), results
+    published = sum(r.published for r in results if isinstance(r, PublishSummary))
+    assert published == 14
+    assert duplicates(sandbox) == {"expenses": {}, "sales_invoices": {}}
+    assert len(records(sandbox, business.tenant_id, "expense")) == 10
+    assert len(records(sandbox, business.tenant_id, "sales_invoice")) == 4
+    engine = make_engine(connector_db)
+    statuses = {i.status for i in engine_items(engine, business.business_id)}
+    assert statuses == {ItemStatus.PUBLISHED}
+
+
+def test_connection_lost_stops_the_business_and_reconnect_publishes_what_waited(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    business, _ids = prepare(
+        connect_business,
+        nomi_app,
+        connector_db,
+        HARBOUR,
+        tmp_path,
+        costs=3,
+        sales=0,
+        claims=0,
+        auto_publish=True,
+    )
+    fault(sandbox, "consent_expired", business.tenant_id, count=1)
+
+    first = auto_publish_to_nomi(params(app_block=nomi_app, business=business.slug))
+
+    assert first.published == 0
+    assert first.businesses[business.slug].stopped == "connection_lost"
+    engine = make_engine(connector_db)
+    items = engine_items(engine, business.business_id)
+    assert {(i.status, i.last_error_code) for i in items} == {
+        (ItemStatus.READY, "connection_expired")
+    }
+    reconsent(nomi_app, business)
+    with Session(engine) as s:
+        connection = s.get(Connection, business.connection_id)
+        assert connection is not None
+        assert connection.status == "expired"
+        # What the reconnect flow does once consent is given again; auto-publish is now off.
+        connection.status = "connected"
+        s.add(connection)
+        s.commit()
+    from tests.connector.test_publishing_world import set_settings
+
+    with Session(engine) as s:
+        set_settings(s, business.connection_id, auto_publish=False)
+
+    skipped = auto_publish_to_nomi(params(app_block=nomi_app, business=business.slug))
+    assert skipped.published == 0
+    again = auto_publish_to_nomi(
+        params(app_block=nomi_app, business=business.slug, trigger="reconnect")
+    )
+
+    assert again.published == 3
+    assert len(records(sandbox, business.tenant_id, "expense")) == 3

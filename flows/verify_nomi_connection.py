@@ -1,0 +1,85 @@
+"""The verify-nomi-connection flow: check that businesses' Nomi connections still work."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from blocks.app import NomiApp
+from connector.models import ConnectionStatus
+from connector.settings import ConnectorSettings
+from connector.sync_targets import SyncTarget
+from tasks.runtime import DEFAULT_APP_BLOCK
+from tasks.sync import find_connections
+from tasks.verify import summarise_checks, verify_connection
+
+
+class VerifyParams(BaseModel):
+    """Which connections to check."""
+
+    business: str | None = Field(
+        default=None,
+        description="Business slug; leave empty to check every connected or expired business.",
+    )
+    app_block: str = Field(
+        default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (the app registration)."
+    )
+    expiry_warning_days: int = Field(
+        default=30,
+        ge=0,
+        description="Warn (event nomi.connection.expiring) when the consent ends within this "
+        "many days.",
+    )
+
+
+def _run_name() -> str:
+    params: Any = flow_run.parameters.get("params") or {}
+    business = params.get("business") if isinstance(params, dict) else params.business
+    return f"verify-{business or 'all'}"
+
+
+class VerifyFailedError(RuntimeError):
+    """At least one connection could not be checked (Nomi unavailable or a task failed)."""
+
+
+@flow(
+    name="verify-nomi-connection",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+)
+def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str, Any]]:
+    """Check Nomi connections: token, organisation still granted, scopes, a list readable, consent.
+
+    Runs for one business or for every business whose connection is `connected` or `expired`.
+    Each check is stored (connection history) and emits `nomi.connection.verified`,
+    `nomi.connection.expiring` (consent ends within `expiry_warning_days`: plan a reconnect) or
+    `nomi.connection.expired` (Nomi refuses it or the consent ended: the connection is marked
+    `expired`; run reconnect-to-nomi). The artifact `connection-checks` lists every check. The
+    run fails only when a connection could not be checked at all. Scheduled daily.
+    """
+    params = params or VerifyParams()
+    logger = get_run_logger()
+    url = ConnectorSettings().database_url
+    app = cast(NomiApp, NomiApp.load(params.app_block))
+    statuses = [ConnectionStatus.CONNECTED.value, ConnectionStatus.EXPIRED.value]
+    targets: list[SyncTarget] = find_connections(url, params.business, statuses)
+    futures = [
+        verify_connection.submit(url, app, t, t.slug, params.expiry_warning_days) for t in targets
+    ]
+    checks: list[dict[str, Any]] = []
+    for target, future in zip(targets, futures, strict=True):
+        future.wait()
+        if future.state.is_failed():
+            checks.append({"business": target.slug, "outcome": "failed", "detail": "task failed"})
+        else:
+            checks.append(future.result())
+    summarise_checks(checks)
+    failed = [c["business"] for c in checks if c["outcome"] == "failed"]
+    logger.info("checked %d connection(s); could not check: %s", len(checks), failed or "none")
+    if failed:
+        raise VerifyFailedError(f"could not check {', '.join(failed)} (see the task logs)")
+    return checks

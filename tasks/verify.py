@@ -1,0 +1,107 @@
+"""Tasks of the connection check: verify one connection, summarise every check in one artifact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from blocks.app import NomiApp
+from blocks.tokens import BlockTokenProvider
+from connector.models import Connection
+from connector.sync_checks import CheckOutcome, check_connection, record_check
+from connector.sync_targets import SyncTarget
+from tasks.runtime import db, nomi_client
+from tasks.sync import emit, retry_transient
+
+CHECKS_ARTIFACT_KEY = "connection-checks"
+EVENTS = {
+    CheckOutcome.VERIFIED: "nomi.connection.verified",
+    CheckOutcome.EXPIRING: "nomi.connection.expiring",
+    CheckOutcome.EXPIRED: "nomi.connection.expired",
+}
+
+
+@task(
+    name="verify-connection",
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_transient,
+    task_run_name="verify-{slug}",
+)
+def verify_connection(
+    database_url: str, app: NomiApp, target: SyncTarget, slug: str, expiry_warning_days: int
+) -> dict[str, Any]:
+    """Check one connection, store the check, update the connection and emit its event.
+
+    Returns:
+        The check as a dict: business, outcome, the four checks, days to consent expiry, detail.
+    """
+    logger = get_run_logger()
+    with db(database_url) as session:
+        connection = session.get(Connection, target.connection_id)
+    if connection is None or not connection.credentials_block_name:
+        raise LookupError(f"connection of {slug} has no credentials block")
+    tokens = BlockTokenProvider(connection.credentials_block_name, app)
+    credentials = tokens.credentials()
+    with nomi_client(app, connection) as client:
+        result = check_connection(
+            client,
+            tokens,
+            granted_scopes=credentials.scopes or connection.scopes,
+            consent_expires_at=connection.consent_expires_at or credentials.consent_expires_at,
+            expiry_warning_days=expiry_warning_days,
+        )
+    with db(database_url) as session:
+        changed = record_check(session, target.connection_id, result)
+    summary = {
+        "business": slug,
+        "outcome": result.outcome.value,
+        "token_ok": result.token_ok,
+        "tenant_ok": result.tenant_ok,
+        "scopes_ok": result.scopes_ok,
+        "list_ok": result.list_ok,
+        "days_to_consent_expiry": result.days_to_consent_expiry,
+        "status_changed": changed,
+        "detail": result.detail,
+    }
+    event = EVENTS.get(result.outcome)
+    if event is not None:
+        emit(
+            event, slug, {k: v for k, v in summary.items() if k != "business"} | {"flow": "verify"}
+        )
+    log = logger.info if result.ok else logger.warning
+    log("%s: %s %s", slug, result.outcome.value, result.detail)
+    return summary
+
+
+@task(name="summarise-checks", cache_policy=NO_CACHE, task_run_name="summarise-checks")
+def summarise_checks(checks: list[dict[str, Any]]) -> str:
+    """Publish the markdown artifact ``connection-checks`` summarising every check of the run."""
+
+    def mark(value: object) -> str:
+        return {True: "yes", False: "NO", None: "-"}.get(value, str(value))  # type: ignore[call-overload]
+
+    lines = [
+        "# Nomi connection checks",
+        "",
+        "| business | outcome | token | organisation | scopes | list | consent days | detail |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        days = c.get("days_to_consent_expiry")
+        lines.append(
+            f"| {c['business']} | **{c['outcome']}** | {mark(c.get('token_ok'))} | "
+            f"{mark(c.get('tenant_ok'))} | {mark(c.get('scopes_ok'))} | {mark(c.get('list_ok'))} | "
+            f"{'-' if days is None else days} | {(c.get('detail') or '').replace('|', '/')} |"
+        )
+    if not checks:
+        lines.append("| (no connection to check) | | | | | | | |")
+    markdown = "\n".join(lines)
+    create_markdown_artifact(
+        markdown=markdown, key=CHECKS_ARTIFACT_KEY, description="Nomi connection checks"
+    )
+    return markdown

@@ -1,0 +1,118 @@
+"""The reconnect-to-nomi flow: renew a business's Nomi consent, then publish what waited."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from blocks.app import NomiApp
+from connector.oauth_states import OAuthPurpose
+from connector.settings import ConnectorSettings
+from tasks.connect import connect_with_consent, publish_summary, run_follow_up
+from tasks.runtime import DEFAULT_APP_BLOCK
+
+
+class ReconnectParams(BaseModel):
+    """Which business to reconnect, and who asks."""
+
+    business: str = Field(description="Slug of the business to reconnect (e.g. bright-smile).")
+    acting_user: str = Field(
+        description="Email of the person asking: an admin of the business or its accountant."
+    )
+    allow_organisation_change: bool = Field(
+        default=False,
+        description=(
+            "Allow the consent to choose a different Nomi organisation than the one the business "
+            "is connected to. Off: such a consent is refused and nothing changes."
+        ),
+    )
+    app_block: str = Field(
+        default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (Nomi app registration)."
+    )
+    timeout_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        description="How long the consent link stays valid; the run fails after that.",
+    )
+
+
+def _run_name() -> str:
+    """``reconnect-<business>``."""
+    params = flow_run.parameters.get("params") or {}
+    business = params.get("business") if isinstance(params, dict) else params.business
+    return f"reconnect-{business or 'unknown'}"
+
+
+@flow(
+    name="reconnect-to-nomi",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    persist_result=False,
+)
+def reconnect_to_nomi(params: ReconnectParams) -> str:
+    """Renew a business's Nomi consent (admins and accountants of the business only).
+
+    Use it when a connection expired (Nomi consents last a year), was revoked, or its credentials
+    changed. Settings, rules, items and history are kept.
+
+    1. Shows an **Authorize** link (Artifacts tab, key `authorize-<business>`, and on the
+       Resume form) and pauses. Open it, sign in to Nomi, pick the **same** organisation, press
+       Allow: the connector's callback resumes this run.
+    2. A different organisation is refused (its new tokens are revoked, nothing changes) unless
+       `allow_organisation_change` is on.
+    3. Saves the new tokens over `nomi-credentials-<business>`, marks the connection connected,
+       syncs the Nomi lists, then publishes the items that waited while it was down.
+
+    Fails with a clear message on Deny, on timeout, or when another organisation was chosen.
+    """
+    settings = ConnectorSettings()
+    app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
+    connected = connect_with_consent(
+        database_url=settings.database_url,
+        app=app,
+        business=params.business,
+        acting_user=params.acting_user,
+        purpose=OAuthPurpose.RECONNECT,
+        timeout_seconds=params.timeout_seconds,
+        allow_organisation_change=params.allow_organisation_change,
+    )
+    follow_ups = {"sync": run_follow_up("sync", lambda: _sync(params))}
+    follow_ups["publish what waited"] = run_follow_up("publish", lambda: _publish(params))
+    publish_summary(
+        business=params.business,
+        purpose=OAuthPurpose.RECONNECT,
+        organisation=connected.organisation,
+        scopes=connected.scopes,
+        consent_expires_at=connected.consent_expires_at,
+        follow_ups={name: outcome for name, (outcome, _) in follow_ups.items()},
+    )
+    failed = [name for name, (_, ok) in follow_ups.items() if not ok]
+    if failed:
+        raise RuntimeError(
+            f"{params.business} is reconnected to {connected.organisation.tenant_name}, "
+            f"but {' and '.join(failed)} failed: see those runs"
+        )
+    message = f"{params.business} reconnected to {connected.organisation.tenant_name}"
+    get_run_logger().info(message)
+    return message
+
+
+def _sync(params: ReconnectParams) -> object:
+    """Run sync-nomi-reference-data for the business."""
+    from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
+
+    return sync_nomi_reference_data(
+        SyncParams(business=params.business, app_block=params.app_block)
+    )
+
+
+def _publish(params: ReconnectParams) -> object:
+    """Publish what waited while the connection was down."""
+    from flows.auto_publish_to_nomi import AutoPublishParams, auto_publish_to_nomi
+
+    return auto_publish_to_nomi(
+        AutoPublishParams(business=params.business, trigger="reconnect", app_block=params.app_block)
+    )

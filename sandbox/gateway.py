@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sandbox.clock import iso
 from sandbox.faults import Fault
 from sandbox.idempotency import Outcome, Stored, request_hash
-from sandbox.problems import problem_bytes
+from sandbox.problems import ProblemError, problem_bytes
 from sandbox.state import SandboxState
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -114,7 +114,7 @@ class Gateway:
         body = await _read_body(receive)
         inner_receive = _replay(body)
         key = headers.get("idempotency-key")
-        keyed = bool(key) and tenant is not None and method in WRITES
+        keyed = bool(key) and method in WRITES and self._authorised(headers, tenant)
         fingerprint = ""
         if keyed:
             assert key is not None
@@ -170,6 +170,14 @@ class Gateway:
                 assert tenant is not None
                 self.state.keys.finish(tenant, key, fingerprint, stored)
 
+    def _authorised(self, headers: Headers, tenant: str | None) -> bool:
+        """True when the token is valid for the tenant (else the app answers 401/403 itself)."""
+        try:
+            grant = self.state.tokens.authenticate(headers.get("authorization"), count=False)
+        except ProblemError:
+            return False
+        return tenant is not None and tenant in grant.tenant_ids
+
     async def _apply(
         self, fault: Fault, send: Send, tenant: str | None, headers: Headers, path: str
     ) -> bool:
@@ -202,8 +210,8 @@ class Gateway:
             return True
         # refresh_revoked / consent_expired reached through an API call: act on its consent.
         try:
-            grant = self.state.tokens.authenticate(headers.get("authorization"))
-        except Exception:
+            grant = self.state.tokens.authenticate(headers.get("authorization"), count=False)
+        except ProblemError:  # no valid token: nothing to revoke
             return False
         if name == "refresh_revoked":
             self.state.tokens.revoke_grant(grant.id)

@@ -278,30 +278,31 @@ class TokenService:
             "UPDATE grants SET tenant_ids = ? WHERE id = ?", (json.dumps(tenant_ids), grant_id)
         )
 
-    def authenticate(self, authorization: str | None) -> Grant:
-        """The consent behind a ``Bearer`` access token.
+    def authenticate(self, authorization: str | None, *, count: bool = True) -> Grant:
+        """The consent behind a ``Bearer`` access token (``count``: add refusals to the stats).
 
         Raises:
             ProblemError: 401 (``TokenExpired`` for an expired token or consent).
         """
         if not authorization or not authorization.lower().startswith("bearer "):
-            raise self._unauthorized("InvalidToken: a Bearer access token is required")
+            raise self._unauthorized("InvalidToken: a Bearer access token is required", count)
         row = self.store.conn.execute(
             "SELECT grant_id, expires_at, revoked FROM access_tokens WHERE hash = ?",
             (_digest(authorization[7:].strip()),),
         ).fetchone()
         grant = self.grant(row["grant_id"]) if row else None
         if row is None or grant is None or row["revoked"] or grant.revoked:
-            raise self._unauthorized("InvalidToken: the access token is not valid")
+            raise self._unauthorized("InvalidToken: the access token is not valid", count)
         now = self.clock.time()
         if now >= row["expires_at"]:
-            raise self._unauthorized("TokenExpired: the access token has expired")
+            raise self._unauthorized("TokenExpired: the access token has expired", count)
         if now >= grant.consent_expires_at:
-            raise self._unauthorized("TokenExpired: the consent has expired")
+            raise self._unauthorized("TokenExpired: the consent has expired", count)
         return grant
 
-    def _unauthorized(self, detail: str) -> ProblemError:
-        self.stats["rejected"] += 1
+    def _unauthorized(self, detail: str, count: bool) -> ProblemError:
+        if count:
+            self.stats["rejected"] += 1
         return ProblemError(
             401,
             detail,

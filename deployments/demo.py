@@ -34,6 +34,9 @@ BUSINESS_NAME = "Bright Smile Dental Ltd"
 ADMIN_EMAIL = "priya@brightsmile.example"
 NOMI_LOGIN = ("owner@brightsmile.example", "brightsmile-owner")
 APP_BLOCK = "nomi"
+# Merchants of the example expense claims: confirmed, so Nomi gets them as new suppliers. The new
+# supplier of bs-0005 is left unconfirmed to show warn_new_supplier holding an item in review.
+CONFIRMED_NEW_SUPPLIERS = ("Addison Lee", "Pret A Manger", "Trainline")
 
 
 @dataclass
@@ -298,6 +301,37 @@ def import_examples(demo: Demo) -> None:
     )
 
 
+def publish_confirming_new_suppliers(demo: Demo) -> bool:
+    """Run publish-items-to-nomi for the expense claims, confirming their new suppliers."""
+    from sqlmodel import col, select
+
+    from connector import crud
+    from connector.db import make_engine, session
+    from connector.models import Item
+
+    engine = make_engine(demo.database_url)
+    with session(engine) as db:
+        business = crud.get_business(db, BUSINESS_SLUG)
+        item_ids = [
+            str(i)
+            for i in db.exec(
+                select(Item.id).where(
+                    Item.business_id == business.id,
+                    col(Item.contact_name).in_(CONFIRMED_NEW_SUPPLIERS),
+                )
+            )
+        ]
+    engine.dispose()
+    params = {
+        "business": BUSINESS_SLUG,
+        "item_ids": item_ids,
+        "acting_user": ADMIN_EMAIL,
+        "confirm_new_contacts": True,
+    }
+    name = f"publish-items-to-nomi (confirming {', '.join(CONFIRMED_NEW_SUPPLIERS)})"
+    return run_flow(demo, name, "publish_items_to_nomi", params)
+
+
 @dataclass
 class Summary:
     """Where the business's items ended up."""
@@ -408,6 +442,7 @@ def run_steps(demo: Demo) -> int:
                 {"business": BUSINESS_SLUG, "trigger": "manual"},
             ),
         ),
+        ("publish-items-to-nomi", lambda: publish_confirming_new_suppliers(demo)),
         (
             "publish-history-report",
             lambda: run_flow(demo, "publish-history-report", "publish_history_report", report),

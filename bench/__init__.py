@@ -1,0 +1,1 @@
+"""Benchmarks: each module with a ``main()`` prints ``BENCH <name> ratio=<x> target=<y>`` lines."""

@@ -337,3 +337,33 @@ def test_attachment_upload_puts_raw_bytes_under_an_encoded_filename() -> None:
     assert seen[0].content == b"%PDF-1"
     assert seen[0].headers["Content-Type"] == "application/pdf"
     assert attachment.filename == "receipt (1).pdf"
+
+
+def test_memory_stays_flat_while_streaming_50000_suppliers() -> None:
+    import tracemalloc
+
+    page_size, total = 1000, 50_000
+    template = json.dumps(supplier(0))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        start = (page - 1) * page_size
+        rows = ",".join(
+            template.replace('"s0"', f'"s{i}"') for i in range(start, min(start + page_size, total))
+        )
+        envelope = (
+            '"pagination": {"page": %d, "page_count": 50}, "server_time": "2026-02-01T00:00:00Z"'
+        )
+        body = "{" + f'"items": [{rows}], ' + envelope % page + "}"
+        return httpx.Response(
+            200, content=body.encode(), headers={"content-type": "application/json"}
+        )
+
+    with make_client(handler) as nomi:
+        tracemalloc.start()
+        count = sum(1 for _ in nomi.iter_suppliers(page_size=page_size))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert count == total
+    # One page of 1000 rows (raw JSON and models) is a few MB; 50 pages held would be far more.
+    assert peak < 30 * 1024 * 1024

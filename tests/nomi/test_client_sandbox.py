@@ -6,6 +6,7 @@ import time
 from datetime import date
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from nomi.errors import (
@@ -302,3 +303,13 @@ def test_an_attachment_failing_once_after_create_is_retried(connected: Connected
             expense.id, "r.png", b"\x89PNG\r\n\x1a\n", "image/png", "att-att"
         )
     assert attachment.filename == "r.png"
+
+
+def test_a_slow_answer_times_out_and_is_retried(connected: Connected) -> None:
+    fault(connected, "latency", method="GET", path="/api/v1/users", count=1, params={"seconds": 2})
+    http = httpx.Client(timeout=httpx.Timeout(0.5))
+    with connected.client(http=http) as nomi:
+        started = time.monotonic()
+        assert nomi.list_users()
+    http.close()
+    assert 0.5 <= time.monotonic() - started < 2.0

@@ -1,8 +1,8 @@
 """Run every benchmark module of this package (``python -m bench`` or ``make bench``).
 
 Discovers ``bench/*.py`` modules that define ``main()``, runs them one after another (they print
-their own ``BENCH ...`` lines) and exits non-zero if any of them raised. ``python -m bench NAME ...``
-runs only the named modules.
+their own ``BENCH ...`` lines) and exits non-zero if any of them raised.
+``python -m bench NAME ...`` runs only the named modules.
 """
 
 from __future__ import annotations

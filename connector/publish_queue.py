@@ -35,9 +35,9 @@ from connector.models import (
     utcnow,
 )
 from connector.names import normalise_name
-from connector.payloads import record_step
+from connector.payloads import contact_kind, record_step
 from connector.publishing import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES
-from connector.review import facts_from_item
+from connector.review import build_context, facts_from_item
 from connector.rules import RulesContext, resolve
 
 
@@ -227,8 +227,9 @@ def apply_contact_choices(
     """Record the user's answer to the new-supplier warning on the chosen items (audited).
 
     A mapping (contact name -> existing Nomi contact id, names compared normalised) wins over a
-    confirmation. Only items in ``review``/``ready`` with a contact name change; the caller then
-    reassesses them. Committed.
+    confirmation; a confirmation only marks items whose contact Nomi does not have. Only items
+    in ``review``/``ready`` with a contact name change; the caller then reassesses them.
+    Committed.
 
     Returns:
         The ids of the items that changed.
@@ -236,6 +237,7 @@ def apply_contact_choices(
     mapping = {normalise_name(name): nomi_id for name, nomi_id in map_contacts.items()}
     if not confirm_new_contacts and not mapping:
         return []
+    ctx = build_context(session, business_id)
     rows = session.exec(
         select(Item).where(
             col(Item.id).in_(list(item_ids)),
@@ -251,7 +253,12 @@ def apply_contact_choices(
         if mapped is not None and mapped != item.contact_mapped_nomi_id:
             item.contact_mapped_nomi_id = mapped
             action, detail = "publish.map_contact", {"nomi_id": mapped}
-        elif mapped is None and confirm_new_contacts and not item.contact_confirmed:
+        elif (
+            mapped is None
+            and confirm_new_contacts
+            and not item.contact_confirmed
+            and not ctx.contacts_named(contact_kind(item), item.contact_name)
+        ):
             item.contact_confirmed = True
             action, detail = "publish.confirm_new_contact", {}
         else:

@@ -105,6 +105,7 @@ CUSTOMERS: dict[str, list[ContactRow]] = {
         ("Mrs E. Hartley", None, None, None, "ARCHIVED"),
     ],
 }
+ACCOUNTING_CODES = {"sales": "200", "office": "453", "phone": "489", "archived": "499"}
 BANK_ACCOUNTS = [
     ("Business Current Account", "GBP", "****4821", "ACTIVE"),
     ("Business Savings", "GBP", "****7730", "ACTIVE"),

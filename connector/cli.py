@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from sqlmodel import Session, select
 from connector import crud
 from connector.access import PermissionDeniedError
 from connector.db import make_engine, migrate, session
+from connector.history_export import export_attempts
+from connector.history_queries import ReportWindow
 from connector.intake import IntakeError, assess, import_items
 from connector.models import Item, ItemStatus
 from connector.settings import ConnectorSettings
@@ -34,6 +37,7 @@ settings_app = typer.Typer(help="Connection settings (admins only).", no_args_is
 rules_app = typer.Typer(help="Supplier and customer rules.", no_args_is_help=True)
 methods_app = typer.Typer(help="Payment methods.", no_args_is_help=True)
 items_app = typer.Typer(help="Items to publish.", no_args_is_help=True)
+history_app = typer.Typer(help="Publish run history.", no_args_is_help=True)
 for sub, name in [
     (db_app, "db"),
     (business_app, "business"),
@@ -43,6 +47,7 @@ for sub, name in [
     (rules_app, "rules"),
     (methods_app, "payment-methods"),
     (items_app, "items"),
+    (history_app, "history"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -307,6 +312,32 @@ def items_list(
                 typer.echo(json.dumps(row))
             else:
                 typer.echo("\t".join(_show(v) for v in row.values()))
+
+
+@history_app.command("export")
+def history_export(
+    ctx: typer.Context,
+    since: datetime = typer.Option(..., formats=["%Y-%m-%d"], help="First day (UTC)."),
+    until: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help="Last day (UTC), included; default today."
+    ),
+    business: str | None = typer.Option(None, help="Business slug; default every business."),
+    fmt: str = typer.Option(..., "--format", help="csv or parquet."),
+    output: Path = typer.Option(..., help="File to write (replaced)."),
+) -> None:
+    """Export one row per publish attempt (columns in docs/history.md)."""
+    state: _State = ctx.obj
+    if fmt not in ("csv", "parquet"):
+        _fail(f"unknown format {fmt!r} (csv or parquet)")
+    try:
+        last = until.date() if until else datetime.now(UTC).date()
+        window = ReportWindow(since=since.date(), until=last, business=business)
+        rows = export_attempts(state.engine, window, output, fmt=fmt)  # type: ignore[arg-type]
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    finally:
+        state.engine.dispose()
+    typer.echo(f"exported {rows} attempts ({window.since} to {window.until}) to {output}")
 
 
 def _show(value: object) -> str:

@@ -163,3 +163,29 @@ def test_export_refuses_an_unknown_business_and_format(engine: Engine, tmp_path:
 def test_a_window_ending_before_it_starts_is_refused() -> None:
     with pytest.raises(ValueError, match="before"):
         ReportWindow(DAY, DAY - timedelta(days=1))
+
+
+def test_cli_history_export_writes_the_file_and_refuses_an_unknown_business(
+    database_url: str, engine: Engine, attempts: dict[str, object], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from connector.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli.parquet"
+    base = ["--database-url", database_url, "history", "export", "--since", "2026-03-05"]
+    result = runner.invoke(
+        app, [*base, "--until", "2026-03-05", "--format", "parquet", "--output", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "exported 3 attempts" in result.output
+    assert len(pd.read_parquet(out)) == 3
+
+    refused = runner.invoke(
+        app, [*base, "--business", "nobody", "--format", "csv", "--output", str(tmp_path / "x.csv")]
+    )
+    assert refused.exit_code == 1
+    assert "nobody" in refused.output
+    bad = runner.invoke(app, [*base, "--format", "xlsx", "--output", str(tmp_path / "x.xlsx")])
+    assert bad.exit_code == 1

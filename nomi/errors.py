@@ -3,7 +3,7 @@
 ```
 NomiError
 ├── ConnectionLostError        reconnect needed: invalid_grant, revoked, consent expired, 403 tenant
-│   └── TokenExpiredError      401 TokenExpired (the client refreshes once and retries once)
+│   └── TokenExpiredError      any 401 (the client refreshes once and retries once)
 ├── TransientError             try again later (``retry_after`` seconds when the server said so)
 │   ├── RateLimitError         429 minute / concurrent / app (``problem`` says which)
 │   ├── ServerError            5xx, HTML bodies included
@@ -62,7 +62,7 @@ class ConnectionLostError(NomiError):
 
 
 class TokenExpiredError(ConnectionLostError):
-    """401 TokenExpired: the access token was refused; one refresh-and-retry is worth trying."""
+    """401: the access token was refused; one refresh-and-retry is worth trying."""
 
 
 class TransientError(NomiError):
@@ -234,13 +234,15 @@ def classify(response: httpx.Response) -> NomiError | None:
         codes.insert(0, body["code"])
     text = _short(detail or title or response.reason_phrase or str(status))
     if status == 401:
+        # Expired, invalid or consent-expired: one refresh decides (invalid_grant if it is gone).
         joined = f"{title} {detail} {' '.join(codes)}".lower()
-        if "tokenexpired" in joined.replace("_", "") or "token_expired" in joined:
-            return TokenExpiredError(
-                f"access token rejected: {text}", status=401, code="TokenExpired"
-            )
-        code = "consent_expired" if "consent" in joined else "unauthorized"
-        return ConnectionLostError(f"unauthorised: {text}", status=401, code=code)
+        if "consent" in joined:
+            code = "consent_expired"
+        elif "tokenexpired" in joined.replace("_", ""):
+            code = "TokenExpired"
+        else:
+            code = "InvalidToken"
+        return TokenExpiredError(f"access token rejected: {text}", status=401, code=code)
     if status == 403:
         joined = f"{title} {detail} {' '.join(codes)}".lower()
         code = "consent_expired" if "consent" in joined else "tenant_not_granted"

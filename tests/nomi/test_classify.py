@@ -74,10 +74,13 @@ def test_403_means_the_tenant_is_no_longer_granted() -> None:
     assert error.code == "tenant_not_granted"
 
 
-def test_consent_expiry_is_a_lost_connection() -> None:
-    error = classify(problem(401, "consent expired", "consent_expired"))
-    assert type(error) is ConnectionLostError
-    assert error.code == "consent_expired"
+def test_every_401_asks_for_one_refresh_and_says_why() -> None:
+    consent = classify(problem(401, "TokenExpired: the consent has expired"))
+    invalid = classify(problem(401, "InvalidToken: the access token is not valid"))
+    assert isinstance(consent, TokenExpiredError)
+    assert consent.code == "consent_expired"
+    assert isinstance(invalid, TokenExpiredError)
+    assert invalid.code == "InvalidToken"
 
 
 def test_validation_problem_keeps_codes_and_field_errors() -> None:

@@ -31,12 +31,19 @@ class ListResult(Generic[T]):
     Attributes:
         server_time: Nomi's clock when the first page was served (None until then); bookmark it.
         pages: Pages fetched so far.
-        drift_detected: True when a record changed while paging (rows could have shifted pages);
-            a caller that must not miss rows can run a full refresh.
+        drift_detected: True when a record changed while paging, so rows may have shifted
+            between pages and one may have been skipped.
+        rescanned: True when drift made the list read once more (rows then come twice).
     """
 
     def __init__(
-        self, model: type[T], fetch: PageFetcher, *, page_size: int, max_pages: int
+        self,
+        model: type[T],
+        fetch: PageFetcher,
+        *,
+        page_size: int,
+        max_pages: int,
+        rescan_on_drift: bool = True,
     ) -> None:
         self._model = model
         self._fetch = fetch
@@ -46,6 +53,8 @@ class ListResult(Generic[T]):
         self.server_time: datetime | None = None
         self.pages = 0
         self.drift_detected = False
+        self.rescanned = False
+        self._rescan_on_drift = rescan_on_drift
 
     def __repr__(self) -> str:
         return f"ListResult({self._model.__name__}, pages={self.pages})"
@@ -68,6 +77,14 @@ class ListResult(Generic[T]):
             yield from page
 
     def _pages(self) -> Iterator[list[T]]:
+        yield from self._one_pass()
+        if self.drift_detected and self._rescan_on_drift:
+            # Offsets shifted under us, so a row may have been skipped: read the list once more
+            # (rows come twice; callers upsert by id). The bookmark stays the first signpost.
+            self.rescanned = True
+            yield from self._one_pass()
+
+    def _one_pass(self) -> Iterator[list[T]]:
         previous_ids: list[str] | None = None
         page_number = 1
         while True:
@@ -84,7 +101,8 @@ class ListResult(Generic[T]):
             if items and ids == previous_ids:
                 raise PaginationError(f"page {page_number} repeated the previous page")
             self.pages += 1
-            self._note_drift(items)
+            if not self.rescanned:
+                self._note_drift(items)
             if items:
                 yield items
             if not items or len(items) < self._page_size:
@@ -95,12 +113,12 @@ class ListResult(Generic[T]):
             page_number += 1
 
     def _note_drift(self, items: list[T]) -> None:
-        """Flag records updated after the first page was served."""
+        """Flag records updated at or after the first page's server time (changed mid-scan)."""
         if self.server_time is None or self.drift_detected:
             return
         for item in items:
             updated = getattr(item, "updated_at", None)
-            if isinstance(updated, datetime) and updated > self.server_time:
+            if isinstance(updated, datetime) and updated >= self.server_time:
                 self.drift_detected = True
                 return
 

@@ -326,7 +326,8 @@ class NomiClient:
         """First record of a collection filtered by ``source_id``."""
         body = self._request("GET", _API + path, params={"source_id": source_id}).json()
         rows = body if isinstance(body, list) else _items(body)
-        matches = [model.model_validate(r) for r in rows if r.get("source_id") in (None, source_id)]
+        # Filter again: a server that ignored the query must not hand back someone else's record.
+        matches = [model.model_validate(r) for r in rows if r.get("source_id") == source_id]
         return matches[0] if matches else None
 
     def _request(

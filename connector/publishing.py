@@ -3,8 +3,7 @@
 ``publish_item`` takes ONE item this run has claimed (``connector.outbox.claim_ready``) through the
 pipeline of PRODUCT.md "Publishing to Nomi" and always leaves it in a recorded state: ``published``,
 back to ``review`` (held, with reasons), or back to ``ready`` with its last error shown. Every call
-to Nomi appends a ``PublishAttempt``. ``publish_batch`` runs a list of claimed items on a few
-threads sharing one client and stops early (giving the rest back) when Nomi says stop.
+to Nomi appends a ``PublishAttempt``. ``connector.publish_batch`` runs many on a few threads.
 
 The exactly-once argument (keys, ``source_id`` look-ups, claims, crash points) is in
 docs/publishing.md. Nomi errors never escape: they become an ``ItemOutcome`` whose ``stop`` tells
@@ -14,22 +13,18 @@ the batch whether to go on.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from connector import history, outbox
 from connector.models import (
     AttemptOutcome,
-    Connection,
     Customer,
     Item,
     ItemKind,
@@ -54,6 +49,7 @@ from connector.payloads import (
     record_step,
     sales_invoice_body,
 )
+from connector.publish_book import PublishBook
 from connector.review import facts_from_item
 from connector.rules import Resolution, RulesContext, resolve
 from nomi.client import NomiClient
@@ -101,61 +97,6 @@ class ItemOutcome:
     payment_recorded: bool = False
     flags: tuple[str, ...] = ()
     stop: str | None = None
-
-
-@dataclass
-class BatchResult:
-    """The outcomes of one batch and why it stopped early, if it did."""
-
-    outcomes: list[ItemOutcome] = field(default_factory=list)
-    stopped: str | None = None
-    stop_message: str | None = None
-
-    def count(self, outcome: str) -> int:
-        """How many items ended with ``outcome``."""
-        return sum(1 for o in self.outcomes if o.outcome == outcome)
-
-
-class PublishBook:
-    """What the items of one batch share: new contacts created so far and Nomi's users.
-
-    Thread-safe: two items of the same new supplier wait for each other and make one contact.
-    """
-
-    def __init__(self, connection_id: uuid.UUID) -> None:
-        self.connection_id = connection_id
-        self._lock = threading.Lock()
-        self._contact_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._contacts: dict[tuple[str, str], str] = {}
-        self._users: dict[str, str] | None = None
-
-    @classmethod
-    def for_business(cls, session: Session, business_id: uuid.UUID) -> PublishBook:
-        """A book for the business's connection."""
-        connection_id = session.exec(
-            select(Connection.id).where(Connection.business_id == business_id)
-        ).one()
-        return cls(connection_id)
-
-    def contact_lock(self, kind: str, name: str) -> threading.Lock:
-        """The lock serialising the creation of one contact."""
-        with self._lock:
-            return self._contact_locks.setdefault((kind, normalise_name(name)), threading.Lock())
-
-    def known_contact(self, kind: str, name: str) -> str | None:
-        """The Nomi id of a contact created (or found) earlier in this batch."""
-        return self._contacts.get((kind, normalise_name(name)))
-
-    def remember_contact(self, kind: str, name: str, nomi_id: str) -> None:
-        """Remember a contact for the rest of the batch."""
-        self._contacts[(kind, normalise_name(name))] = nomi_id
-
-    def user_id(self, nomi: NomiClient, email: str) -> str | None:
-        """The Nomi user id of ``email`` (``GET /users`` once per batch)."""
-        with self._lock:
-            if self._users is None:
-                self._users = {u.email.strip().lower(): u.id for u in nomi.list_users() if u.email}
-            return self._users.get(email.strip().lower())
 
 
 class _Held(Exception):
@@ -542,80 +483,3 @@ def _attempt_outcome(exc: NomiError) -> AttemptOutcome:
     if isinstance(exc, OutcomeUnknownError):
         return AttemptOutcome.UNKNOWN
     return AttemptOutcome.TRANSIENT
-
-
-def publish_batch(
-    engine: Engine,
-    nomi: NomiClient,
-    items: list[Item],
-    run_id: uuid.UUID,
-    ctx: RulesContext,
-    *,
-    book: PublishBook,
-    workers: int = 1,
-) -> BatchResult:
-    """Publish claimed items on up to ``workers`` threads sharing ``nomi``.
-
-    The first item that says stop (transient failure after the client's retries, lost
-    connection, daily limit) stops the batch: items not yet started are given back to ``ready``
-    unpublished (with ``connection_expired``/``daily_limit`` as their error when that is why).
-
-    Args:
-        engine: The connector database (each thread opens its own session).
-        nomi: The client of the business's organisation (thread-safe, throttled).
-        items: Items claimed by ``run_id`` (loaded, detached objects are fine).
-        run_id: The run holding the claims.
-        ctx: The business's rules context.
-        book: Shared batch state (new contacts, users).
-        workers: Items published at once (Nomi allows 5 requests in flight per organisation).
-
-    Returns:
-        The outcome of every item and why the batch stopped early, if it did.
-    """
-    result = BatchResult()
-    lock = threading.Lock()
-
-    def one(item: Item) -> ItemOutcome:
-        with lock:
-            stopped = result.stopped
-        with Session(engine, expire_on_commit=False) as session:
-            if stopped is not None:
-                return _give_back_unstarted(session, item, run_id, stopped)
-            outcome = publish_item(session, nomi, item, run_id, ctx, book=book)
-        if outcome.stop is not None:
-            with lock:
-                if result.stopped is None:
-                    result.stopped, result.stop_message = outcome.stop, outcome.message
-        return outcome
-
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nomi-publish") as pool:
-        result.outcomes = list(pool.map(one, items))
-    return result
-
-
-def _give_back_unstarted(
-    session: Session, item: Item, run_id: uuid.UUID, stopped: str
-) -> ItemOutcome:
-    """Release a claim the batch will not attempt because it stopped."""
-    code = {STOP_CONNECTION_LOST: CONNECTION_EXPIRED, STOP_DAILY_LIMIT: DAILY_LIMIT}.get(stopped)
-    message = {
-        STOP_CONNECTION_LOST: "the Nomi connection expired: reconnect to publish",
-        STOP_DAILY_LIMIT: "Nomi's daily request limit was reached: publishing resumes later",
-    }.get(stopped)
-    try:
-        outbox.release_claim(session, item.id, run_id, error_code=code, error_message=message)
-    except outbox.ClaimLostError:
-        return ItemOutcome(item.id, CLAIM_LOST)
-    return ItemOutcome(item.id, GIVEN_BACK, error_code=code, message=message)
-
-
-__all__ = [
-    "CONNECTION_EXPIRED",
-    "DAILY_LIMIT",
-    "RETRYABLE_ERROR_CODES",
-    "BatchResult",
-    "ItemOutcome",
-    "PublishBook",
-    "publish_batch",
-    "publish_item",
-]

@@ -29,6 +29,8 @@ from sqlmodel import select
 from blocks.app import NomiApp
 from connector import history
 from connector.models import Connection, ConnectionStatus
+from connector.publish_batch import publish_batch
+from connector.publish_book import PublishBook
 from connector.publish_queue import (
     Selection,
     claim_next,
@@ -39,8 +41,6 @@ from connector.publish_queue import (
 from connector.publishing import (
     STOP_CONNECTION_LOST,
     STOP_TRANSIENT,
-    PublishBook,
-    publish_batch,
 )
 from connector.review import build_context
 from tasks.runtime import NomiLimits, db, engine_for, nomi_client

@@ -23,6 +23,8 @@ from connector.models import (
     PublishAttempt,
     Supplier,
 )
+from connector.publish_batch import BatchResult, publish_batch
+from connector.publish_book import PublishBook
 from connector.publish_queue import (
     Selection,
     allow_retry,
@@ -33,9 +35,6 @@ from connector.publish_queue import (
 from connector.publishing import (
     CONNECTION_EXPIRED,
     STOP_CONNECTION_LOST,
-    BatchResult,
-    PublishBook,
-    publish_batch,
 )
 from connector.review import build_context
 from nomi.client import NomiClient

@@ -124,12 +124,21 @@ def _business_filter(column: Any, slugs: dict[uuid.UUID, str], window: ReportWin
 
 def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
     """A DataFrame from result rows with fixed columns (also when there are none)."""
+    if isinstance(rows, sa.CursorResult):
+        rows = rows.all()  # one fetchall instead of a fetch per row
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
+def _raw_id(column: Any) -> Any:
+    """An id column read without building ``uuid.UUID`` objects (hex text on SQLite)."""
+    return sa.type_coerce(column, sa.String)
+
+
 def _with_slug(frame: pd.DataFrame, slugs: dict[uuid.UUID, str]) -> pd.DataFrame:
-    """Replace ``business_id`` with ``business`` (the slug) as the first column."""
-    frame.insert(0, "business", frame.pop("business_id").map(slugs).astype("string"))
+    """Replace ``business_id`` (UUID, or hex text from ``_raw_id``) with ``business`` (the slug)."""
+    lookup: dict[object, str] = {key: slug for key, slug in slugs.items()}
+    lookup.update({key.hex: slug for key, slug in slugs.items()})
+    frame.insert(0, "business", frame.pop("business_id").map(lookup).astype("string"))
     return frame
 
 
@@ -146,7 +155,7 @@ def load_attempt_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFram
     retried = sa.case((_pa.attempt_no > 1, 1), else_=0).label("retried")
     query = (
         sa.select(
-            _pa.business_id,
+            _raw_id(_pa.business_id),
             day,
             _pa.step,
             _pa.outcome,
@@ -177,7 +186,7 @@ def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     dialect = conn.dialect.name
     query = (
         sa.select(
-            _pa.business_id,
+            _raw_id(_pa.business_id),
             _day(_pa.at, dialect).label("day"),
             _seconds(_pa.at, _items.ready_at, dialect).label("latency_s"),
         )
@@ -189,7 +198,7 @@ def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     )
     columns = ["business_id", "day", "latency_s"]
     result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)
-    chunks = [_frame(part, columns) for part in result.partitions()]
+    chunks = [_frame(part, columns) for part in result.partitions()]  # bounded fetches
     frame = pd.concat(chunks, ignore_index=True) if chunks else _frame([], columns)
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
     frame["latency_s"] = frame["latency_s"].astype("float64").round(3)

@@ -66,6 +66,13 @@ def refresh_lock_name(block_name: str) -> str:
     return f"nomi-refresh-{block_name}"
 
 
+def forget_cached_credentials(block_name: str) -> None:
+    """Make this process re-read the block on next use (after a connect saved new tokens)."""
+    state = _shared_for(block_name)
+    with state.lock:
+        state.credentials = None
+
+
 def ensure_refresh_lock(block_name: str) -> None:
     """Create the global concurrency limit (limit 1) that serialises one connection's refreshes.
 

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from blocks import NomiCredentials
-from blocks.tokens import BlockTokenProvider, refresh_lock_name
+from blocks.tokens import BlockTokenProvider, forget_cached_credentials, refresh_lock_name
 from nomi.errors import ConnectionLostError
 from tests.blocks.conftest import make_app
 
@@ -88,3 +89,14 @@ def test_the_refresh_lock_is_a_global_limit_of_one(block_name: str) -> None:
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(refresh_lock_name(block_name))
     assert limit.limit == 1
+
+
+def test_a_reconnect_is_picked_up_after_forgetting_the_cache(block_name: str) -> None:
+    tokens = provider(block_name, FakeTokenEndpoint())
+    assert tokens.access_token() == "access-1"
+    creds = NomiCredentials.load(block_name)
+    creds.access_token = SecretStr("access-reconnected")
+    creds.save(block_name, overwrite=True)
+    assert tokens.access_token() == "access-1"  # cached in the process
+    forget_cached_credentials(block_name)
+    assert tokens.access_token() == "access-reconnected"

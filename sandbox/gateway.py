@@ -72,14 +72,21 @@ class Gateway:
         started = time.perf_counter()
         limited = path.startswith(("/api/", "/connections"))
         extra: list[tuple[bytes, bytes]] = []
+        held = [False]  # a concurrency slot, given back before the last byte leaves
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                self.state.limits.release(tenant)
 
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+            elif not message.get("more_body", False):
+                release()
             await send(message)
 
-        acquired = False
         try:
             if limited:
                 refusal = self.state.limits.acquire(tenant)
@@ -87,12 +94,10 @@ class Gateway:
                 if refusal is not None:
                     await self._too_many(send_logged, refusal.problem, refusal.retry_after, path)
                     return
-                acquired = True
+                held[0] = True
             await self._handle(scope, receive, send_logged, entry, tenant, headers)
         finally:
-            if acquired:
-                self.state.limits.release(tenant)
-                extra[:] = self.state.limits.headers(tenant)
+            release()
             entry["ms"] = round((time.perf_counter() - started) * 1000, 2)
 
     async def _handle(

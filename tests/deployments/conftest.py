@@ -78,3 +78,14 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, what: str) -> o
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+from tests.flows.conftest import (  # noqa: E402  (the flow tests' sandbox and connected business)
+    connect_business,
+    connector_db,
+    db_session_for,
+    nomi_app,
+    sandbox,
+)
+
+__all__ = ["connect_business", "connector_db", "db_session_for", "nomi_app", "sandbox"]

@@ -125,11 +125,12 @@ def test_a_served_deployment_runs_to_completion_like_the_run_button(serve_proces
     business = f"biz-{uuid.uuid4().hex[:6]}"
 
     def served() -> bool:
+        name = "notify-ops/on-connection-expired"
         try:
-            asyncio.run(_read_deployments(["notify-ops/on-connection-expired"]))
+            deployment = asyncio.run(_read_deployments([name]))[name]
         except Exception:
             return False
-        return True
+        return deployment.entrypoint == "flows.notify_ops.notify_ops"  # the served twin
 
     wait_for(served, timeout=60, what="the served deployment")
     run = run_deployment(
@@ -155,3 +156,42 @@ def test_a_served_deployment_runs_to_completion_like_the_run_button(serve_proces
     (alert,) = asyncio.run(artifact())
     assert alert.flow_run_id == run.id
     assert "reconnect-to-nomi" in str(alert.data)
+
+
+def test_served_sync_deployment_fills_the_lists_from_the_sandbox(
+    serve_process, subprocess_env, connector_db, connect_business, nomi_app, db_session_for
+):
+    from prefect.deployments import run_deployment
+    from sqlmodel import select
+
+    from connector.models import Supplier
+
+    if not (REPO_ROOT / "flows/sync_nomi_reference_data.py").exists():
+        pytest.skip("flows/sync_nomi_reference_data.py is not written yet")
+    business = connect_business()
+    serve_process(
+        "--only",
+        "sync-nomi-reference-data",
+        "--no-schedules",
+        env={**subprocess_env, "NOMI_CONNECTOR_DATABASE_URL": connector_db},
+    )
+    name = "sync-nomi-reference-data/scheduled"
+
+    def served() -> bool:
+        try:
+            deployment = asyncio.run(_read_deployments([name]))[name]
+        except Exception:
+            return False
+        return deployment.entrypoint == "flows.sync_nomi_reference_data.sync_nomi_reference_data"
+
+    wait_for(served, timeout=60, what="the served sync deployment")
+    run = run_deployment(
+        name,
+        parameters={"params": {"business": business.slug, "mode": "full", "app_block": nomi_app}},
+        timeout=120,
+    )
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+    with db_session_for() as s:
+        names = {row.name for row in s.exec(select(Supplier))}
+    assert "Henry Schein Minerva" in names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from datetime import timedelta
 
 import pytest
@@ -111,10 +112,10 @@ def test_entrypoint_names_the_flow_with_one_params_model(spec):
     assert flow.name == FLOW_NAMES[spec.entrypoint]
     (parameter,) = inspect.signature(flow.fn).parameters.values()
     assert parameter.name == "params"
-    model = flow.fn.__annotations__["params"]
-    if isinstance(model, str):
-        model = inspect.get_annotations(flow.fn, eval_str=True)["params"]
-    assert issubclass(model, BaseModel)
+    hint = typing.get_type_hints(flow.fn)["params"]
+    models = [t for t in (typing.get_args(hint) or (hint,)) if t is not type(None)]
+    assert len(models) == 1, hint  # a model, optionally `| None` with a None default
+    assert issubclass(models[0], BaseModel)
     assert flow.__doc__ or flow.description, "the UI shows the flow's docstring to ops"
 
 

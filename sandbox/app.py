@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from sandbox import admin, api, oauth
+from sandbox import admin, api, connections, documents, oauth
 from sandbox.gateway import Gateway
 from sandbox.problems import ProblemError, problem_response
 from sandbox.seed import bulk_suppliers, seed_demo, tenant_id
@@ -34,8 +34,9 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     app = FastAPI(title="Nomi API (sandbox)", version="1.0.0", description=DESCRIPTION)
     app.state.sandbox = state
     app.include_router(oauth.router)
-    app.include_router(api.connections)
+    app.include_router(connections.router)
     app.include_router(api.router)
+    app.include_router(documents.router)
     if settings.test_mode:
         app.include_router(admin.router)
     app.add_exception_handler(ProblemError, _problem)

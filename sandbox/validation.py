@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.problems import ProblemError
-from sandbox.schemas import ExpenseCreate, PaymentCreate, SalesInvoiceCreate
+from sandbox.schemas import ContactCreate, ExpenseCreate, PaymentCreate, SalesInvoiceCreate
 from sandbox.store import Store
 
 Errors = list[dict[str, Any]]
@@ -105,6 +105,17 @@ class Validator:
     def _raise(errors: Errors) -> None:
         if errors:
             raise ProblemError(400, "; ".join(e["message"] for e in errors), errors=errors)
+
+    def contact(self, body: ContactCreate) -> None:
+        """Validate a new contact's default tax rate and category.
+
+        Raises:
+            ProblemError: 400 when one of them does not exist.
+        """
+        errors: Errors = []
+        self._ref(errors, "tax_rate", "default_tax_rate_id", body.default_tax_rate_id)
+        self._ref(errors, "category", "default_category_id", body.default_category_id)
+        self._raise(errors)
 
     def expense(self, body: ExpenseCreate) -> None:
         """Validate a new expense.

@@ -110,3 +110,11 @@ def test_secrets_are_not_in_the_request_journal(sandbox: SandboxHandle, connect:
     assert tokens["refresh_token"] not in journal
     assert "sandbox-client-secret" not in journal
     assert "brightsmile-owner" not in journal
+
+
+def test_the_documented_tenant_ids_are_the_seeded_ones() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
+    for tenant in (BSD, HCC, NWJ):
+        assert f"`{tenant}`" in doc

@@ -36,7 +36,9 @@ GATE_FAULTS = (
     "refresh_revoked",
     "consent_expired",
 )
-OAUTH_FAULTS = GATE_FAULTS[:-2]  # the token route applies refresh_revoked / consent_expired
+# On /oauth/* only transport-like faults apply here (the token route applies refresh_revoked and
+# consent_expired itself); token_rejected and validation are API answers.
+OAUTH_FAULTS = (*RATE_FAULTS, "server_error", "connection_reset")
 HTML_ERROR = (
     "<!DOCTYPE html><html><head><title>{status} Error</title></head><body><h1>{status}</h1>"
     "<p>The server encountered a temporary error. Please try again later.</p></body></html>"
@@ -164,9 +166,9 @@ class Gateway:
                 return
             stored = await _capture(self.app, scope, inner_receive)
             if drop is not None:
+                await _drop(send)
                 entry["fault"] = "commit_then_drop"
                 entry["status"] = stored.status
-                await _drop(send)
             else:
                 await _send_stored(send, stored, replayed=False)
         finally:

@@ -196,3 +196,25 @@ def test_count_and_clear(sandbox: SandboxHandle, api: httpx.Client) -> None:
     sandbox.admin.delete("/faults")
     assert api.get("/users").status_code == 200
     assert sandbox.admin.post("/faults", json={"fault": "nonsense"}).status_code == 400
+
+
+def test_commit_then_drop_on_the_token_endpoint_and_the_replay_in_grace(
+    sandbox: SandboxHandle,
+) -> None:
+    code, verifier = get_code(sandbox)
+    tokens = exchange(sandbox, code, verifier).json()
+    fault(sandbox, "commit_then_drop", path="/oauth/token", count=1)
+    with pytest.raises(httpx.TransportError):
+        refresh(sandbox, tokens["refresh_token"])
+    again = refresh(sandbox, tokens["refresh_token"])
+    assert again.status_code == 200
+    assert sandbox.admin.get("/tokens").json()["replayed"] == 1
+    journal = sandbox.admin.get("/requests", params={"limit": 2}).json()
+    assert (journal[0]["fault"], journal[0]["status"]) == ("commit_then_drop", 200)
+
+
+def test_api_only_faults_leave_the_token_endpoint_alone(sandbox: SandboxHandle) -> None:
+    fault(sandbox, "validation", method="POST", params={"code": "period_locked"})
+    fault(sandbox, "token_rejected", method="POST")
+    code, verifier = get_code(sandbox)
+    assert exchange(sandbox, code, verifier).status_code == 200

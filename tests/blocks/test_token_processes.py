@@ -56,7 +56,7 @@ def connect(sandbox, app: NomiApp) -> NomiCredentials:
 
 
 def test_a_token_expiring_under_many_processes_is_refreshed_once_per_expiry(
-    prefect_server: None,
+    prefect_server: None, tmp_path: Path
 ) -> None:
     from prefect.settings import PREFECT_API_URL
 
@@ -90,6 +90,7 @@ def test_a_token_expiring_under_many_processes_is_refreshed_once_per_expiry(
 
         env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
         argv = [f"app-{suffix}", f"conn-{suffix}", str(DURATION), str(THREADS)]
+        logs = [(tmp_path / f"worker-{i}.log").open("w") for i in range(PROCESSES)]
         workers = [
             subprocess.Popen(
                 [sys.executable, "-m", "tests.blocks.token_worker", *argv],
@@ -97,14 +98,15 @@ def test_a_token_expiring_under_many_processes_is_refreshed_once_per_expiry(
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=logs[i],
                 text=True,
             )
-            for _ in range(PROCESSES)
+            for i in range(PROCESSES)
         ]
-        for worker in workers:  # every process has imported Prefect and loaded the blocks
+        for i, worker in enumerate(workers):  # each has imported Prefect and loaded the blocks
             assert worker.stdout is not None
-            assert worker.stdout.readline().strip() == "ready"
+            ready = worker.stdout.readline().strip()
+            assert ready == "ready", (tmp_path / f"worker-{i}.log").read_text()[-3000:]
         # The token issued at connect time has expired by now: all 32 threads start on it.
         time.sleep(max(0.0, TTL - (time.time() - connected_at)))
         started = time.monotonic()
@@ -117,13 +119,14 @@ def test_a_token_expiring_under_many_processes_is_refreshed_once_per_expiry(
         stats = sandbox.admin.get("/tokens").json()
 
     results = []
-    for worker, (out, _) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0
+    for i, (worker, (out, _)) in enumerate(zip(workers, outputs, strict=True)):
+        logs[i].close()
+        assert worker.returncode == 0, (tmp_path / f"worker-{i}.log").read_text()[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
     failures = {k: v for r in results for k, v in r.items() if k != "ok"}
-    assert failures == {}
-    assert all(r.get("ok", 0) > 0 for r in results)
-    assert stats["invalid_grant"] == 0
+    assert failures == {}, (results, stats)
+    assert all(r.get("ok", 0) > 0 for r in results), (results, stats)
+    assert stats["invalid_grant"] == 0, stats
     # The token was already expired at the start, then lives TTL - LEEWAY seconds per refresh.
     most = 1 + math.ceil(elapsed / (TTL - LEEWAY))
     assert 2 <= stats["refreshed"] <= most, stats

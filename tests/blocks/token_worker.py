@@ -37,6 +37,8 @@ def main(app_block: str, credentials_block: str, duration: float, threads: int) 
                     outcome = "ok"
                 except NomiError as exc:
                     outcome = type(exc).__name__
+                except Exception as exc:  # counted, so the test shows what went wrong
+                    outcome = f"unexpected {type(exc).__name__}: {exc}"[:200]
                 with lock:
                     counts[outcome] += 1
                 time.sleep(0.05)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sandbox.clock import iso
 from sandbox.faults import FAULT_NAMES
 from sandbox.problems import ProblemError
-from sandbox.seed import bulk_suppliers
+from sandbox.seed import bulk_suppliers, seed_organisation, tenant_id
 from sandbox.state import SandboxState
 
 LISTS = {
@@ -107,6 +107,31 @@ async def patch_settings(request: Request, changes: dict[str, Any] = Body()) -> 
 async def tenants(request: Request) -> list[dict[str, Any]]:
     """Every organisation with its id."""
     return _state(request).store.tenants()
+
+
+class NewTenant(BaseModel):
+    """An organisation to add (seeded like a demo one) and the sign-ins that may grant it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    grant_to: list[str] = Field(default_factory=list, description="Existing sign-in emails.")
+    lock_date: str | None = None
+
+
+@router.post("/tenants", status_code=201)
+async def add_tenant(new: NewTenant, request: Request) -> dict[str, Any]:
+    """Add an organisation (for many-business tests and benchmarks); 409 if the name exists."""
+    state = _state(request)
+    if state.store.tenant(tenant_id(new.name)) is not None:
+        raise ProblemError(409, "An organisation with this name exists", code="conflict")
+    unknown = [e for e in new.grant_to if not state.store.check_login_exists(e)]
+    if unknown:
+        raise ProblemError(400, f"Unknown sign-ins: {', '.join(unknown)}", code="invalid")
+    tid = seed_organisation(
+        state.store, new.name, created_at=state.clock.time(), lock_date=new.lock_date
+    )
+    for email in new.grant_to:
+        state.store.grant_login(email, tid)
+    return _tenant(state, tid)
 
 
 def _tenant(state: SandboxState, tenant_id: str) -> dict[str, Any]:

@@ -149,9 +149,8 @@ def _doc(tenant: str, kind: str, key: str, **fields: Any) -> dict[str, Any]:
 
 
 def _contacts(
-    org: str, rows: list[tuple[str, str | None, str | None, str | None, str]], kind: str
+    tid: str, rows: list[tuple[str, str | None, str | None, str | None, str]], kind: str
 ) -> list[dict[str, Any]]:
-    tid = tenant_id(org)
     return [
         _doc(
             tid,
@@ -169,62 +168,69 @@ def _contacts(
     ]
 
 
+def seed_organisation(
+    store: Store,
+    name: str,
+    *,
+    created_at: float,
+    short_code: str | None = None,
+    lock_date: str | None = None,
+    like: str = BRIGHT_SMILE,
+) -> str:
+    """Seed one organisation with the lists of a demo organisation (``like``); returns its id."""
+    tid = tenant_id(name)
+    store.add_tenant(
+        {
+            "id": tid,
+            "name": name,
+            "short_code": short_code,
+            "currency": "GBP",
+            "lock_date": lock_date,
+            "created_at": iso(created_at),
+        }
+    )
+    store.put_many(
+        "tax_rate",
+        tid,
+        [
+            _doc(tid, "tax_rate", code, code=code, name=n, rate=rate, applies_to=applies, status=st)
+            for code, n, rate, applies, st in TAX_RATES
+        ],
+    )
+    store.put_many(
+        "category",
+        tid,
+        [
+            _doc(tid, "category", code, code=code, name=n, type=typ, status=st)
+            for code, n, typ, st in CATEGORIES
+        ],
+    )
+    store.put_many("supplier", tid, _contacts(tid, SUPPLIERS[like], "supplier"))
+    store.put_many("customer", tid, _contacts(tid, CUSTOMERS[like], "customer"))
+    store.put_many(
+        "bank_account",
+        tid,
+        [
+            _doc(tid, "bank_account", n, name=n, currency=cur, masked_number=masked, status=st)
+            for n, cur, masked, st in BANK_ACCOUNTS
+        ],
+    )
+    store.put_many(
+        "user",
+        tid,
+        [
+            _doc(tid, "user", email, name=n, email=email, status="ACTIVE")
+            for n, email in USERS[like]
+        ],
+    )
+    return tid
+
+
 def seed_demo(store: Store, *, created_at: float) -> None:
     """Seed the three organisations, their lists and the two sign-ins."""
     for name, short, lock in ORGS:
-        tid = tenant_id(name)
-        store.add_tenant(
-            {
-                "id": tid,
-                "name": name,
-                "short_code": short,
-                "currency": "GBP",
-                "lock_date": lock,
-                "created_at": iso(created_at),
-            }
-        )
-        store.put_many(
-            "tax_rate",
-            tid,
-            [
-                _doc(
-                    tid,
-                    "tax_rate",
-                    code,
-                    code=code,
-                    name=n,
-                    rate=rate,
-                    applies_to=applies,
-                    status=st,
-                )
-                for code, n, rate, applies, st in TAX_RATES
-            ],
-        )
-        store.put_many(
-            "category",
-            tid,
-            [
-                _doc(tid, "category", code, code=code, name=n, type=typ, status=st)
-                for code, n, typ, st in CATEGORIES
-            ],
-        )
-        store.put_many("supplier", tid, _contacts(name, SUPPLIERS[name], "supplier"))
-        store.put_many("customer", tid, _contacts(name, CUSTOMERS[name], "customer"))
-        store.put_many(
-            "bank_account",
-            tid,
-            [
-                _doc(tid, "bank_account", n, name=n, currency=cur, masked_number=masked, status=st)
-                for n, cur, masked, st in BANK_ACCOUNTS
-            ],
-        )
-        store.put_many(
-            "user",
-            tid,
-            [
-                _doc(tid, "user", email, name=n, email=email, status="ACTIVE")
-                for n, email in USERS[name]
-            ],
+        seed_organisation(
+            store, name, created_at=created_at, short_code=short, lock_date=lock, like=name
         )
     for email, password, name, orgs in LOGINS:
         store.add_login(email, password, name, [tenant_id(o) for o in orgs])

@@ -92,6 +92,20 @@ class Store:
             "INSERT INTO login_tenants VALUES (?, ?)", [(email, t) for t in tenant_ids]
         )
 
+    def check_login_exists(self, email: str) -> bool:
+        """True when a sign-in with this email exists."""
+        return (
+            self.conn.execute("SELECT 1 FROM logins WHERE email = ?", (email,)).fetchone()
+            is not None
+        )
+
+    def grant_login(self, email: str, tenant_id: str) -> bool:
+        """Let a sign-in grant one more organisation; False when the sign-in is unknown."""
+        if not self.check_login_exists(email):
+            return False
+        self.conn.execute("INSERT OR IGNORE INTO login_tenants VALUES (?, ?)", (email, tenant_id))
+        return True
+
     def check_login(self, email: str, password: str) -> Row | None:
         """The sign-in when the password matches, else None."""
         row = self.conn.execute(

@@ -16,17 +16,17 @@ tracing does not distort the timings.
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from connector.db import make_engine, migrate
@@ -54,12 +54,16 @@ def _ts(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _texts(moments: np.ndarray) -> list[str]:
+    """datetime64[us] values as SQLite's stored UTC text ('YYYY-MM-DD HH:MM:SS.ffffff')."""
+    return [t.replace("T", " ") for t in np.datetime_as_string(moments, unit="us").tolist()]
+
+
 def generate(path: Path, rows: int) -> None:
     """Create the schema and bulk-insert businesses, items and ``rows`` attempts."""
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     engine.dispose()
-    rng = random.Random(6)
     items = max(1, int(rows * ITEMS_PER_ATTEMPT))
     seconds = 365 * 86400
     db = sqlite3.connect(path)
@@ -84,34 +88,35 @@ def generate(path: Path, rows: int) -> None:
         "INSERT INTO businesses (id, slug, name, created_at) VALUES (?, ?, ?, ?)",
         ((_hex(b, 1), f"business-{b}", f"Business {b}", now) for b in range(BUSINESSES)),
     )
-    ready = [YEAR_START + timedelta(seconds=rng.randrange(seconds - 3600)) for _ in range(items)]
+    rng = np.random.default_rng(6)
+    year = np.datetime64(YEAR_START.replace(tzinfo=None), "us")
+    ready = year + rng.integers(0, seconds - 3600, items) * np.timedelta64(1, "s")
+    item_ids = [_hex(i, 2) for i in range(items)]
+    business_ids = [_hex(b, 1) for b in range(BUSINESSES)]
     db.executemany(
         "INSERT INTO items (id, business_id, kind, status, review_reasons, external_id, currency, "
         "paid, resolved_sources, publish_generation, image_published, payment_recorded, "
         "contact_confirmed, ready_at, created_at, updated_at) "
         "VALUES (?, ?, 'cost', 'published', '[]', ?, 'GBP', 0, '{}', 1, 0, 0, 0, ?, ?, ?)",
         (
-            (_hex(i, 2), _hex(i % BUSINESSES, 1), f"ext-{i}", _ts(ready[i]), now, now)
-            for i in range(items)
+            (item_ids[i], business_ids[i % BUSINESSES], f"ext-{i}", t, now, now)
+            for i, t in enumerate(_texts(ready))
         ),
     )
-    weights = [w for *_, w in STEPS_OUTCOMES]
-
-    def attempts() -> Iterator[tuple[Any, ...]]:
-        for n in range(rows):
-            item = rng.randrange(items)
-            step, outcome, code, _ = rng.choices(STEPS_OUTCOMES, weights)[0]
-            at = ready[item] + timedelta(seconds=rng.randrange(30, 3600))
-            yield (
-                _hex(n, 3), _hex(n // 50, 4), _hex(item, 2), _hex(item % BUSINESSES, 1),
-                1 + (n % 3 == 0), step, outcome, code, rng.randrange(50, 900), _ts(at),
-            )  # fmt: skip
-
+    weights = np.array([w for *_, w in STEPS_OUTCOMES], dtype=float)
+    kinds = rng.choice(len(STEPS_OUTCOMES), size=rows, p=weights / weights.sum()).tolist()
+    items_of = rng.integers(0, items, rows)
+    ats = _texts(ready[items_of] + rng.integers(30, 3600, rows) * np.timedelta64(1, "s"))
+    latencies = rng.integers(50, 900, rows).tolist()
     db.executemany(
         "INSERT INTO publish_attempts (id, run_id, item_id, business_id, attempt_no, step, "
         "outcome, error_code, latency_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        attempts(),
-    )
+        (
+            (_hex(n, 3), _hex(n // 50, 4), item_ids[i], business_ids[i % BUSINESSES],
+             1 + (n % 3 == 0), *STEPS_OUTCOMES[k][:3], latencies[n], ats[n])
+            for n, (i, k) in enumerate(zip(items_of.tolist(), kinds, strict=True))
+        ),
+    )  # fmt: skip
     for sql in indexes:
         db.execute(sql)
     db.execute("PRAGMA journal_mode=WAL")
@@ -137,7 +142,7 @@ def ours(url: str) -> pd.DataFrame:
     window = ReportWindow(YEAR_START.date(), date(2025, 12, 31))
     report = build_report(engine, window, now=datetime(2026, 1, 1, tzinfo=UTC))
     engine.dispose()
-    return report.daily
+    return report.by_day
 
 
 def _timed(fn: Callable[[str], Any], url: str) -> tuple[float, Any]:

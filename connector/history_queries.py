@@ -142,37 +142,71 @@ def _with_slug(frame: pd.DataFrame, slugs: dict[uuid.UUID, str]) -> pd.DataFrame
     return frame
 
 
-def load_attempt_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
-    """Publish attempts in the window, counted in SQL.
+def _outcome_sums() -> list[Any]:
+    """SQL sums of published, failed, held, retried and all attempts (see connector.reports)."""
+
+    def count_if(condition: Any, name: str) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0)).label(name)
+
+    return [
+        count_if(
+            (_pa.outcome == AttemptOutcome.PUBLISHED) & _pa.step.in_(RECORD_STEPS), "published"
+        ),
+        count_if(_pa.outcome.in_(FAILED_OUTCOMES), "failed"),
+        count_if(_pa.outcome == AttemptOutcome.HELD, "held"),
+        count_if(_pa.attempt_no > 1, "retried"),
+        sa.func.count().label("attempts"),
+    ]
+
+
+def _in_window(query: Any, window: ReportWindow, slugs: dict[uuid.UUID, str]) -> Any:
+    """Limit an attempts query to the window (indexed ``at`` range) and its business."""
+    return query.where(_pa.at >= window.start, _pa.at < window.end).where(
+        _business_filter(_pa.business_id, slugs, window)
+    )
+
+
+def load_outcome_totals(conn: SAConnection, window: ReportWindow, by: str) -> pd.DataFrame:
+    """Publish attempts in the window, classified and counted in SQL per business or per day.
+
+    Args:
+        conn: A connection to the connector database.
+        window: Days and optional business.
+        by: ``business`` (one row per business) or ``day`` (one row per UTC day).
 
     Returns:
-        Columns ``business, day, step, outcome, error_code, retried, attempts``: one row per
-        distinct combination; ``retried`` is true for attempts after an item's first.
+        Columns ``<by>, published, failed, held, retried, attempts``.
+    """
+    if by not in ("business", "day"):
+        raise ValueError(f"totals are by 'business' or 'day', not {by!r}")
+    slugs = business_slugs(conn, window.business)
+    key = _raw_id(_pa.business_id) if by == "business" else _day(_pa.at, conn.dialect.name)
+    query = _in_window(sa.select(key.label("key"), *_outcome_sums()), window, slugs).group_by(key)
+    counts = ["published", "failed", "held", "retried", "attempts"]
+    frame = _frame(conn.execute(query), ["key", *counts]).astype({c: "int64" for c in counts})
+    if by == "business":
+        return _with_slug(frame.rename(columns={"key": "business_id"}), slugs)
+    frame["key"] = pd.to_datetime(frame["key"]).dt.date
+    return frame.rename(columns={"key": "day"})
+
+
+def load_failure_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Failed and held attempts in the window, counted in SQL by business, outcome and code.
+
+    Returns:
+        Columns ``business, outcome, error_code, attempts``.
     """
     slugs = business_slugs(conn, window.business)
-    dialect = conn.dialect.name
-    day = _day(_pa.at, dialect).label("day")
-    retried = sa.case((_pa.attempt_no > 1, 1), else_=0).label("retried")
-    query = (
-        sa.select(
-            _raw_id(_pa.business_id),
-            day,
-            _pa.step,
-            _pa.outcome,
-            _pa.error_code,
-            retried,
-            sa.func.count().label("attempts"),
-        )
-        .where(_pa.at >= window.start, _pa.at < window.end)
-        .where(_business_filter(_pa.business_id, slugs, window))
-        .group_by(_pa.business_id, day, _pa.step, _pa.outcome, _pa.error_code, retried)
-    )
-    columns = ["business_id", "day", "step", "outcome", "error_code", "retried", "attempts"]
-    frame = _with_slug(_frame(conn.execute(query), columns), slugs)
-    frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    frame["retried"] = frame["retried"].astype(bool)
-    frame["attempts"] = frame["attempts"].astype("int64")
-    return frame
+    failing = _pa.outcome.in_([*FAILED_OUTCOMES, AttemptOutcome.HELD])
+    query = _in_window(
+        sa.select(_raw_id(_pa.business_id), _pa.outcome, _pa.error_code, sa.func.count()),
+        window,
+        slugs,
+    ).where(failing)
+    query = query.group_by(_pa.business_id, _pa.outcome, _pa.error_code)
+    columns = ["business_id", "outcome", "error_code", "attempts"]
+    frame = _frame(conn.execute(query), columns).astype({"attempts": "int64"})
+    return _with_slug(frame, slugs)
 
 
 def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:

@@ -8,6 +8,9 @@ Definitions (also in docs/history.md):
 - **held**: attempts with outcome ``held`` (the item went back to review).
 - **retried**: attempts after an item's first (``attempt_no > 1``), any outcome.
 - **failure rate**: failed / (published + failed), 0 when both are 0.
+
+The counting itself happens in SQL (``history_queries.load_outcome_totals``) so that a year of
+attempts never reaches pandas row by row; the transforms here total, rank and rate.
 - **latency**: a published attempt's time minus the item's ``ready_at`` (when it last became Ready).
 
 Every transform takes DataFrames and returns a new DataFrame; ``build_report`` wires loaders and
@@ -23,21 +26,9 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from connector import history_queries as q
-from connector.history_queries import FAILED_OUTCOMES, RECORD_STEPS, ReportWindow
+from connector.history_queries import FAILED_OUTCOMES, ReportWindow
 
 OUTCOME_COLUMNS = ["published", "failed", "held", "retried", "attempts"]
-
-
-def _classified(counts: pd.DataFrame) -> pd.DataFrame:
-    """Attempt counts with one numeric column per category."""
-    n = counts["attempts"]
-    published = (counts["outcome"] == "published") & counts["step"].isin(RECORD_STEPS)
-    return counts.assign(
-        published=n.where(published, 0),
-        failed=n.where(counts["outcome"].isin(FAILED_OUTCOMES), 0),
-        held=n.where(counts["outcome"] == "held", 0),
-        retried=n.where(counts["retried"].astype(bool), 0),
-    )
 
 
 def _with_rate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -47,35 +38,28 @@ def _with_rate(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(failure_rate=rate.astype("float64"))
 
 
-def daily_outcomes(counts: pd.DataFrame) -> pd.DataFrame:
-    """Published, failed, held, retried and all attempts per business and day.
+def outcome_totals(totals: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Outcome counts per ``key`` (``business`` or ``day``) sorted by it, with the failure rate.
 
     Args:
-        counts: ``business, day, step, outcome, error_code, retried, attempts`` (attempt counts).
+        totals: ``<key>, published, failed, held, retried, attempts`` (rows may repeat a key:
+            they are summed).
+        key: The column to total by.
 
     Returns:
-        ``business, day, published, failed, held, retried, attempts, failure_rate`` sorted by
-        business and day.
+        ``<key>, published, failed, held, retried, attempts, failure_rate``.
     """
-    if counts.empty:
-        return pd.DataFrame(columns=["business", "day", *OUTCOME_COLUMNS, "failure_rate"])
-    grouped = _classified(counts).groupby(["business", "day"], as_index=False)[OUTCOME_COLUMNS]
-    return _with_rate(grouped.sum().sort_values(["business", "day"], ignore_index=True))
-
-
-def totals_by(daily: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Sum the daily outcomes by ``key`` (``business`` or ``day``), with the failure rate."""
-    if daily.empty:
+    if totals.empty:
         return pd.DataFrame(columns=[key, *OUTCOME_COLUMNS, "failure_rate"])
-    summed = daily.groupby(key, as_index=False)[OUTCOME_COLUMNS].sum()
+    summed = totals.groupby(key, as_index=False)[OUTCOME_COLUMNS].sum()
     return _with_rate(summed.sort_values(key, ignore_index=True))
 
 
-def failure_reasons(counts: pd.DataFrame, review_reasons: pd.DataFrame) -> pd.DataFrame:
+def failure_reasons(failures: pd.DataFrame, review_reasons: pd.DataFrame) -> pd.DataFrame:
     """Failure reasons ranked by how often they occurred.
 
     Args:
-        counts: Attempt counts (see ``daily_outcomes``).
+        failures: ``business, outcome, error_code, attempts`` for failed and held attempts.
         review_reasons: ``business, reason`` for the items now in review.
 
     Returns:
@@ -83,8 +67,8 @@ def failure_reasons(counts: pd.DataFrame, review_reasons: pd.DataFrame) -> pd.Da
         attempts, ``(none)`` when Nomi gave no code), ``held`` (codes of held attempts) or
         ``review`` (review reasons of items now in review); highest count first.
     """
-    failed = counts[counts["outcome"].isin(FAILED_OUTCOMES)].assign(source="nomi")
-    held = counts[counts["outcome"] == "held"].assign(source="held")
+    failed = failures[failures["outcome"].isin(FAILED_OUTCOMES)].assign(source="nomi")
+    held = failures[failures["outcome"] == "held"].assign(source="held")
     attempts = pd.concat([failed, held], ignore_index=True)
     attempts = attempts.assign(
         reason=attempts["error_code"].fillna("(none)").astype("string"), count=attempts["attempts"]
@@ -224,7 +208,6 @@ class HistoryReport:
 
     window: ReportWindow
     generated_at: datetime
-    daily: pd.DataFrame
     by_business: pd.DataFrame
     by_day: pd.DataFrame
     failures: pd.DataFrame
@@ -277,7 +260,9 @@ def build_report(
         connector.history_queries.UnknownBusinessError: The window's business does not exist.
     """
     with engine.connect() as conn:
-        counts = q.load_attempt_counts(conn, window)
+        per_business = q.load_outcome_totals(conn, window, "business")
+        per_day = q.load_outcome_totals(conn, window, "day")
+        failures = q.load_failure_counts(conn, window)
         latencies = q.load_latencies(conn, window)
         run_days = q.load_run_totals(conn, window)
         recent = q.load_recent_runs(conn, window)
@@ -285,16 +270,14 @@ def build_report(
         waiting = q.load_waiting_items(conn, window, limit=waiting_limit)
         sync = q.load_sync_state(conn, window)
         connections = q.load_connections(conn, window)
-    daily = daily_outcomes(counts)
-    by_day = totals_by(daily, "day")
+    by_day = outcome_totals(per_day, "day")
     latency = latency_stats(latencies)
     return HistoryReport(
         window=window,
         generated_at=now,
-        daily=daily,
-        by_business=totals_by(daily, "business"),
+        by_business=outcome_totals(per_business, "business"),
         by_day=by_day,
-        failures=failure_reasons(counts, reviews),
+        failures=failure_reasons(failures, reviews),
         latency=latency,
         latency_daily=latency_by_day(latencies),
         runs=run_totals(run_days),

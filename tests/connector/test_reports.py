@@ -11,59 +11,46 @@ from connector import reports
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-COUNT_COLUMNS = ["business", "day", "step", "outcome", "error_code", "retried", "attempts"]
+TOTAL_COLUMNS = ["published", "failed", "held", "retried", "attempts"]
 
-
-def counts(*rows: tuple[object, ...]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=COUNT_COLUMNS)
-
-
-ATTEMPTS = counts(
-    ("acme", D1, "expense", "published", None, False, 3),
-    ("acme", D1, "attachment", "published", None, False, 2),  # not a record: not counted
-    ("acme", D1, "expense", "rejected", "VALIDATION", False, 1),
-    ("acme", D1, "expense", "transient", "SERVER_ERROR", True, 2),
-    ("acme", D2, "lookup", "published", None, True, 1),
-    ("acme", D2, "contact", "held", "NEW_SUPPLIER", False, 1),
-    ("bolt", D1, "sales_invoice", "published", None, False, 1),
-    ("bolt", D1, "expense", "connection_lost", None, False, 1),
+FAILURES = pd.DataFrame(
+    [
+        ("acme", "rejected", "VALIDATION", 1),
+        ("acme", "transient", "SERVER_ERROR", 2),
+        ("acme", "held", "NEW_SUPPLIER", 1),
+        ("bolt", "connection_lost", None, 1),
+    ],
+    columns=["business", "outcome", "error_code", "attempts"],
 )
 
 
-def test_daily_outcomes_count_records_failures_holds_and_retries_per_business_and_day() -> None:
-    daily = reports.daily_outcomes(ATTEMPTS)
-    got = daily.set_index(["business", "day"])
-    assert got.loc[
-        ("acme", D1), ["published", "failed", "held", "retried", "attempts"]
-    ].tolist() == [
-        3,
-        3,
-        0,
-        2,
-        8,
-    ]
-    assert got.loc[("acme", D1), "failure_rate"] == pytest.approx(0.5)
-    assert got.loc[("acme", D2), ["published", "held", "retried"]].tolist() == [1, 1, 1]
-    assert got.loc[("acme", D2), "failure_rate"] == 0.0
-    assert got.loc[("bolt", D1), "failure_rate"] == pytest.approx(0.5)
+def totals(key: str, *rows: tuple[object, ...]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=[key, *TOTAL_COLUMNS])
 
 
-def test_daily_outcomes_of_no_attempts_is_an_empty_frame_with_the_columns() -> None:
-    daily = reports.daily_outcomes(counts())
-    assert daily.empty
-    assert "failure_rate" in daily.columns
+def test_outcome_totals_sum_per_key_and_rate_failures_against_published_plus_failed() -> None:
+    out = reports.outcome_totals(
+        totals(
+            "business", ("bolt", 1, 1, 0, 0, 2), ("acme", 3, 3, 0, 2, 8), ("acme", 1, 0, 1, 1, 2)
+        ),
+        "business",
+    )
+    assert out["business"].tolist() == ["acme", "bolt"]
+    assert out.loc[0, TOTAL_COLUMNS].tolist() == [4, 3, 1, 3, 10]
+    assert out.loc[0, "failure_rate"] == pytest.approx(3 / 7, abs=1e-4)
+    assert out.loc[1, "failure_rate"] == 0.5
 
 
-def test_totals_by_business_and_day_sum_the_daily_rows() -> None:
-    daily = reports.daily_outcomes(ATTEMPTS)
-    by_business = reports.totals_by(daily, "business").set_index("business")
-    assert by_business.loc["acme", "published"] == 4
-    assert by_business.loc["acme", "failed"] == 3
-    assert by_business.loc["acme", "failure_rate"] == pytest.approx(3 / 7, abs=1e-4)
-    by_day = reports.totals_by(daily, "day").set_index("day")
-    assert by_day.loc[D1, "published"] == 4
-    assert by_day.loc[D1, "failed"] == 4
-    assert by_day.loc[D2, "attempts"] == 2
+def test_outcome_totals_rate_is_zero_when_nothing_was_published_or_failed() -> None:
+    out = reports.outcome_totals(totals("day", (D2, 0, 0, 1, 0, 1), (D1, 2, 0, 0, 0, 2)), "day")
+    assert out["day"].tolist() == [D1, D2]
+    assert out["failure_rate"].tolist() == [0.0, 0.0]
+
+
+def test_outcome_totals_of_nothing_is_an_empty_frame_with_the_columns() -> None:
+    out = reports.outcome_totals(totals("day"), "day")
+    assert out.empty
+    assert "failure_rate" in out.columns
 
 
 def test_failure_reasons_rank_nomi_codes_holds_and_review_reasons_by_count() -> None:
@@ -71,7 +58,7 @@ def test_failure_reasons_rank_nomi_codes_holds_and_review_reasons_by_count() -> 
         [("acme", "no category"), ("bolt", "no category"), ("bolt", "no total")],
         columns=["business", "reason"],
     )
-    ranked = reports.failure_reasons(ATTEMPTS, reviews)
+    ranked = reports.failure_reasons(FAILURES, reviews)
     assert ranked[["rank", "source", "reason", "count", "businesses"]].values.tolist() == [
         [1, "nomi", "SERVER_ERROR", 2, 1],
         [2, "review", "no category", 2, 2],
@@ -84,7 +71,7 @@ def test_failure_reasons_rank_nomi_codes_holds_and_review_reasons_by_count() -> 
 
 def test_failure_reasons_of_nothing_is_empty() -> None:
     empty = pd.DataFrame(columns=["business", "reason"])
-    assert reports.failure_reasons(counts(), empty).empty
+    assert reports.failure_reasons(FAILURES.iloc[0:0], empty).empty
 
 
 def test_latency_stats_give_median_p95_and_max_overall_then_per_business() -> None:
@@ -211,17 +198,17 @@ def test_expiring_connections_keep_those_within_the_horizon_soonest_first() -> N
     assert out["days_left"].tolist() == [-1, 12]
 
 
-def test_headline_totals_match_the_daily_rows_and_the_overall_latency() -> None:
-    by_day = reports.totals_by(reports.daily_outcomes(ATTEMPTS), "day")
+def test_headline_totals_match_the_day_rows_and_the_overall_latency() -> None:
+    by_day = reports.outcome_totals(totals("day", (D1, 4, 4, 0, 2, 10), (D2, 1, 0, 1, 1, 2)), "day")
     latency = pd.DataFrame(
         [("all", 5, 60.0, 90.0, 100.0)],
         columns=["business", "published", "median_s", "p95_s", "max_s"],
     )
-    totals = reports.headline(by_day, latency)
-    assert totals["published"] == 5
-    assert totals["failed"] == 4
-    assert totals["held"] == 1
-    assert totals["retried"] == 3
-    assert totals["failure_rate"] == pytest.approx(4 / 9, abs=1e-4)
-    assert totals["latency_median_s"] == 60
-    assert totals["latency_p95_s"] == 90
+    headline = reports.headline(by_day, latency)
+    assert headline["published"] == 5
+    assert headline["failed"] == 4
+    assert headline["held"] == 1
+    assert headline["retried"] == 3
+    assert headline["failure_rate"] == pytest.approx(4 / 9, abs=1e-4)
+    assert headline["latency_median_s"] == 60
+    assert headline["latency_p95_s"] == 90

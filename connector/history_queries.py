@@ -34,8 +34,10 @@ from connector.models import (
     SyncRun,
 )
 
-#: Steps whose ``published`` outcome means the item became a Nomi record.
+#: Steps whose ``PUBLISHED_OUTCOMES`` mean the item became a Nomi record.
 RECORD_STEPS = (AttemptStep.EXPENSE, AttemptStep.SALES_INVOICE, AttemptStep.LOOKUP)
+#: ``recovered``: an earlier call had landed and the record was found by its ``source_id``.
+PUBLISHED_OUTCOMES = (AttemptOutcome.PUBLISHED, AttemptOutcome.RECOVERED)
 #: Outcomes that count as a failed attempt.
 FAILED_OUTCOMES = (
     AttemptOutcome.REJECTED,
@@ -149,9 +151,7 @@ def _outcome_sums() -> list[Any]:
         return sa.func.sum(sa.case((condition, 1), else_=0)).label(name)
 
     return [
-        count_if(
-            (_pa.outcome == AttemptOutcome.PUBLISHED) & _pa.step.in_(RECORD_STEPS), "published"
-        ),
+        count_if(_pa.outcome.in_(PUBLISHED_OUTCOMES) & _pa.step.in_(RECORD_STEPS), "published"),
         count_if(_pa.outcome.in_(FAILED_OUTCOMES), "failed"),
         count_if(_pa.outcome == AttemptOutcome.HELD, "held"),
         count_if(_pa.attempt_no > 1, "retried"),
@@ -213,7 +213,7 @@ def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     """Ready-to-Published latency of each item published in the window (read in chunks).
 
     Returns:
-        Columns ``business, day, latency_s``: one row per record-creating ``published`` attempt,
+        Columns ``business, day, latency_s``: one row per record-creating published attempt,
         latency = the attempt's time minus the item's ``ready_at``.
     """
     slugs = business_slugs(conn, window.business)
@@ -226,7 +226,7 @@ def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
         )
         .select_from(sa.join(PublishAttempt.__table__, Item.__table__, _pa.item_id == _items.id))  # type: ignore[attr-defined]
         .where(_pa.at >= window.start, _pa.at < window.end)
-        .where(_pa.outcome == AttemptOutcome.PUBLISHED, _pa.step.in_(RECORD_STEPS))
+        .where(_pa.outcome.in_(PUBLISHED_OUTCOMES), _pa.step.in_(RECORD_STEPS))
         .where(_items.ready_at.is_not(None))
         .where(_business_filter(_pa.business_id, slugs, window))
     )

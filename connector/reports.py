@@ -2,8 +2,9 @@
 
 Definitions (also in docs/history.md):
 
-- **published**: attempts with outcome ``published`` on a record-creating step (``expense``,
-  ``sales_invoice``, or a ``lookup`` that found the record): one per item that became a Nomi record.
+- **published**: attempts with outcome ``published`` or ``recovered`` (an earlier call had landed
+  and the record was found by ``source_id``) on a record-creating step (``expense``,
+  ``sales_invoice``, ``lookup``): one per item that became a Nomi record.
 - **failed**: attempts with outcome ``rejected``, ``transient``, ``unknown`` or ``connection_lost``.
 - **held**: attempts with outcome ``held`` (the item went back to review).
 - **retried**: attempts after an item's first (``attempt_no > 1``), any outcome.

@@ -43,6 +43,18 @@ def history(engine: Engine) -> None:
                 outcome="published",
                 at=NOW - timedelta(minutes=1),
             )
+        recovered = make_item(
+            s, business=acme, status=ItemStatus.PUBLISHED, ready_at=NOW - timedelta(minutes=8)
+        )
+        record_attempt(  # an earlier call had landed: found by source_id, counts as published
+            s,
+            run_id=run,
+            item_id=recovered.id,
+            business_id=acme.id,
+            step="expense",
+            outcome="recovered",
+            at=NOW - timedelta(minutes=1),
+        )
         old = make_item(
             s, business=acme, status=ItemStatus.PUBLISHED, ready_at=datetime(2026, 1, 1, tzinfo=UTC)
         )
@@ -95,12 +107,12 @@ def test_build_report_reads_the_window_and_computes_every_table(
 ) -> None:
     report = build_report(engine, WINDOW, now=NOW)
 
-    assert report.totals["published"] == 3
+    assert report.totals["published"] == 4
     assert report.totals["failed"] == 1
-    assert report.totals["failure_rate"] == 0.25
-    assert report.totals["latency_median_s"] == pytest.approx(180, abs=0.5)
+    assert report.totals["failure_rate"] == 0.2
+    assert report.totals["latency_median_s"] == pytest.approx(240, abs=0.5)
     by_business = report.by_business.set_index("business")
-    assert by_business.loc["acme", "published"] == 3
+    assert by_business.loc["acme", "published"] == 4
     assert by_business.loc["bolt", "failed"] == 1
     assert report.failures[["source", "reason", "count"]].values.tolist() == [
         ["nomi", "VALIDATION", 1],

@@ -58,7 +58,10 @@ def read_image(path: Path, *, max_bytes: int = MAX_IMAGE_BYTES) -> DocumentImage
         raise ImageError(f"image {path.name} is {size} bytes; the limit is {max_bytes} (10 MB)")
     if size == 0:
         raise ImageError(f"image {path.name} is empty")
-    content = path.read_bytes()
+    with path.open("rb") as handle:
+        content = handle.read(max_bytes + 1)  # the file may have grown since stat()
+    if len(content) > max_bytes:
+        raise ImageError(f"image {path.name} is larger than {max_bytes} bytes (10 MB)")
     content_type = sniff_content_type(content[:16])
     if content_type is None:
         raise ImageError(f"image {path.name} is not a PDF, PNG, JPEG or HEIC file (by content)")

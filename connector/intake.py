@@ -135,19 +135,27 @@ def _records(source: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _csv_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """CSV rows keyed by the header (first line), with the line each row starts on."""
     reader = csv.DictReader(text.splitlines(keepends=True), restkey="__extra__")
-    if not reader.fieldnames:
-        raise IntakeError(f"{name} is empty: the first line must name the columns")
-    unknown = [c for c in reader.fieldnames if c.strip() not in FIELDS]
-    if unknown:
-        raise IntakeError(f"{name}: unknown column(s) {', '.join(unknown)}")
-    start = reader.line_num + 1
-    for row in reader:
-        record = {k.strip(): v for k, v in row.items() if k is not None and k != "__extra__"}
-        if "__extra__" in row:
-            record["__extra__"] = row["__extra__"]
-        if any(v not in (None, "") for v in record.values()):
-            yield start, record
+    start = 1
+    try:
+        if not reader.fieldnames:
+            raise IntakeError(f"{name} is empty: the first line must name the columns")
+        columns = [c.strip() for c in reader.fieldnames]
+        unknown = [c for c in reader.fieldnames if c.strip() not in FIELDS]
+        if unknown:
+            raise IntakeError(f"{name}: unknown column(s) {', '.join(unknown)}")
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise IntakeError(f"{name}: column(s) named more than once: {', '.join(twice)}")
         start = reader.line_num + 1
+        for row in reader:
+            record = {k.strip(): v for k, v in row.items() if k is not None and k != "__extra__"}
+            if "__extra__" in row:
+                record["__extra__"] = row["__extra__"]
+            if any(v not in (None, "") for v in record.values()):
+                yield start, record
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise IntakeError(f"{name}: not a readable CSV file at line {start}: {exc}") from exc
 
 
 def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -156,14 +164,29 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             yield number, {"__invalid__": f"not valid JSON: {exc.msg}"}
+            continue
+        except RecursionError:
+            yield number, {"__invalid__": "not valid JSON: nested too deeply"}
+            continue
+        except ValueError as exc:  # a huge integer literal, or a key given twice
+            yield number, {"__invalid__": f"not valid JSON: {str(exc)[:120]}"}
             continue
         if not isinstance(record, dict):
             yield number, {"__invalid__": "each line must be a JSON object"}
             continue
         yield number, record
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (which value would win is not obvious)."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"key(s) given more than once: {', '.join(twice)}")
+    return dict(pairs)
 
 
 def _image(
@@ -173,8 +196,13 @@ def _image(
     relative = values.get("image")
     if not relative:
         return None
+    folder = source.parent.resolve()
+    target = (folder / relative).resolve()
+    if not target.is_relative_to(folder):
+        errors.append(RowError(line, "image", "must be a path inside the import file's folder"))
+        return None
     try:
-        return read_image((source.parent / relative).resolve())
+        return read_image(target)
     except ImageError as exc:
         errors.append(RowError(line, "image", str(exc)))
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,14 @@ from connector.models import ItemKind
 MAX_TOTAL = Decimal("10000000.00")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# An amount: ASCII digits, optional thousands commas, optional decimals (no exponent, no "_").
+_AMOUNT = re.compile(r"^[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)?(?:\.[0-9]+)?$")
+_NOT_FINITE = {"nan", "snan", "inf", "infinity"}
+MAX_AMOUNT_DIGITS = 15
+# Characters that can disguise text (bidirectional embeddings, overrides and isolates).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Line breaks and tabs are allowed inside free text only.
+_FREE_TEXT = frozenset({"description"})
 
 # Active ISO 4217 currency codes.
 _ISO_4217_CODES = """
@@ -119,6 +128,9 @@ def parse_row(
     for name, attribute in FIELDS.items():
         value = text[name]
         try:
+            if value == _STRUCTURED:
+                raise _FieldError("must be a plain value, not a JSON object or list")
+            _check_characters(value, multiline=name in _FREE_TEXT)
             if name in TEXT_LIMITS:
                 _check_text(value, TEXT_LIMITS[name])
             values[attribute] = parsers[name](value) if name in parsers else value
@@ -167,14 +179,34 @@ def _text(value: Any) -> str | None:
     return stripped or None
 
 
+def _check_characters(value: str | None, *, multiline: bool) -> None:
+    """Refuse control characters, unpaired surrogates and bidirectional overrides."""
+    if value is None:
+        return
+    for char in value:
+        if multiline and char in "\n\r\t":
+            continue
+        category = unicodedata.category(char)
+        if category == "Cc":
+            raise _FieldError(f"contains the control character U+{ord(char):04X}; refused")
+        if category == "Cs":
+            raise _FieldError(f"contains an unpaired surrogate U+{ord(char):04X}; refused")
+        if char in _BIDI_CONTROLS:
+            raise _FieldError(
+                f"contains the bidirectional control U+{ord(char):04X}, which can disguise "
+                "text; refused"
+            )
+
+
 def _check_text(value: str | None, limit: int) -> None:
     if value is None:
         return
-    if value == _STRUCTURED:
-        raise _FieldError("must be a plain value, not a JSON object or list")
-    if value.startswith(FORMULA_PREFIXES):
+    visible = value
+    while visible and (unicodedata.category(visible[0]) == "Cf" or visible[0].isspace()):
+        visible = visible[1:]  # an invisible prefix must not hide a formula
+    if visible.startswith(FORMULA_PREFIXES):
         raise _FieldError(
-            f"starts with {value[0]!r}, which looks like a spreadsheet formula; refused"
+            f"starts with {visible[0]!r}, which looks like a spreadsheet formula; refused"
         )
     if len(value) > limit:
         raise _FieldError(f"longer than {limit} characters")
@@ -204,15 +236,24 @@ def _date(value: str | None) -> dt.date | None:
 def _money(value: str | None) -> Decimal | None:
     if value is None:
         return None
+    if value.lower().lstrip("+-") in _NOT_FINITE:
+        raise _FieldError(f"{value!r} is not a finite amount")
+    if not _AMOUNT.match(value) or not any(c.isdigit() for c in value):
+        raise _FieldError(f"{_clip(value)!r} is not a number (digits and one '.' only)")
     try:
         amount = Decimal(value.replace(",", ""))
     except InvalidOperation:
-        raise _FieldError(f"{value!r} is not a number") from None
-    if not amount.is_finite():
-        raise _FieldError(f"{value!r} is not a finite amount")
+        raise _FieldError(f"{_clip(value)!r} is not a number") from None
+    if amount.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise _FieldError(f"{_clip(value)} is implausibly large (more than 15 digits)")
     if amount != amount.quantize(Decimal("0.01")):
         raise _FieldError(f"{value} has more than two decimal places")
     return amount.quantize(Decimal("0.01"))
+
+
+def _clip(value: str, limit: int = 40) -> str:
+    """A value shortened for a message."""
+    return value if len(value) <= limit else value[:limit] + "..."
 
 
 def _total(value: str | None) -> Decimal | None:

@@ -7,6 +7,7 @@ commit; the caller's ``connector.db.session`` commits. Settings changes go throu
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlmodel import Session, select
@@ -152,7 +153,7 @@ def set_settings(
                 raise ValueError(f"{key} takes true or false, not {text!r}")
             parsed[key] = lowered in {"true", "on", "yes"}
         elif key in TAX_SETTINGS:
-            parsed[key] = None if text.strip().lower() in {"", "none"} else text.strip()
+            parsed[key] = _tax_rate_id(key, text)
         else:
             raise ValueError(
                 f"unknown setting {key!r}; known: {', '.join(BOOL_SETTINGS + TAX_SETTINGS)}"
@@ -169,6 +170,23 @@ def set_settings(
     for key, value in parsed.items():
         setattr(settings, key, value)
     return _add(session, settings)
+
+
+_NOMI_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def _tax_rate_id(key: str, text: str) -> str | None:
+    """A Nomi tax-rate id for a tax default (``none`` or empty clears it)."""
+    value = text.strip()
+    if value.lower() in {"", "none"}:
+        return None
+    if not _NOMI_ID.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise ValueError(
+            f"{key} takes a Nomi tax-rate id (up to 64 letters, digits, '.', '_', ':' or '-') "
+            f"or none, not {shown!r}"
+        )
+    return value
 
 
 def add_payment_method(

@@ -1,4 +1,4 @@
-"""Shared test set-up: an isolated Prefect home, database URLs for SQLite and PostgreSQL, a Prefect server.
+"""Shared test set-up: an isolated Prefect home, SQLite and PostgreSQL URLs, a Prefect server.
 
 Fixtures that belong to one package live in that package's own ``tests/<package>/conftest.py``.
 """
@@ -63,7 +63,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    """An empty database URL: a SQLite file, then the local PostgreSQL (every DB test runs on both)."""
+    """An empty database URL: a SQLite file, then the local PostgreSQL (DB tests run on both)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/connector.db"
     else:

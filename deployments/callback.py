@@ -65,7 +65,14 @@ def create_callback_app(settings: ConnectorSettings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(title="Nomi connector OAuth callback", lifespan=lifespan, openapi_url=None)
+    # No automatic slash redirects: Starlette builds their Location from the Host header, so
+    # "/oauth/callback/?code=.." with a forged Host would send the code off-site.
+    app = FastAPI(
+        title="Nomi connector OAuth callback",
+        lifespan=lifespan,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,174 @@
+"""The OAuth callback under hostile requests: it never redirects anywhere and refuses bad states.
+
+What tests/flows/test_connect_*.py already prove is not repeated here (a forged state while a run
+waits, a replay after success, a late state after a timeout). This adds: no 3xx for any input
+(hostile ``redirect``/``next`` parameters, header injection, a forged Host header, trailing-slash
+and double-slash paths), a state past its ``expires_at``, a state a run already closed, and a
+valid state whose run is gone (the parked code is deleted, the page is the callback's own).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from prefect.blocks.system import Secret
+from sqlmodel import Session, select
+
+from connector.oauth_states import (
+    OAuthPurpose,
+    OAuthState,
+    StateOutcome,
+    close_state,
+    hash_state,
+    new_state,
+    open_state,
+)
+from tasks.connect import code_block_name
+from tests.connector.factories import make_business
+from tests.flows.conftest import connector_db, db_session_for
+from tests.flows.test_connect_support import CallbackServer, callback
+
+__all__ = ["callback", "connector_db", "db_session_for"]
+
+EVIL = "https://evil.example/steal"
+
+
+@pytest.fixture
+def browser() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30, follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def open_states(db_session_for: Callable[[], Session]) -> Callable[..., str]:
+    """Open a state for a (non-existent) waiting run; returns the raw state."""
+    with db_session_for() as s:
+        business_id = make_business(s).id
+
+    def make(*, ttl: timedelta = timedelta(minutes=10), now: datetime | None = None) -> str:
+        state = new_state()
+        with db_session_for() as s:
+            open_state(
+                s,
+                state_hash=hash_state(state),
+                flow_run_id=uuid.uuid4(),
+                business_id=business_id,
+                purpose=OAuthPurpose.CONNECT,
+                ttl=ttl,
+                now=now,
+            )
+        return state
+
+    return make
+
+
+def _assert_own_page(response: httpx.Response) -> None:
+    assert not response.is_redirect, (response.status_code, response.headers.get("location"))
+    assert response.status_code < 300 or response.status_code >= 400
+    assert "location" not in response.headers
+    assert "refresh" not in response.headers
+    assert "evil.example" not in response.headers.get("content-location", "")
+    assert "<meta http-equiv" not in response.text.lower()
+
+
+HOSTILE_REQUESTS: list[tuple[str, dict[str, str]]] = [
+    (f"/oauth/callback?code=c&state=s&redirect={EVIL}&next={EVIL}", {}),
+    (f"/oauth/callback?code=c&state={EVIL}&return_to=//evil.example", {}),
+    ("/oauth/callback/?code=c&state=s", {}),
+    ("/oauth/callback/?code=c&state=s", {"host": "evil.example"}),
+    ("/healthz/", {"host": "evil.example"}),
+    ("//evil.example/oauth/callback?code=c&state=s", {}),
+    ("/oauth/callback?code=c&state=s%0d%0aLocation:%20https://evil.example", {}),
+    ("/oauth/callback?error=x%0d%0aLocation:%20https://evil.example&state=s", {}),
+    ("/oauth//callback?code=c&state=s", {}),
+    ("/OAUTH/CALLBACK?code=c&state=s", {}),
+    ("/docs", {}),
+    ("/docs/oauth2-redirect?state=s&code=c", {}),
+    ("/oauth/callback?" + "state=" + "s" * 20_000 + "&code=c", {}),
+]
+
+
+def test_no_request_is_ever_answered_with_a_redirect(
+    callback: CallbackServer, browser: httpx.Client
+) -> None:
+    for path, headers in HOSTILE_REQUESTS:
+        response = browser.get(callback.base_url + path, headers=headers)
+        _assert_own_page(response)
+        assert response.status_code in (400, 404, 405, 414, 431), (path, response.status_code)
+
+
+def test_a_trailing_slash_with_a_forged_host_does_not_send_the_code_off_site(
+    callback: CallbackServer, browser: httpx.Client
+) -> None:
+    response = browser.get(
+        f"{callback.base_url}/oauth/callback/?code=the-code&state=s",
+        headers={"host": "evil.example"},
+    )
+    assert response.status_code == 404
+    assert "the-code" not in str(response.headers)
+
+
+def test_a_state_past_its_expiry_is_refused_and_left_unused(
+    callback: CallbackServer,
+    browser: httpx.Client,
+    open_states: Callable[..., str],
+    db_session_for: Callable[[], Session],
+) -> None:
+    state = open_states(ttl=timedelta(minutes=10), now=datetime.now(UTC) - timedelta(minutes=11))
+    response = browser.get(
+        f"{callback.redirect_uri}", params={"state": state, "code": "c", "next": EVIL}
+    )
+
+    _assert_own_page(response)
+    assert response.status_code == 400
+    assert "expired" in response.text
+    with db_session_for() as s:
+        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+    assert row.used_at is None
+
+
+def test_a_state_whose_run_already_ended_is_refused_as_used(
+    callback: CallbackServer,
+    browser: httpx.Client,
+    open_states: Callable[..., str],
+    db_session_for: Callable[[], Session],
+) -> None:
+    state = open_states()
+    with db_session_for() as s:
+        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+        close_state(s, row.id, outcome=StateOutcome.FAILED)
+    response = browser.get(callback.redirect_uri, params={"state": state, "code": "c"})
+
+    _assert_own_page(response)
+    assert response.status_code == 400
+    assert "already used" in response.text
+
+
+def test_a_valid_state_with_a_hostile_redirect_gets_the_callbacks_own_page_and_no_code_is_kept(
+    prefect_server: None,
+    callback: CallbackServer,
+    browser: httpx.Client,
+    open_states: Callable[..., str],
+    db_session_for: Callable[[], Session],
+) -> None:
+    state = open_states()
+    query = {"state": state, "code": "code-for-nobody", "redirect": EVIL, "next": EVIL}
+    response = browser.get(callback.redirect_uri, params=query)
+
+    _assert_own_page(response)
+    assert response.status_code == 409
+    assert "no longer waiting" in response.text
+    assert "code-for-nobody" not in response.text
+    with db_session_for() as s:
+        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+    with pytest.raises(ValueError, match="Unable to find block document"):
+        Secret.load(code_block_name(row.flow_run_id), _sync=True)  # type: ignore[call-arg]
+
+    replay = browser.get(callback.redirect_uri, params=query)
+    _assert_own_page(replay)
+    assert replay.status_code == 400
+    assert "already used" in replay.text

@@ -202,24 +202,35 @@ def prepare(
     Returns:
         The connector database URL, the NomiApp block name and the businesses.
     """
+    started = time.perf_counter()
     sandbox.settings(**NO_LIMITS)  # the set-up itself is not rate limited
     tenants = sandbox.add_organisations(businesses, f"Bench {uuid.uuid4().hex[:6]}")
     url = temp_database(folder)
     app_block = save_app_block(sandbox)
     connected = connect_businesses(sandbox, url, tenants)
+    print(f"# set-up: {businesses} businesses connected after {_since(started)}", flush=True)
     per_business = items // businesses
     for business in connected:
         mirror_lists(sandbox, url, business)
         add_ready_items(url, business, per_business)
+    print(f"# set-up: lists mirrored, items ready after {_since(started)}", flush=True)
     sandbox.settings(**limits)
     return url, app_block, connected
+
+
+def _since(started: float) -> str:
+    return f"{time.perf_counter() - started:.1f} s"
 
 
 def run_flow(url: str, app_block: str, limits: Any) -> tuple[float, int, uuid.UUID]:
     """Run auto-publish for every business; returns (seconds, items published, flow run id)."""
     from flows.auto_publish_to_nomi import AutoPublishParams, auto_publish_to_nomi
 
-    params = AutoPublishParams(app_block=app_block, limits=limits, batch_size=200)
+    # No other run exists here: wait long enough for a busy local server to grant the free slots
+    # (with the default 2 s a slow grant was taken for "another run is publishing" and skipped).
+    params = AutoPublishParams(
+        app_block=app_block, limits=limits, batch_size=200, lock_wait_seconds=30
+    )
     with connector_database(url):
         started = time.perf_counter()
         state = auto_publish_to_nomi(params, return_state=True)

@@ -342,8 +342,17 @@ def publish_lock_name(slug: str) -> str:
     return f"nomi-publish-{artifact_slug(slug)}"
 
 
+PUBLISH_LOCK_LEASE_SECONDS = 60.0
+"""Lease of a business's publishing slot: renewed every 45 s while its run lives; a killed run's
+slot is freed by the server's repossessor within this (plus its loop) instead of Prefect's default
+300 s, during which every sweep would skip the business. 60 s is the shortest the server accepts."""
+
+
 def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> bool:
     """Take the business's publishing slot (limit 1, created if missing) for the stack's life.
+
+    The slot is a lease of ``PUBLISH_LOCK_LEASE_SECONDS``. A failed renewal does not stop the run:
+    the slot only keeps two runs from competing for Nomi's limits, the claims keep items safe.
 
     Returns:
         False when another run holds it after ``wait_seconds`` (skip the business this run).
@@ -355,7 +364,16 @@ def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> boo
         except ObjectNotFound:
             client.upsert_global_concurrency_limit_by_name(name, 1)
     try:
-        stack.enter_context(concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True))
+        stack.enter_context(
+            concurrency(
+                name,
+                occupy=1,
+                timeout_seconds=wait_seconds,
+                strict=True,
+                lease_duration=PUBLISH_LOCK_LEASE_SECONDS,
+                raise_on_lease_renewal_failure=False,
+            )
+        )
     except TimeoutError:
         return False
     return True

@@ -1,0 +1,292 @@
+"""A worker killed with SIGKILL mid-publish, then the deployment run again: nothing lost or doubled.
+
+The auto-publish deployment is served (``python -m deployments.serve``, the same deployment as
+``prefect.yaml``) in its own process group against a real ``prefect server start`` (SQLite, with
+its background services). The session test harness is an ephemeral server: it runs no
+repossessor, so an expired concurrency lease is never given back there and lease recovery cannot
+be shown on it. The sandbox delays every expense create, so the run is killed with some items
+published and some claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session, select
+
+from blocks.app import NomiApp
+from connector.db import make_engine
+from connector.models import Connection, Item, ItemKind, ItemStatus, PublishAttempt
+from deployments.local import free_port
+from deployments.local import prefect_server as local_prefect_server
+from deployments.scale import GroupProcess, start_group
+from sandbox.testing import SandboxHandle
+from tasks.publish import PUBLISH_LOCK_LEASE_SECONDS, publish_lock_name
+from tasks.runtime import NomiLimits, nomi_client
+from tests.connector.test_publishing_world import (
+    Org,
+    add_item,
+    duplicates,
+    make_ready,
+    mirror_lists,
+    records,
+    write_image,
+)
+from tests.deployments.conftest import REPO_ROOT, wait_for
+from tests.flows.conftest import ConnectedBusiness
+from tests.flows.conftest import connect_business as connect_business
+from tests.flows.conftest import connector_db as connector_db
+from tests.flows.conftest import nomi_app as nomi_app
+from tests.flows.conftest import sandbox as sandbox
+
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+
+DEPLOYMENT = "auto-publish-to-nomi/scheduled"
+ITEMS = 9
+LATENCY_SECONDS = 1.0
+
+
+@pytest.fixture
+def real_server(
+    prefect_server: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A ``prefect server start`` with services (repossessor every second) as this test's API."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS", "1")
+    with (
+        local_prefect_server(tmp_path / "prefect-server", port=free_port(), timeout=180) as url,
+        temporary_settings(updates={PREFECT_API_URL: url}),
+    ):
+        yield url
+
+
+@pytest.fixture
+def serve(
+    real_server: str, connector_db: str, tmp_path: Path
+) -> Iterator[Callable[[], GroupProcess]]:
+    """Start the served auto-publish deployment in its own process group (stopped afterwards)."""
+    import os
+
+    started: list[GroupProcess] = []
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")},
+        "PREFECT_API_URL": real_server,
+        "PREFECT_HOME": str(tmp_path / "serve-home"),
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "NOMI_CONNECTOR_DATABASE_URL": connector_db,
+        "NOMI_CONNECTOR_HOME": str(tmp_path / "home"),
+    }
+
+    def start() -> GroupProcess:
+        process = start_group(
+            f"serve-{len(started)}",
+            [
+                sys.executable,
+                "-m",
+                "deployments.serve",
+                "--only",
+                "auto-publish-to-nomi",
+                "--no-schedules",
+            ],
+            env=env,
+            log_dir=tmp_path / "logs",
+            cwd=REPO_ROOT,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop(grace=10)
+
+
+def prepare(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    tmp_path: Path,
+) -> tuple[ConnectedBusiness, list[uuid.UUID], int]:
+    """A connected business with ITEMS Ready cost items, every other one with an image."""
+    business = connect_business(warn_new_supplier=False, auto_publish=True)
+    org = Org(business.tenant_id)
+    engine = make_engine(connector_db)
+    ids: list[uuid.UUID] = []
+    images = 0
+    with Session(engine, expire_on_commit=False) as s:
+        connection = s.get(Connection, business.connection_id)
+        assert connection is not None
+        with nomi_client(
+            NomiApp.load(nomi_app), connection, limits=NomiLimits(per_minute=0)
+        ) as nomi:
+            mirror_lists(s, nomi, connection.id)
+        for n in range(ITEMS):
+            extra: dict[str, Any] = {}
+            if n % 2 == 0:
+                image = write_image(tmp_path / "images")
+                extra = {"image_path": str(image), "image_content_type": "application/pdf"}
+                images += 1
+            ids.append(add_item(s, business.business_id, org, ItemKind.COST, **extra).id)
+        s.commit()
+        make_ready(s, business.business_id)
+    engine.dispose()
+    return business, ids, images
+
+
+def statuses(connector_db: str, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each item's status, fresh from the database."""
+    engine = make_engine(connector_db)
+    try:
+        with Session(engine) as s:
+            rows = s.exec(select(Item.id, Item.status).where(Item.id.in_(ids)))  # type: ignore[attr-defined]
+            return {row[0]: str(row[1]) for row in rows}
+    finally:
+        engine.dispose()
+
+
+def served(entrypoint: str = "flows.auto_publish_to_nomi.auto_publish_to_nomi") -> bool:
+    """The served twin of the deployment exists on the server."""
+    from prefect.client.orchestration import get_client
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_deployment_by_name(DEPLOYMENT)
+
+    try:
+        return bool(asyncio.run(read()).entrypoint == entrypoint)
+    except Exception:
+        return False
+
+
+def run_params(business: ConnectedBusiness, nomi_app: str, **extra: Any) -> dict[str, Any]:
+    """Parameters of one auto-publish run for the business (small batches, 2 requests at once)."""
+    return {
+        "params": {
+            "business": business.slug,
+            "trigger": "manual",
+            "app_block": nomi_app,
+            "batch_size": 3,
+            "batch_retry_delay_seconds": 1,
+            "limits": {"per_minute": 0, "concurrent": 2},
+            **extra,
+        }
+    }
+
+
+def lock_slots(slug: str) -> int:
+    """Slots taken on the business's publishing lock."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return int(
+            client.read_global_concurrency_limit_by_name(publish_lock_name(slug)).active_slots
+        )
+
+
+def waited(
+    predicate: Callable[[], object], *, timeout: float, what: str, process: GroupProcess
+) -> object:
+    """``wait_for`` with the process's log in the failure message."""
+    try:
+        return wait_for(predicate, timeout=timeout, what=what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{process.log_tail()}") from None
+
+
+def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly_once(
+    real_server: str,
+    sandbox: SandboxHandle,
+    nomi_app: str,
+    connector_db: str,
+    connect_business: Callable[..., ConnectedBusiness],
+    serve: Callable[[], GroupProcess],
+    tmp_path: Path,
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.deployments import run_deployment
+    from prefect.states import Crashed
+
+    sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+    business, ids, images = prepare(connect_business, nomi_app, connector_db, tmp_path)
+    sandbox.admin.post(
+        "/faults",
+        json={
+            "fault": "latency",
+            "tenant_id": business.tenant_id,
+            "method": "POST",
+            "path": "/api/v1/expenses",
+            "params": {"seconds": LATENCY_SECONDS},
+        },
+    ).raise_for_status()
+    worker = serve()
+    waited(served, timeout=90, what="the served deployment", process=worker)
+
+    first = run_deployment(DEPLOYMENT, parameters=run_params(business, nomi_app), timeout=0)
+
+    def midway() -> dict[uuid.UUID, str] | None:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(first.id).state
+        assert state is None or not state.is_final(), f"the run ended before the kill: {state}"
+        now = statuses(connector_db, ids)
+        published = sum(1 for s in now.values() if s == ItemStatus.PUBLISHED)
+        claimed = sum(1 for s in now.values() if s == ItemStatus.PUBLISHING)
+        assert published < ITEMS, "the run finished before it could be killed"
+        return now if published >= 2 and claimed >= 1 else None
+
+    waited(midway, timeout=120, what="a run half done", process=worker)
+    victims = worker.kill()
+    killed_at = time.monotonic()
+    assert len(victims) >= 1  # the flow-run subprocess died with the serve process
+    time.sleep(0.5)
+    for pid in [worker.pid, *victims]:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
+    left = statuses(connector_db, ids)
+    stuck = [i for i, s in left.items() if s == ItemStatus.PUBLISHING]
+    assert stuck, left
+    assert any(s == ItemStatus.PUBLISHED for s in left.values())
+
+    # The dead run stays Running (nobody is left to report it) and holds the deployment's slot:
+    # Prefect's zombie detection (or ops, in the UI) marks it Crashed, which frees that slot.
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(first.id).state_type == StateType.RUNNING
+        client.set_flow_run_state(first.id, Crashed(message="worker killed"), force=True)
+    # The business's publishing lock is a 60 s lease: the repossessor frees it soon after.
+    wait_for(lambda: lock_slots(business.slug) == 0, timeout=150, what="the dead run's lock lease")
+    freed_after = time.monotonic() - killed_at
+    assert freed_after < PUBLISH_LOCK_LEASE_SECONDS + 30, freed_after
+
+    sandbox.admin.delete("/faults").raise_for_status()
+    serve()  # the worker comes back
+    second = run_deployment(
+        DEPLOYMENT,
+        parameters=run_params(business, nomi_app, claim_timeout_minutes=0.01),
+        timeout=180,
+    )
+
+    assert second.state is not None
+    assert second.state.is_completed(), second.state
+    final = statuses(connector_db, ids)
+    assert set(final.values()) == {ItemStatus.PUBLISHED}, final
+    assert len(records(sandbox, business.tenant_id, "expense")) == ITEMS
+    assert len(records(sandbox, business.tenant_id, "attachment")) == images
+    assert duplicates(sandbox) == {"expenses": {}, "sales_invoices": {}}
+    engine = make_engine(connector_db)
+    with Session(engine) as s:
+        recovered = set(
+            s.exec(select(PublishAttempt.item_id).where(PublishAttempt.outcome == "recovered"))
+        )
+    engine.dispose()
+    assert recovered == set(stuck)

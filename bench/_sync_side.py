@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sqlite3
 import sys
 import time
@@ -100,11 +99,24 @@ def baseline() -> dict[str, Any]:
     return {"seconds": seconds, "fetched": fetched, "inserted": fetched, "updated": 0}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (``VmHWM``), in MB.
+
+    Not ``ru_maxrss``: Linux carries it across fork and exec, so a child started by a large parent
+    reports the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def main(argv: list[str]) -> None:
     """Run one side and print its JSON line."""
     side, mode = argv[0], argv[1] if len(argv) > 1 else "full"
     result = ours(mode) if side == "ours" else baseline()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result), flush=True)
 
 

@@ -6,7 +6,7 @@ an hour on (so the seeded records are older than the incremental lookback), one 
 connected business in a temporary SQLite connector database.
 
 Each side runs in its own process (``python -m bench._sync_side``) and reports its own time (the
-work only, not interpreter start-up) and its peak RSS (``ru_maxrss``):
+work only, not interpreter start-up) and its peak RSS (``VmHWM`` of its own process):
 
 * baseline: pages of 1000 with plain httpx, ``sqlite3`` ``executemany`` into one table per page;
 * ours: ``connector.sync.sync_list(..., list_name="suppliers", mode="full")`` (the sync flow's

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
@@ -59,6 +61,12 @@ def _load(block_name: str) -> NomiCredentials:
     if not isinstance(creds, NomiCredentials):
         raise TypeError(f"block {block_name!r} is not a NomiCredentials block")
     return creds
+
+
+def _lock_busy(exc: ConcurrencySlotAcquisitionError) -> bool:
+    """True when the acquisition failed only because a peer holds the lock (423 Locked)."""
+    cause = exc.__cause__
+    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
 
 
 def refresh_lock_name(block_name: str) -> str:
@@ -98,7 +106,7 @@ class BlockTokenProvider:
         app: The `NomiApp` block (the OAuth client that refreshes).
         leeway: Refresh when the access token has less than this left.
         lock_timeout: Seconds to wait for the refresh lock before giving up.
-        poll: While a peer holds the lock, re-read the block this often (seconds).
+        poll: First pause (seconds) before re-reading the block while a peer holds the lock.
         oauth: An OAuth client to use instead of ``app.oauth()`` (tests).
 
     Example:
@@ -184,24 +192,32 @@ class BlockTokenProvider:
     def _refresh(self, rejected: str | None) -> NomiCredentials:
         """Refresh under the connection's global lock (the caller holds the process lock).
 
-        While a peer holds the lock, the block is re-read every ``poll`` seconds: the peer's
-        refreshed token is taken as soon as it is saved, instead of waiting out Prefect's
-        ``Retry-After`` (which grows with contention).
+        The block is read first: a peer has often refreshed already, and then no lock is needed.
+        The lock is tried once per round (no client-side timeout: in Prefect 3.9.1 a timeout
+        that fires while the server grants the slot leaks the lease). While a peer holds it, the
+        block is re-read with a growing pause (``poll`` doubling to 2 s): the peer's token is
+        taken as soon as it is saved, instead of waiting out Prefect's ``Retry-After`` (which
+        grows with contention).
         """
         self._ensure_limit()
         deadline = time.monotonic() + self._lock_timeout
+        pause = self._poll
         while True:
+            creds = _load(self.block_name)
+            self._shared.credentials = creds
+            if self._still_good(creds, rejected):
+                return creds
             try:
                 return self._refresh_locked(rejected)
-            except AcquireConcurrencySlotTimeoutError:
-                creds = _load(self.block_name)
-                self._shared.credentials = creds
-                if self._still_good(creds, rejected):
-                    return creds
+            except ConcurrencySlotAcquisitionError as exc:
+                if not _lock_busy(exc):
+                    raise
                 if time.monotonic() > deadline:
                     raise TransientError(
                         f"connection {self.block_name}: the token refresh lock stayed busy"
                     ) from None
+                time.sleep(random.uniform(0, pause))
+                pause = min(pause * 2, 2.0)
 
     def _refresh_locked(self, rejected: str | None) -> NomiCredentials:
         """Take the global lock (or time out), re-read the block, refresh and save if needed."""
@@ -209,7 +225,7 @@ class BlockTokenProvider:
             refresh_lock_name(self.block_name),
             occupy=1,
             strict=True,
-            timeout_seconds=self._poll,
+            max_retries=0,  # one try: a client-side timeout could leak a granted lease
             lease_duration=60,
         ):
             creds = _load(self.block_name)

@@ -6,6 +6,7 @@ JSON line: how many calls succeeded and how many failed, by error type.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 import threading
@@ -47,12 +48,15 @@ def main(app_block: str, credentials_block: str, duration: float, threads: int) 
     sys.stdout.flush()
     sys.stdin.readline()
     start_at = time.time()
+    faulthandler.dump_traceback_later(duration + 90, exit=True)  # a hang shows its stacks
     workers = [threading.Thread(target=run) for _ in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
     sys.stdout.write(json.dumps(dict(counts)) + "\n")
+    sys.stdout.flush()
+    faulthandler.cancel_dump_traceback_later()
 
 
 if __name__ == "__main__":

@@ -329,7 +329,13 @@ def publish_targets(session: Session, business_slug: str | None, trigger: str) -
         exists = session.exec(select(Business.id).where(Business.slug == business_slug)).first()
         if exists is None:
             raise LookupError(f"no business with slug {business_slug!r}")
-        return [Target(exists, business_slug, Selection(False), skipped="no Nomi connection")]
+        connected = session.exec(select(Connection.id).where(Connection.business_id == exists))
+        why = (
+            "its connection has no settings row (`nomi-connector settings show` recreates it)"
+            if connected.first() is not None
+            else "no Nomi connection"
+        )
+        return [Target(exists, business_slug, Selection(False), skipped=why)]
     targets: list[Target] = []
     for business, connection, settings in rows:
         selection = selection_for(trigger, settings.auto_publish)

@@ -256,7 +256,8 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     left = statuses(connector_db, ids)
     stuck = [i for i, s in left.items() if s == ItemStatus.PUBLISHING]
     assert stuck, left
-    assert any(s == ItemStatus.PUBLISHED for s in left.values())
+    published_before = sum(1 for s in left.values() if s == ItemStatus.PUBLISHED)
+    assert published_before >= 1
 
     # The dead run stays Running (nobody is left to report it) and holds the deployment's slot:
     # Prefect's zombie detection (or ops, in the UI) marks it Crashed, which frees that slot.
@@ -270,12 +271,14 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
 
     sandbox.admin.delete("/faults").raise_for_status()
     serve()  # the worker comes back
+    rerun_started = time.monotonic()
     second = run_deployment(
         DEPLOYMENT,
         parameters=run_params(business, nomi_app, claim_timeout_minutes=0.01),
         timeout=180,
     )
 
+    rerun_seconds = time.monotonic() - rerun_started
     assert second.state is not None
     assert second.state.is_completed(), second.state
     final = statuses(connector_db, ids)
@@ -290,3 +293,7 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
         )
     engine.dispose()
     assert recovered == set(stuck)
+    print(  # the measured numbers docs/reliability.md quotes
+        f"CRASH items={ITEMS} published_before_kill={published_before} stuck={len(stuck)} "
+        f"lock_freed_after={freed_after:.1f}s rerun_seconds={rerun_seconds:.1f}"
+    )

@@ -35,7 +35,7 @@ from pydantic import Field, SecretStr
 
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
-from blocks.tokens import _shared_for
+from blocks.tokens import ensure_refresh_lock, forget_cached_credentials
 from connector.connecting import (
     ConnectRefusedError,
     ConsentRequest,
@@ -298,7 +298,8 @@ def save_credentials(
     NomiCredentials.from_tokens(tokens, organisation, consent_expires_at=consent_expires_at).save(
         name, overwrite=True, _sync=True
     )  # type: ignore[call-arg]
-    _shared_for(name).credentials = None  # this process must re-read the new tokens
+    forget_cached_credentials(name)  # this process must re-read the new tokens
+    ensure_refresh_lock(name)  # created once here, so workers never race to create it
     get_run_logger().info("credentials block %s saved", name)
     return name
 

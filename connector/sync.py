@@ -23,14 +23,13 @@ suppliers' default tax rates into ``nomi`` contact rules.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -49,6 +48,7 @@ from connector.models import (
     utcnow,
 )
 from connector.names import normalise_name
+from connector.sync_writer import PageWriter, insert_for_dialect
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError
 from nomi.paging import ListResult
@@ -76,51 +76,36 @@ class _ListSpec:
     table: sa.Table
     fetch: Callable[..., ListResult[Any]]
     columns: tuple[str, ...]
-    to_row: Callable[[Any], dict[str, Any]]
+    to_row: Callable[[Any], tuple[Any, ...]]  # values in ``columns`` order
 
 
 def _status(value: str | None) -> str:
     return ACTIVE if (value or ACTIVE).upper() == ACTIVE else ARCHIVED
 
 
-def _contact(rec: Any) -> dict[str, Any]:
-    return {
-        "name": rec.name[:255],
-        "name_normalised": normalise_name(rec.name)[:255],
-        "status": _status(rec.status),
-        "tax_number": rec.tax_number,
-        "default_tax_rate_id": rec.default_tax_rate_id,
-        "default_category_id": rec.default_category_id,
-        "currency": rec.currency,
-    }
+def _contact(rec: Any) -> tuple[Any, ...]:
+    name = rec.name[:255]
+    return (
+        name,
+        normalise_name(rec.name)[:255],
+        _status(rec.status),
+        rec.tax_number,
+        rec.default_tax_rate_id,
+        rec.default_category_id,
+        rec.currency,
+    )
 
 
-def _category(rec: Any) -> dict[str, Any]:
-    return {
-        "name": rec.name[:255],
-        "status": _status(rec.status),
-        "code": rec.code,
-        "type": rec.type,
-    }
+def _category(rec: Any) -> tuple[Any, ...]:
+    return (rec.name[:255], _status(rec.status), rec.code, rec.type)
 
 
-def _tax_rate(rec: Any) -> dict[str, Any]:
-    return {
-        "name": rec.name[:255],
-        "status": _status(rec.status),
-        "code": rec.code,
-        "rate": rec.rate,
-        "applies_to": rec.applies_to,
-    }
+def _tax_rate(rec: Any) -> tuple[Any, ...]:
+    return (rec.name[:255], _status(rec.status), rec.code, rec.rate, rec.applies_to)
 
 
-def _bank_account(rec: Any) -> dict[str, Any]:
-    return {
-        "name": rec.name[:255],
-        "status": _status(rec.status),
-        "currency": rec.currency,
-        "masked_number": rec.masked_number,
-    }
+def _bank_account(rec: Any) -> tuple[Any, ...]:
+    return (rec.name[:255], _status(rec.status), rec.currency, rec.masked_number)
 
 
 _CONTACT_COLUMNS = (
@@ -291,19 +276,47 @@ def _passes(
     """Page through the list until a pass sees no drift; returns (signpost, still drifting)."""
     signpost: datetime | None = None
     drifting = True
-    while drifting and report.passes < max(1, max_passes):
-        report.passes += 1
-        result = spec.fetch(client, updated_since=since, include_archived=True, page_size=page_size)
-        for page in result.iter_pages():
+    writer = PageWriter(
+        engine.dialect,
+        spec.table,
+        spec.columns,
+        connection_id=report.connection_id,
+        seen_at=report.started_at,
+    )
+    # One connection for the whole sync; each page is its own short transaction (IMMEDIATE on
+    # SQLite, so the read that counts the page and its write never race another writer).
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+        while drifting and report.passes < max(1, max_passes):
+            report.passes += 1
+            result = spec.fetch(
+                client, updated_since=since, include_archived=True, page_size=page_size
+            )
+            for page in result.iter_pages(prefetch=True):
+                if signpost is None:
+                    signpost = result.server_time
+                report.fetched += len(page)
+                _write_page(conn, writer, spec, report, page)
             if signpost is None:
                 signpost = result.server_time
-            report.fetched += len(page)
-            with db_session(engine) as session:
-                _upsert_page(session, spec, report, page)
-        if signpost is None:
-            signpost = result.server_time
-        drifting = result.drift_detected
+            drifting = result.drift_detected
     return signpost, drifting
+
+
+def _write_page(
+    conn: sa.Connection, writer: PageWriter, spec: _ListSpec, report: SyncReport, page: list[Any]
+) -> None:
+    """Count and upsert one page in its own transaction; adds the counts to the report."""
+    to_row = spec.to_row
+    records = [(rec.id, to_row(rec), rec.updated_at) for rec in page]
+    with conn.begin():
+        cursor = conn.connection.cursor()
+        try:
+            counts = writer.write(cursor, records)
+        finally:
+            cursor.close()
+    report.inserted += counts.inserted
+    report.updated += counts.updated
+    report.archived += counts.archived
 
 
 def _finish(engine: Engine, report: SyncReport, *, move_bookmark_to: datetime | None) -> None:
@@ -359,69 +372,7 @@ def _set_bookmark(
 
 def insert_for(session: Session, table: sa.Table) -> Any:
     """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    raise ValueError(f"unsupported database {dialect!r}")
-
-
-def _upsert_page(
-    session: Session, spec: _ListSpec, report: SyncReport, page: Sequence[Any]
-) -> None:
-    """Upsert one page of records (one query to classify them, one executemany to write)."""
-    table = spec.table
-    rows: dict[str, dict[str, Any]] = {}
-    for rec in page:
-        rows[rec.id] = {
-            **spec.to_row(rec),
-            "nomi_id": rec.id,
-            "nomi_updated_at": rec.updated_at,
-        }
-    existing = {
-        row[0]: tuple(row[1:])
-        for row in session.execute(
-            sa.select(table.c.nomi_id, *(table.c[c] for c in spec.columns)).where(
-                table.c.connection_id == report.connection_id, table.c.nomi_id.in_(list(rows))
-            )
-        )
-    }
-    for nomi_id, row in rows.items():
-        old = existing.get(nomi_id)
-        if old is None:
-            report.inserted += 1
-        elif old != tuple(row[c] for c in spec.columns):
-            was_active = old[spec.columns.index("status")] == ACTIVE
-            if was_active and row["status"] == ARCHIVED:
-                report.archived += 1
-            else:
-                report.updated += 1
-    stmt = insert_for(session, table)
-    excluded = stmt.excluded
-    updates: dict[str, Any] = {c: excluded[c] for c in (*spec.columns, "nomi_updated_at")}
-    updates["last_seen_at"] = sa.case(
-        (excluded.last_seen_at > table.c.last_seen_at, excluded.last_seen_at),
-        else_=table.c.last_seen_at,
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.connection_id, table.c.nomi_id],
-        set_=updates,
-        where=sa.or_(
-            table.c.nomi_updated_at.is_(None),
-            excluded.nomi_updated_at >= table.c.nomi_updated_at,
-        ),
-    )
-    params = [
-        {
-            **row,
-            "id": uuid.uuid4(),
-            "connection_id": report.connection_id,
-            "last_seen_at": report.started_at,
-        }
-        for row in rows.values()
-    ]
-    session.connection().execute(stmt, params)
+    return insert_for_dialect(session.get_bind().dialect, table)
 
 
 def _archive_unseen(

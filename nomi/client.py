@@ -191,11 +191,9 @@ class NomiClient:
         if include_archived:
             params["include_archived"] = "true"
 
-        def fetch(page: int) -> dict[str, Any]:
-            body = self._request("GET", _API + path, params={**params, "page": page}).json()
-            if not isinstance(body, dict):
-                raise NomiError(f"unexpected list body from {path}")
-            return body
+        def fetch(page: int) -> bytes:
+            # Raw bytes: `ListResult` parses and validates the whole page in one pass.
+            return self._request("GET", _API + path, params={**params, "page": page}).content
 
         return ListResult(model, fetch, page_size=size, max_pages=1_000_000 // size + 10)
 

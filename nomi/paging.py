@@ -9,20 +9,35 @@ at the start like a signpost, so anything changed while we were paging is fetche
 
 from __future__ import annotations
 
+import contextvars
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from nomi.errors import PaginationError
 
 T = TypeVar("T", bound=BaseModel)
 
-#: Fetches one page: ``page number -> decoded JSON envelope``.
-PageFetcher = Callable[[int], dict[str, Any]]
+#: Fetches one page: ``page number -> JSON envelope``, decoded (a dict) or as the raw body bytes
+#: (then the whole page is parsed and validated in one pass, much faster than record by record).
+PageFetcher = Callable[[int], dict[str, Any] | bytes]
 
 _DATETIME = TypeAdapter(datetime)
+_POLL_SECONDS = 0.1
+
+
+class _Page(BaseModel, Generic[T]):
+    """A list envelope: ``items`` (or ``data``), ``server_time`` and ``pagination``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[T] | None = Field(default=None, validation_alias=AliasChoices("items", "data"))
+    server_time: datetime | None = None
+    pagination: dict[str, Any] | None = None
 
 
 class ListResult(Generic[T]):
@@ -65,12 +80,21 @@ class ListResult(Generic[T]):
         self._started = True
         return self._records()
 
-    def iter_pages(self) -> Iterator[list[T]]:
-        """Iterate page by page (lists of models) instead of record by record."""
+    def iter_pages(self, *, prefetch: bool = False) -> Iterator[list[T]]:
+        """Iterate page by page (lists of models) instead of record by record.
+
+        Args:
+            prefetch: Fetch and validate the next page in a background thread while the caller
+                works on the current one (at most three pages in memory). Errors surface in the
+                caller's thread, in order; closing the iterator stops the fetching.
+
+        Returns:
+            An iterator of pages (lists of models).
+        """
         if self._started:
             raise RuntimeError("a ListResult can be iterated only once")
         self._started = True
-        return self._pages()
+        return _prefetched(self._pages()) if prefetch else self._pages()
 
     def _records(self) -> Iterator[T]:
         for page in self._pages():
@@ -90,13 +114,11 @@ class ListResult(Generic[T]):
         while True:
             if page_number > self._max_pages:
                 raise PaginationError(f"more than {self._max_pages} pages; stopped")
-            envelope = self._fetch(page_number)
-            raw_items, served, page_count = _unpack(envelope, page_number)
+            items, served, page_count, server_time = self._page(page_number)
             if served < page_number:
                 raise PaginationError(f"asked for page {page_number}, got page {served}")
-            if self.server_time is None and envelope.get("server_time"):
-                self.server_time = _DATETIME.validate_python(envelope["server_time"])
-            items = [self._model.model_validate(raw) for raw in raw_items]
+            if self.server_time is None and server_time is not None:
+                self.server_time = server_time
             ids = [str(getattr(item, "id", "")) for item in items]
             if items and ids == previous_ids:
                 raise PaginationError(f"page {page_number} repeated the previous page")
@@ -111,6 +133,17 @@ class ListResult(Generic[T]):
                 return
             previous_ids = ids
             page_number += 1
+
+    def _page(self, number: int) -> tuple[list[T], int, int | None, datetime | None]:
+        """Fetch one page: its records, served page number, page count and server time."""
+        fetched = self._fetch(number)
+        if isinstance(fetched, bytes | bytearray):
+            return _parse(self._model, fetched, number)
+        raw_items, served, page_count = _unpack(fetched, number)
+        items = [self._model.model_validate(raw) for raw in raw_items]
+        stamp = fetched.get("server_time")
+        server_time = _DATETIME.validate_python(stamp) if stamp else None
+        return items, served, page_count, server_time
 
     def _note_drift(self, items: list[T]) -> None:
         """Flag records updated at or after the first page's server time (changed mid-scan)."""
@@ -134,3 +167,64 @@ def _unpack(envelope: dict[str, Any], asked: int) -> tuple[list[Any], int, int |
     served = pagination.get("page", asked)
     count = pagination.get("page_count", pagination.get("pageCount"))
     return items, int(served), int(count) if count is not None else None
+
+
+def _parse(
+    model: type[T], body: bytes | bytearray, asked: int
+) -> tuple[list[T], int, int | None, datetime | None]:
+    """Parse and validate a raw envelope in one pass (see `_Page`)."""
+    try:
+        page = _Page[model].model_validate_json(body)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        if any(not error["loc"] for error in exc.errors()):
+            raise PaginationError("list answer is not a JSON object envelope") from None
+        raise
+    if page.items is None:
+        raise PaginationError("list envelope without an items array")
+    pagination = page.pagination or {}
+    served = pagination.get("page", asked)
+    count = pagination.get("page_count", pagination.get("pageCount"))
+    return page.items, int(served), int(count) if count is not None else None, page.server_time
+
+
+def _prefetched(pages: Iterator[list[T]]) -> Iterator[list[T]]:
+    """Run ``pages`` one page ahead in a background thread (context variables carried over)."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put((kind, value), timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not hand_over("page", page):
+                    return
+            hand_over("end", None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            hand_over("error", exc)
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(
+        target=context.run, args=(produce,), name="nomi-prefetch", daemon=True
+    )
+    worker.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()

@@ -1,0 +1,208 @@
+"""Writing pages of mirrored Nomi records fast: prepared SQL through the raw DBAPI cursor.
+
+`connector.sync` hands each page to a `PageWriter`. The ``INSERT .. ON CONFLICT DO UPDATE``
+statement (with its guards: never an older Nomi version, ``last_seen_at`` only forward) is built
+with SQLAlchemy and compiled **once** per list and dialect; each page is then one
+``cursor.executemany`` (psycopg pipelines it on PostgreSQL) of plain tuples, converted by the
+columns' own bind processors (UUIDs and UTC timestamps are stored exactly as the ORM stores
+them). Counting new, changed and archived rows reads the page's existing rows with one plain
+``SELECT`` on the same cursor, in the same transaction as the write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+
+ACTIVE, ARCHIVED = "ACTIVE", "ARCHIVED"
+_SQLITE_CHUNK = 900  # ids per SELECT (well under SQLite's bound-variable limit)
+
+
+@dataclass
+class PageCounts:
+    """How the rows of one page compare with what the table held before."""
+
+    inserted: int = 0
+    updated: int = 0
+    archived: int = 0
+
+
+def insert_for_dialect(dialect: Dialect, table: sa.Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for ``dialect`` (SQLite or PostgreSQL)."""
+    if dialect.name == "sqlite":
+        return sqlite.insert(table)
+    if dialect.name == "postgresql":
+        return postgresql.insert(table)
+    raise ValueError(f"unsupported database {dialect.name!r}")
+
+
+def _processor(table: sa.Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor on ``dialect`` (None when values go as they are)."""
+    bind: Callable[[Any], Any] | None = (
+        table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    )
+    return bind
+
+
+class PageWriter:
+    """Upserts pages of one list for one connection through a prepared statement.
+
+    Args:
+        dialect: The engine's dialect (SQLite or PostgreSQL).
+        table: The list's table (``suppliers``, ``categories``, ...).
+        columns: The mirrored columns, compared to count changes (``status`` among them).
+        connection_id: The connection whose rows are written.
+        seen_at: Stored as ``last_seen_at`` (moves forward only).
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        table: sa.Table,
+        columns: Sequence[str],
+        *,
+        connection_id: uuid.UUID,
+        seen_at: datetime,
+    ) -> None:
+        self._columns = tuple(columns)
+        self._status_at = self._columns.index("status")
+        names = ("id", "connection_id", "nomi_id", *self._columns)
+        names = (*names, "nomi_updated_at", "last_seen_at")
+        stmt = insert_for_dialect(dialect, table).values({c: sa.bindparam(c) for c in names})
+        excluded = stmt.excluded
+        updates: dict[str, Any] = {c: excluded[c] for c in (*self._columns, "nomi_updated_at")}
+        updates["last_seen_at"] = sa.case(
+            (excluded.last_seen_at > table.c.last_seen_at, excluded.last_seen_at),
+            else_=table.c.last_seen_at,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.connection_id, table.c.nomi_id],
+            set_=updates,
+            where=sa.or_(
+                table.c.nomi_updated_at.is_(None),
+                excluded.nomi_updated_at >= table.c.nomi_updated_at,
+            ),
+        )
+        compiled = stmt.compile(dialect=dialect)
+        order = list(compiled.positiontup or []) if compiled.positional else list(names)
+        if sorted(order) != sorted(names):
+            raise RuntimeError(f"unexpected parameters in the upsert of {table.name}: {order}")
+        self._insert_sql = compiled.string
+        self._positional = compiled.positional
+        self._slots = {name: i for i, name in enumerate(names)}
+        self._order = [self._slots[name] for name in order]
+        self._names = names
+        self._id = _processor(table, "id", dialect)
+        self._updated = _processor(table, "nomi_updated_at", dialect)
+        procs = [(i, _processor(table, c, dialect)) for i, c in enumerate(self._columns)]
+        self._value_procs = [(i, p) for i, p in procs if p is not None]
+        cid_proc = _processor(table, "connection_id", dialect)
+        seen_proc = _processor(table, "last_seen_at", dialect)
+        self._connection = cid_proc(connection_id) if cid_proc else connection_id
+        self._seen = seen_proc(seen_at) if seen_proc else seen_at
+        self._dialect = dialect
+        self._table = table
+        self._selects: dict[int, tuple[str, list[str]]] = {}
+
+    def _select(self, count: int) -> tuple[str, list[str]]:
+        """The compiled ``SELECT`` of ``count`` ids (cached) and its positional parameter names."""
+        cached = self._selects.get(count)
+        if cached is None:
+            table = self._table
+            query = sa.select(table.c.nomi_id, *(table.c[c] for c in self._columns))
+            query = query.where(table.c.connection_id == sa.bindparam("cid"))
+            if self._dialect.name == "postgresql":
+                query = query.where(table.c.nomi_id == sa.func.any(sa.bindparam("ids")))
+            else:
+                marks: list[Any] = [sa.bindparam(f"i{k}") for k in range(count)]
+                query = query.where(table.c.nomi_id.in_(marks))
+            compiled = query.compile(dialect=self._dialect)
+            order = list(compiled.positiontup or []) if compiled.positional else []
+            cached = (compiled.string, order)
+            self._selects[count] = cached
+        return cached
+
+    def write(
+        self, cursor: Any, records: Iterable[tuple[str, tuple[Any, ...], datetime | None]]
+    ) -> PageCounts:
+        """Count and upsert one page (the caller owns the transaction).
+
+        Args:
+            cursor: A DBAPI cursor of a connection inside a transaction.
+            records: ``(nomi_id, values in column order, nomi updated_at)`` per record; a later
+                record with the same id replaces an earlier one.
+
+        Returns:
+            How many rows are new, changed and newly archived.
+        """
+        rows: dict[str, tuple[Any, ...]] = {}
+        updated_at: dict[str, Any] = {}
+        for nomi_id, values, updated in records:
+            if self._value_procs:
+                mutable = list(values)
+                for i, proc in self._value_procs:
+                    mutable[i] = proc(mutable[i])
+                values = tuple(mutable)
+            rows[nomi_id] = values
+            updated_at[nomi_id] = self._updated(updated) if self._updated else updated
+        counts = self._count(cursor, rows)
+        make_id = self._id
+        params: list[Any] = []
+        for nomi_id, values in rows.items():
+            new_id = uuid.uuid4()
+            full = (
+                make_id(new_id) if make_id else new_id,
+                self._connection,
+                nomi_id,
+                *values,
+                updated_at[nomi_id],
+                self._seen,
+            )
+            if self._positional:
+                params.append(tuple(full[i] for i in self._order))
+            else:
+                params.append(dict(zip(self._names, full, strict=True)))
+        if params:
+            cursor.executemany(self._insert_sql, params)
+        return counts
+
+    def _count(self, cursor: Any, rows: dict[str, tuple[Any, ...]]) -> PageCounts:
+        """Compare the page with the rows already stored (one SELECT, chunked on SQLite)."""
+        counts = PageCounts()
+        existing: dict[str, tuple[Any, ...]] = {}
+        for found in self._existing(cursor, list(rows)):
+            existing[found[0]] = tuple(found[1:])
+        for nomi_id, values in rows.items():
+            old = existing.get(nomi_id)
+            if old is None:
+                counts.inserted += 1
+            elif old != values:
+                if old[self._status_at] == ACTIVE and values[self._status_at] == ARCHIVED:
+                    counts.archived += 1
+                else:
+                    counts.updated += 1
+        return counts
+
+    def _existing(self, cursor: Any, ids: list[str]) -> list[Sequence[Any]]:
+        """The stored ``(nomi_id, columns...)`` of the given ids."""
+        if not ids:
+            return []
+        if self._dialect.name == "postgresql":
+            sql, _ = self._select(0)
+            cursor.execute(sql, {"cid": self._connection, "ids": ids})
+            return list(cursor.fetchall())
+        found: list[Sequence[Any]] = []
+        for start in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = ids[start : start + _SQLITE_CHUNK]
+            sql, order = self._select(len(chunk))
+            values = {"cid": self._connection} | {f"i{k}": v for k, v in enumerate(chunk)}
+            cursor.execute(sql, tuple(values[name] for name in order))
+            found.extend(cursor.fetchall())
+        return found

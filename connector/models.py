@@ -371,6 +371,8 @@ class Item(ConnectorModel, table=True):
         sa.UniqueConstraint("business_id", "external_id"),
         sa.Index("ix_items_business_status", "business_id", "status"),
         sa.Index("ix_items_status_claimed_at", "status", "claimed_at"),
+        # covering index for the history report's latency join (migration 0003)
+        sa.Index("ix_items_id_ready_at", "id", "ready_at"),
     )
 
     id: uuid.UUID = _id()

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from prefect.client.orchestration import get_client
@@ -43,6 +43,7 @@ class _Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
     credentials: NomiCredentials | None = None
     limit_ready: bool = False
+    lifetime: timedelta | None = None  # of the last access token this process was issued
 
 
 _shared_guard = threading.Lock()
@@ -159,11 +160,11 @@ class BlockTokenProvider:
             ConnectionLostError: The refresh token is no longer accepted; reconnect.
         """
         creds = self._current()
-        if not creds.expires_within(self._leeway):
+        if not creds.expires_within(self._effective_leeway()):
             return creds.access_token.get_secret_value()
         with self._shared.lock:
             creds = self._current()
-            if creds.expires_within(self._leeway):
+            if creds.expires_within(self._effective_leeway()):
                 creds = self._refresh(rejected=None)
             return creds.access_token.get_secret_value()
 
@@ -250,6 +251,7 @@ class BlockTokenProvider:
                 if self._oauth is None:
                     oauth.close()
             creds.apply(tokens)
+            self._shared.lifetime = tokens.expires_at - datetime.now(UTC)
             creds.save(self.block_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
             logger.info("connection %s: access token refreshed", self.block_name)
             return creds
@@ -258,7 +260,20 @@ class BlockTokenProvider:
         """True when ``creds`` holds a usable token that is not the rejected one."""
         if rejected is not None and creds.access_token.get_secret_value() == rejected:
             return False
-        return not creds.expires_within(self._leeway if rejected is None else timedelta(0))
+        return not creds.expires_within(
+            self._effective_leeway() if rejected is None else timedelta(0)
+        )
+
+    def _effective_leeway(self) -> timedelta:
+        """The leeway, capped at half the lifetime of the tokens Nomi issues.
+
+        A token living less than the leeway would otherwise count as expiring the moment it is
+        issued, and every request would refresh (hitting the token endpoint's rate limit).
+        """
+        lifetime = self._shared.lifetime
+        if lifetime is None or lifetime <= timedelta(0):
+            return self._leeway
+        return min(self._leeway, lifetime / 2)
 
     def _ensure_limit(self) -> None:
         """Create the connection's refresh lock once per process."""

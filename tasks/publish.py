@@ -9,16 +9,19 @@ items, a lost connection and the daily limit are recorded outcomes, not task fai
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
@@ -354,6 +357,11 @@ def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> boo
     The slot is a lease of ``PUBLISH_LOCK_LEASE_SECONDS``. A failed renewal does not stop the run:
     the slot only keeps two runs from competing for Nomi's limits, the claims keep items safe.
 
+    It is tried once per round until ``wait_seconds`` have passed: a client-side
+    ``timeout_seconds`` that fires while the server grants the slot leaks the lease in Prefect
+    3.9.1, and the business is then skipped ("another run is publishing") by every run for the
+    lease's life although no run publishes it.
+
     Returns:
         False when another run holds it after ``wait_seconds`` (skip the business this run).
     """
@@ -363,17 +371,29 @@ def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> boo
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             client.upsert_global_concurrency_limit_by_name(name, 1)
-    try:
-        stack.enter_context(
-            concurrency(
-                name,
-                occupy=1,
-                timeout_seconds=wait_seconds,
-                strict=True,
-                lease_duration=PUBLISH_LOCK_LEASE_SECONDS,
-                raise_on_lease_renewal_failure=False,
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.1
+    while True:
+        try:
+            stack.enter_context(
+                concurrency(
+                    name,
+                    occupy=1,
+                    max_retries=0,  # one try: a client-side timeout could leak a granted lease
+                    strict=True,
+                    lease_duration=PUBLISH_LOCK_LEASE_SECONDS,
+                    raise_on_lease_renewal_failure=False,
+                )
             )
-        )
-    except TimeoutError:
-        return False
-    return True
+        except ConcurrencySlotAcquisitionError as exc:
+            cause = exc.__cause__
+            busy = isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
+            left = deadline - time.monotonic()
+            if not busy or left <= 0:
+                if busy:
+                    return False
+                raise
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
+        else:
+            return True

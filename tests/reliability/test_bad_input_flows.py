@@ -139,6 +139,8 @@ def test_an_unknown_app_block_fails_every_flow_by_name_and_writes_nothing(
         _failed_with(_run(flow, params), block)
 
     assert _counts(db_session_for) == before
+    with db_session_for() as s:
+        assert s.exec(select(AuditLog)).all() == []  # the block is loaded before any check
 
 
 def test_connect_with_an_unknown_app_block_fails_by_name_before_any_consent(
@@ -156,6 +158,8 @@ def test_connect_with_an_unknown_app_block_fails_by_name_before_any_consent(
 
     _failed_with(state, block)
     assert _counts(db_session_for) == dict.fromkeys(_counts(db_session_for), 0)
+    with db_session_for() as s:
+        assert s.exec(select(AuditLog)).all() == []
     with pytest.raises(ValueError, match="Unable to find block document"):
         NomiCredentials.load(credentials_block_name(member.slug))
 

@@ -1,0 +1,166 @@
+"""Overlapping publish runs: two sweeps started together, and a scheduled run arriving mid-run.
+
+Runs overlap in production when a sweep is started by hand while the 5-minute schedule fires,
+or when a sweep takes longer than 5 minutes. The per-business global concurrency limit
+(``nomi-publish-<slug>``) lets one run work on a business at a time; the other waits or skips it,
+and the claims make sure no item is published twice or left behind either way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from connector.db import make_engine
+from connector.models import Item, ItemStatus, PublishRun
+from flows.auto_publish_to_nomi import PublishSummary, auto_publish_to_nomi
+from sandbox.testing import SandboxHandle
+from tests.flows.conftest import ConnectedBusiness
+from tests.flows.conftest import connect_business as connect_business
+from tests.flows.conftest import connector_db as connector_db
+from tests.flows.conftest import nomi_app as nomi_app
+from tests.flows.conftest import sandbox as sandbox
+from tests.reliability.conftest import (
+    auto_eligible_left,
+    build_world,
+    check_exactly_once,
+    run_params,
+)
+
+pytestmark = pytest.mark.usefixtures("fast_publishing")
+
+
+def published_rows(summary: PublishSummary) -> set[str]:
+    """Ids of the items a run published."""
+    return {
+        str(row.item_id)
+        for business in summary.businesses.values()
+        for row in business.rows
+        if row.outcome == "published"
+    }
+
+
+def test_two_sweeps_started_together_publish_every_item_of_every_business_once(
+    sandbox: SandboxHandle,
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    world_folder: Path,
+) -> None:
+    worlds = build_world(
+        sandbox,
+        connect_business,
+        nomi_app,
+        connector_db,
+        world_folder,
+        businesses=3,
+        items_per_business=30,
+        prefix="Overlap",
+    )
+    for fault, probability in (("commit_then_drop", 0.05), ("latency", 0.1)):
+        sandbox.admin.post(
+            "/faults",
+            json={
+                "fault": fault,
+                "path": "/api/v1",
+                "probability": probability,
+                "params": {"seconds": 0.2},
+            },
+        ).raise_for_status()
+    results: list[PublishSummary | BaseException] = []
+    start = threading.Barrier(2)
+
+    def sweep() -> None:
+        try:
+            start.wait(timeout=30)
+            # Long enough to wait for the other run to finish a business rather than skip it.
+            results.append(auto_publish_to_nomi(run_params(nomi_app, lock_wait_seconds=120)))
+        except BaseException as exc:  # reported by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+
+    assert len(results) == 2
+    assert all(isinstance(r, PublishSummary) for r in results), results
+    first, second = (r for r in results if isinstance(r, PublishSummary))
+    assert not published_rows(first) & published_rows(second), "an item published by both runs"
+    total = sum(len(w.all_ids) for w in worlds)
+    assert first.published + second.published == total
+    assert auto_eligible_left(connector_db, worlds) == 0, "an item was skipped by both runs"
+    check_exactly_once(sandbox, connector_db, worlds)
+
+
+def test_a_scheduled_run_arriving_while_the_last_still_runs_skips_the_business_and_loses_nothing(
+    sandbox: SandboxHandle,
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    world_folder: Path,
+) -> None:
+    [world] = build_world(
+        sandbox,
+        connect_business,
+        nomi_app,
+        connector_db,
+        world_folder,
+        businesses=1,
+        items_per_business=30,
+        prefix="Schedule",
+    )
+    # Every write takes 0.3 s: the first run is still publishing when the next one arrives.
+    sandbox.admin.post(
+        "/faults",
+        json={"fault": "latency", "method": "POST", "path": "/api/v1", "params": {"seconds": 0.3}},
+    ).raise_for_status()
+    slug = world.business.slug
+    first: list[PublishSummary | BaseException] = []
+
+    def long_run() -> None:
+        try:
+            first.append(auto_publish_to_nomi(run_params(nomi_app, batch_size=5)))
+        except BaseException as exc:  # reported by the assertion below
+            first.append(exc)
+
+    thread = threading.Thread(target=long_run)
+    thread.start()
+    engine = make_engine(connector_db)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with Session(engine) as s:
+            done = s.exec(
+                select(Item.id).where(
+                    Item.business_id == world.business.business_id,
+                    Item.status == ItemStatus.PUBLISHED,
+                )
+            ).all()
+        if len(done) >= 3:
+            break
+        time.sleep(0.1)
+    # The schedule fires: default parameters (waits 2 s for the business, then skips it).
+    arriving = auto_publish_to_nomi(run_params(nomi_app))
+    thread.join(timeout=300)
+
+    assert arriving.businesses[slug].skipped == "another run is publishing this business"
+    assert arriving.published == 0
+    assert first
+    assert isinstance(first[0], PublishSummary), first
+    assert first[0].published == len(world.all_ids)
+    with Session(engine) as s:
+        runs = s.exec(
+            select(PublishRun).where(PublishRun.business_id == world.business.business_id)
+        )
+        by_published = sorted((r.published, r.skipped) for r in runs)
+    engine.dispose()
+    assert by_published == [(0, 1), (len(world.all_ids), 0)]
+    # The next scheduled run finds nothing left.
+    assert auto_publish_to_nomi(run_params(nomi_app)).published == 0
+    check_exactly_once(sandbox, connector_db, [world])

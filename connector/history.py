@@ -9,6 +9,7 @@ rows are committed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +70,38 @@ def record_attempt(session: Session, **fields: Any) -> PublishAttempt:
         ).one()
         fields["attempt_no"] = (last or 0) + 1
     return _insert(session, PublishAttempt(**fields))
+
+
+def record_attempts(
+    session: Session, attempts: Sequence[Mapping[str, Any]]
+) -> list[PublishAttempt]:
+    """Append attempts in the given order, numbering each item's after its last (one query each).
+
+    Args:
+        session: The session whose transaction the rows join.
+        attempts: ``PublishAttempt`` fields, one mapping per attempt (``item_id`` required).
+
+    Returns:
+        The rows, flushed.
+    """
+    next_no: dict[Any, int] = {}
+    rows: list[PublishAttempt] = []
+    for fields in attempts:
+        item_id = fields["item_id"]
+        if item_id not in next_no:
+            last = session.exec(
+                select(sa.func.max(PublishAttempt.attempt_no)).where(
+                    PublishAttempt.item_id == item_id
+                )
+            ).one()
+            next_no[item_id] = (last or 0) + 1
+        row = PublishAttempt(**{"attempt_no": next_no[item_id], **fields})
+        next_no[item_id] = row.attempt_no + 1
+        session.add(row)
+        rows.append(row)
+    if rows:
+        session.flush()
+    return rows
 
 
 def record_sync_run(session: Session, **fields: Any) -> SyncRun:

@@ -17,14 +17,17 @@ generation, so the next attempt reuses the same idempotency keys and Nomi replay
 duplicating.
 
 These functions commit the session they are given: outbox state must be durable before the next
-call to Nomi. Call them with no other pending writes you are not ready to commit.
+call to Nomi. Call them with no other pending writes you are not ready to commit. The moves also
+take ``progress`` (fields of ``PROGRESS_FIELDS`` learned since the last save) and ``also`` (a
+callable adding rows, e.g. the item's publish attempts), written in the same transaction as the
+move, so an item whose only Nomi write is its record costs one write transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -205,6 +208,8 @@ def release_claim(
     review_reasons: list[str] | None = None,
     error_code: str | None = None,
     error_message: str | None = None,
+    progress: Mapping[str, Any] | None = None,
+    also: Callable[[Session], object] | None = None,
 ) -> Item:
     """Give a claim back unpublished (e.g. the connection was lost, or the item is now held).
 
@@ -216,13 +221,15 @@ def release_claim(
         review_reasons: Reasons shown when going back to ``review``.
         error_code: Stored as ``last_error_code`` when given.
         error_message: Stored as ``last_error_message`` when given.
+        progress: Unsaved ``PROGRESS_FIELDS`` values written with the move.
+        also: Called with the session inside the move's transaction (rows to add with it).
 
     Returns:
         The item, reloaded; committed.
 
     Raises:
-        ClaimLostError: ``run_id`` does not hold a claim on the item.
-        ValueError: ``to_status`` is not ``ready`` or ``review``.
+        ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
+        ValueError: ``to_status`` is not ``ready`` or ``review``, or an unknown progress field.
     """
     if to_status not in (ItemStatus.READY, ItemStatus.REVIEW):
         raise ValueError("a released claim goes back to 'ready' or 'review'")
@@ -234,7 +241,7 @@ def release_claim(
     if error_code is not None or error_message is not None:
         values["last_error_code"] = error_code
         values["last_error_message"] = error_message
-    return _finish(session, item_id, run_id, values)
+    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
 
 
 def mark_published(
@@ -248,6 +255,8 @@ def mark_published(
     image_error: str | None = None,
     payment_recorded: bool = False,
     now: datetime | None = None,
+    progress: Mapping[str, Any] | None = None,
+    also: Callable[[Session], object] | None = None,
 ) -> Item:
     """Record that the claimed item is now a Nomi record.
 
@@ -261,12 +270,15 @@ def mark_published(
         image_error: Why the image was not uploaded (the item stays published, flagged).
         payment_recorded: A payment was added to the sales invoice.
         now: Publish time (default: now, UTC).
+        progress: Unsaved ``PROGRESS_FIELDS`` values written with the move.
+        also: Called with the session inside the move's transaction (rows to add with it).
 
     Returns:
         The item, reloaded, status ``published``; committed.
 
     Raises:
-        ClaimLostError: ``run_id`` does not hold a claim on the item.
+        ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
+        ValueError: An unknown progress field.
     """
     values: dict[str, Any] = {
         "status": ItemStatus.PUBLISHED,
@@ -281,7 +293,7 @@ def mark_published(
         "last_error_code": None,
         "last_error_message": None,
     }
-    return _finish(session, item_id, run_id, values)
+    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
 
 
 def mark_failed(
@@ -293,6 +305,8 @@ def mark_failed(
     error_message: str,
     rejected: bool,
     to_status: str = ItemStatus.READY,
+    progress: Mapping[str, Any] | None = None,
+    also: Callable[[Session], object] | None = None,
 ) -> Item:
     """Record a failed publish and give the claim back with the error shown on the item.
 
@@ -308,12 +322,15 @@ def mark_failed(
         error_message: A message for people (never a secret).
         rejected: True for a rejection, False for a transient failure.
         to_status: ``ready`` (default) or ``review``.
+        progress: Unsaved ``PROGRESS_FIELDS`` values written with the move.
+        also: Called with the session inside the move's transaction (rows to add with it).
 
     Returns:
         The item, reloaded; committed.
 
     Raises:
-        ClaimLostError: ``run_id`` does not hold a claim on the item.
+        ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
+        ValueError: ``to_status`` is not ``ready`` or ``review``, or an unknown progress field.
     """
     if to_status not in (ItemStatus.READY, ItemStatus.REVIEW):
         raise ValueError("a failed item goes back to 'ready' or 'review'")
@@ -328,39 +345,59 @@ def mark_failed(
         values["review_reasons"] = [f"rejected by Nomi: {error_message}"]
     if rejected:
         values["publish_generation"] = _items().c.publish_generation + 1
-    return _finish(session, item_id, run_id, values)
+    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
 
 
-def record_progress(session: Session, item_id: uuid.UUID, run_id: uuid.UUID, **values: Any) -> Item:
-    """Save progress on a still-claimed item (e.g. ``nomi_record_id`` right after the create).
+def record_progress(
+    session: Session,
+    item_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    also: Callable[[Session], object] | None = None,
+    **values: Any,
+) -> Item:
+    """Save progress on a still-claimed item (e.g. ``nomi_record_id`` before the image upload).
 
     Args:
         session: A session on the connector database.
         item_id: The claimed item.
         run_id: The run holding the claim.
+        also: Called with the session inside the same transaction (rows to add with it).
         **values: Fields from ``PROGRESS_FIELDS``.
 
     Returns:
         The item, reloaded, still ``publishing``; committed.
 
     Raises:
-        ClaimLostError: ``run_id`` does not hold a claim on the item.
+        ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
         ValueError: A field outside ``PROGRESS_FIELDS``.
     """
-    unknown = set(values) - PROGRESS_FIELDS
+    return _finish(session, item_id, run_id, _merge(values, {}), also=also)
+
+
+def _merge(progress: Mapping[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:
+    """Progress fields (checked against ``PROGRESS_FIELDS``) overlaid by the move's own values."""
+    unknown = set(progress or ()) - PROGRESS_FIELDS
     if unknown:
         raise ValueError(f"fields not allowed during publishing: {sorted(unknown)}")
-    return _finish(session, item_id, run_id, values)
+    return {**(progress or {}), **values}
 
 
 def _finish(
-    session: Session, item_id: uuid.UUID, run_id: uuid.UUID, values: dict[str, Any]
+    session: Session,
+    item_id: uuid.UUID,
+    run_id: uuid.UUID,
+    values: dict[str, Any],
+    *,
+    also: Callable[[Session], object] | None = None,
 ) -> Item:
-    """Apply a guarded update in its own write transaction, commit, return the reloaded item."""
+    """Apply a guarded update (and ``also``) in one write transaction, commit, reload the item."""
     _begin_write(session)
     if not _guarded_update(session, item_id, run_id, values):
         session.rollback()
         raise ClaimLostError(f"item {item_id} is not claimed by run {run_id}")
+    if also is not None:
+        also(session)
     session.commit()
     return _load(session, [item_id])[0]
 

@@ -8,6 +8,11 @@ to Nomi appends a ``PublishAttempt``. ``connector.publish_batch`` runs many on a
 The exactly-once argument (keys, ``source_id`` look-ups, claims, crash points) is in
 docs/publishing.md. Nomi errors never escape: they become an ``ItemOutcome`` whose ``stop`` tells
 the batch whether to go on.
+
+Write transactions are few (SQLite has one writer): attempt rows and progress are kept in memory
+and written together with the next save, which happens before any further Nomi write of the item,
+right after an image upload, and with the item's final state. An item whose only write is its
+record costs one write transaction (attempt rows + ``published``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import Session, select
 
@@ -31,6 +36,7 @@ from connector.models import (
     ItemStatus,
     PublishAttempt,
     Supplier,
+    utcnow,
 )
 from connector.names import normalise_name
 from connector.payloads import (
@@ -139,6 +145,7 @@ def publish_item(
     except _Held as held:
         return run.hold(str(held), list(res.reasons) or [str(held)])
     except outbox.ClaimLostError as exc:
+        run.keep_attempts()
         return ItemOutcome(item.id, CLAIM_LOST, message=str(exc))
     except RejectedError as exc:
         return run.rejected(exc)
@@ -153,10 +160,8 @@ def publish_item(
     except Exception:
         session.rollback()
         with contextlib.suppress(outbox.ClaimLostError):
-            outbox.release_claim(
-                session,
-                item.id,
-                run_id,
+            run.end(
+                outbox.release_claim,
                 error_code=INTERNAL_ERROR,
                 error_message="publishing stopped on an internal error; see the run's logs",
             )
@@ -176,6 +181,8 @@ class _Run:
     ) -> None:
         self.s, self.nomi, self.item, self.run_id, self.book = session, nomi, item, run_id, book
         self.flags: list[str] = []
+        self.pending: list[dict[str, Any]] = []  # attempt rows not written yet
+        self.progress: dict[str, Any] = {}  # outbox.PROGRESS_FIELDS values not written yet
 
     # ---- the pipeline ------------------------------------------------------------------------
 
@@ -186,10 +193,8 @@ class _Run:
         image_published, image_error = self.image(res, record_id)
         payment_recorded = self.payment(res, record_id, resumed)
         is_sales = self.item.kind == ItemKind.SALES
-        outbox.mark_published(
-            self.s,
-            self.item.id,
-            self.run_id,
+        self.end(
+            outbox.mark_published,
             nomi_record_id=record_id,
             nomi_record_type=RECORD_SALES_INVOICE if is_sales else RECORD_EXPENSE,
             image_published=image_published,
@@ -222,9 +227,7 @@ class _Run:
                 self._store_contact(kind, created.id, created.name)
                 found = created.id
             self.book.remember_contact(kind, name, found)
-        self.item = outbox.record_progress(
-            self.s, self.item.id, self.run_id, resolved_contact_nomi_id=found
-        )
+        self.progress["resolved_contact_nomi_id"] = found
         return found
 
     def claimant(self) -> str | None:
@@ -285,6 +288,7 @@ class _Run:
         if not path.is_file():
             return False, f"image file not found: {path.name}"
         content = path.read_bytes()
+        self.save()  # the record id is durable before a second write depends on it
         key = outbox.idempotency_key(self.item.id, self.item.publish_generation, STEP_ATTACHMENT)
         name = attachment_name(self.item)
         kind = self.item.image_content_type or "application/octet-stream"
@@ -297,9 +301,9 @@ class _Run:
             self.call(STEP_ATTACHMENT, key, lambda: upload(record_id, name, content, kind, key))
         except RejectedError as exc:
             error = f"{_code(exc)}: {exc.detail or exc.message}"
-            self.item = outbox.record_progress(self.s, self.item.id, self.run_id, image_error=error)
+            self.progress["image_error"] = error
             return False, error
-        self.item = outbox.record_progress(self.s, self.item.id, self.run_id, image_published=True)
+        self.save(image_published=True)
         return True, None
 
     def payment(self, res: Resolution, record_id: str, resumed: bool) -> bool:
@@ -312,11 +316,10 @@ class _Run:
         if resumed:
             invoice = self.nomi.find_sales_invoice_by_source_id(str(self.item.id))
             if invoice is not None and invoice.payments:
-                self.item = outbox.record_progress(
-                    self.s, self.item.id, self.run_id, payment_recorded=True
-                )
+                self.progress["payment_recorded"] = True
                 return True
         key = outbox.idempotency_key(self.item.id, self.item.publish_generation, STEP_PAYMENT)
+        self.save()  # the invoice id is durable before the payment depends on it
         try:
             self.call(
                 STEP_PAYMENT, key, lambda: self.nomi.add_sales_invoice_payment(record_id, body, key)
@@ -324,32 +327,26 @@ class _Run:
         except RejectedError as exc:
             self.flags.append(f"payment refused: {_code(exc)}: {exc.detail or exc.message}")
             return False
-        self.item = outbox.record_progress(self.s, self.item.id, self.run_id, payment_recorded=True)
+        self.progress["payment_recorded"] = True
         return True
 
     # ---- endings -----------------------------------------------------------------------------
 
     def hold(self, message: str, reasons: list[str]) -> ItemOutcome:
         self.attempt(STEP_RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), message=message)
-        outbox.release_claim(
-            self.s, self.item.id, self.run_id, to_status=ItemStatus.REVIEW, review_reasons=reasons
-        )
+        self.end(outbox.release_claim, to_status=ItemStatus.REVIEW, review_reasons=reasons)
         return ItemOutcome(self.item.id, AttemptOutcome.HELD.value, message=message)
 
     def rejected(self, exc: RejectedError) -> ItemOutcome:
         code, message = _code(exc), exc.detail or exc.message
-        outbox.mark_failed(
-            self.s, self.item.id, self.run_id, error_code=code, error_message=message, rejected=True
-        )
+        self.end(outbox.mark_failed, error_code=code, error_message=message, rejected=True)
         return ItemOutcome(
             self.item.id, AttemptOutcome.REJECTED.value, error_code=code, message=message
         )
 
     def give_back(self, code: str, exc: NomiError) -> ItemOutcome:
         """Give the claim back to ``ready`` (same generation) with the error shown."""
-        outbox.release_claim(
-            self.s, self.item.id, self.run_id, error_code=code, error_message=exc.message
-        )
+        self.end(outbox.release_claim, error_code=code, error_message=exc.message)
         stop = {
             CONNECTION_EXPIRED: STOP_CONNECTION_LOST,
             DAILY_LIMIT: STOP_DAILY_LIMIT,
@@ -357,6 +354,43 @@ class _Run:
         return ItemOutcome(
             self.item.id, GIVEN_BACK, error_code=code, message=exc.message, stop=stop
         )
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def save(self, **progress: Any) -> None:
+        """Write the unsaved attempt rows and progress (plus ``progress``) in one transaction."""
+        self.progress.update(progress)
+        if not self.pending and not self.progress:
+            return
+        self.item = outbox.record_progress(
+            self.s, self.item.id, self.run_id, also=self._write_attempts, **self.progress
+        )
+        self.pending, self.progress = [], {}
+
+    def end(self, move: Callable[..., Item], **values: Any) -> None:
+        """Finish the claim with ``move`` (an outbox move), unsaved rows and progress included."""
+        move(
+            self.s,
+            self.item.id,
+            self.run_id,
+            progress=self.progress,
+            also=self._write_attempts,
+            **values,
+        )
+        self.pending, self.progress = [], {}
+
+    def keep_attempts(self) -> None:
+        """The claim was lost: still append the attempt rows (they record real calls)."""
+        if not self.pending:
+            return
+        self.s.rollback()
+        self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        self._write_attempts(self.s)
+        self.s.commit()
+        self.pending = []
+
+    def _write_attempts(self, session: Session) -> None:
+        history.record_attempts(session, self.pending)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -392,24 +426,23 @@ class _Run:
         code: str | None = None,
         message: str | None = None,
     ) -> None:
-        """Append (and commit) one ``PublishAttempt`` row."""
-        self.s.commit()
-        self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        history.record_attempt(
-            self.s,
-            run_id=self.run_id,
-            item_id=self.item.id,
-            business_id=self.item.business_id,
-            step=step,
-            idempotency_key=key,
-            outcome=outcome.value,
-            http_status=status,
-            nomi_record_id=record_id,
-            error_code=code,
-            error_message=message,
-            latency_ms=int((time.monotonic() - started) * 1000),
+        """Note one ``PublishAttempt`` row (written with the next save or the final move)."""
+        self.pending.append(
+            {
+                "run_id": self.run_id,
+                "item_id": self.item.id,
+                "business_id": self.item.business_id,
+                "step": step,
+                "idempotency_key": key,
+                "outcome": outcome.value,
+                "http_status": status,
+                "nomi_record_id": record_id,
+                "error_code": code,
+                "error_message": message,
+                "latency_ms": int((time.monotonic() - started) * 1000),
+                "at": utcnow(),
+            }
         )
-        self.s.commit()
 
     def _tried_before(self, key: str) -> bool:
         """True when history shows an attempt (or a recovery) under this record key."""
@@ -421,9 +454,8 @@ class _Run:
         return found is not None
 
     def _save_record(self, record_id: str, step: str) -> None:
-        self.item = outbox.record_progress(
-            self.s, self.item.id, self.run_id, nomi_record_id=record_id, nomi_record_type=step
-        )
+        """Note the record id (saved before any later write of the item, or with its end)."""
+        self.progress.update(nomi_record_id=record_id, nomi_record_type=step)
 
     def _stored_contact(self, kind: str, name: str) -> str | None:
         """An active mirrored contact with this normalised name (created by a peer meanwhile)."""

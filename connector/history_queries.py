@@ -33,6 +33,7 @@ from connector.models import (
     SyncBookmark,
     SyncRun,
 )
+from connector.report_latency import latency_frame, tuple_chunks
 
 #: Steps whose ``PUBLISHED_OUTCOMES`` mean the item became a Nomi record.
 RECORD_STEPS = (AttemptStep.EXPENSE, AttemptStep.SALES_INVOICE, AttemptStep.LOOKUP)
@@ -159,32 +160,32 @@ def _outcome_sums() -> list[Any]:
     ]
 
 
-def _attempt_time(conn: SAConnection, window: ReportWindow) -> Any:
-    """``publish_attempts.at`` for a window filter, unindexed when SQLite should scan instead.
+def _scans_attempts(conn: SAConnection, window: ReportWindow) -> bool:
+    """Whether SQLite should read ``publish_attempts`` by a plain table scan for this window.
 
-    SQLite walks the ``at`` index with one table lookup per row, which costs about three times a
-    plain scan once the window holds most of the table (a year's report over a year of history).
-    When the window covers more than half of the recorded time span, the column is wrapped
-    (``coalesce(at, at)``) so SQLite scans; PostgreSQL's planner chooses by itself.
+    SQLite otherwise walks an index (``at``; ``(business_id, at)`` to save the GROUP BY sort;
+    ``item_id`` when the latency join starts from the items) with one random table lookup per
+    row, which costs several times a plain scan once the window holds most of the table (a
+    year's report over a year of history). A scan wins when the window covers more than half of
+    the recorded time span. PostgreSQL's planner chooses by itself (always ``False``).
     """
     if conn.dialect.name != "sqlite":
-        return _pa.at
+        return False
     first, last = conn.execute(sa.select(sa.func.min(_pa.at), sa.func.max(_pa.at))).one()
     if first is None or last is None or last <= first:
-        return _pa.at
+        return False
     overlap = min(last, window.end) - max(first, window.start)
-    if overlap / (last - first) > 0.5:
-        return sa.func.coalesce(_pa.at, _pa.at)
-    return _pa.at
+    return bool(overlap / (last - first) > 0.5)
 
 
-def _window_clauses(at: Any, window: ReportWindow) -> tuple[Any, Any]:
-    """``at`` within the window."""
-    return at >= window.start, at < window.end
+def _unindexed(column: Any, scan: bool) -> Any:
+    """``column``, wrapped (``coalesce(c, c)``) when scanning so SQLite uses no index for it."""
+    return sa.func.coalesce(column, column) if scan else column
 
 
-def _in_window(query: Any, at: Any, window: ReportWindow, slugs: dict[uuid.UUID, str]) -> Any:
-    """Limit an attempts query to the window (``at``: see ``_attempt_time``) and its business."""
+def _in_window(query: Any, window: ReportWindow, slugs: dict[uuid.UUID, str], scan: bool) -> Any:
+    """Limit an attempts query to the window and its business (``scan``: ``_scans_attempts``)."""
+    at = _unindexed(_pa.at, scan)
     return query.where(at >= window.start, at < window.end).where(
         _business_filter(_pa.business_id, slugs, window)
     )
@@ -204,9 +205,12 @@ def load_outcome_totals(conn: SAConnection, window: ReportWindow, by: str) -> pd
     if by not in ("business", "day"):
         raise ValueError(f"totals are by 'business' or 'day', not {by!r}")
     slugs = business_slugs(conn, window.business)
-    key = _raw_id(_pa.business_id) if by == "business" else _day(_pa.at, conn.dialect.name)
-    at = _attempt_time(conn, window)
-    query = _in_window(sa.select(key.label("key"), *_outcome_sums()), at, window, slugs)
+    scan = _scans_attempts(conn, window)
+    if by == "business":
+        key = _raw_id(_unindexed(_pa.business_id, scan))
+    else:
+        key = _day(_pa.at, conn.dialect.name)
+    query = _in_window(sa.select(key.label("key"), *_outcome_sums()), window, slugs, scan)
     query = query.group_by(key)
     counts = ["published", "failed", "held", "retried", "attempts"]
     frame = _frame(conn.execute(query), ["key", *counts]).astype({c: "int64" for c in counts})
@@ -223,14 +227,13 @@ def load_failure_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFram
         Columns ``business, outcome, error_code, attempts``.
     """
     slugs = business_slugs(conn, window.business)
+    scan = _scans_attempts(conn, window)
+    business = _raw_id(_unindexed(_pa.business_id, scan))
     failing = _pa.outcome.in_([*FAILED_OUTCOMES, AttemptOutcome.HELD])
     query = _in_window(
-        sa.select(_raw_id(_pa.business_id), _pa.outcome, _pa.error_code, sa.func.count()),
-        _attempt_time(conn, window),
-        window,
-        slugs,
+        sa.select(business, _pa.outcome, _pa.error_code, sa.func.count()), window, slugs, scan
     ).where(failing)
-    query = query.group_by(_pa.business_id, _pa.outcome, _pa.error_code)
+    query = query.group_by(business, _pa.outcome, _pa.error_code)
     columns = ["business_id", "outcome", "error_code", "attempts"]
     frame = _frame(conn.execute(query), columns).astype({"attempts": "int64"})
     return _with_slug(frame, slugs)
@@ -239,31 +242,34 @@ def load_failure_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFram
 def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     """Ready-to-Published latency of each item published in the window (read in chunks).
 
+    The rows arrive as plain tuples in chunks of ``CHUNK_ROWS`` and are kept as three compact
+    columns (about 16 bytes per published attempt), see ``connector.report_latency``.
+
     Returns:
-        Columns ``business, day, latency_s``: one row per record-creating published attempt,
-        latency = the attempt's time minus the item's ``ready_at``.
+        Columns ``business, day, latency_s`` (business and day categorical): one row per
+        record-creating published attempt, latency = the attempt's time minus the item's
+        ``ready_at``.
     """
     slugs = business_slugs(conn, window.business)
     dialect = conn.dialect.name
-    query = (
-        sa.select(
-            _raw_id(_pa.business_id),
-            _day(_pa.at, dialect).label("day"),
-            _seconds(_pa.at, _items.ready_at, dialect).label("latency_s"),
-        )
-        .select_from(sa.join(PublishAttempt.__table__, Item.__table__, _pa.item_id == _items.id))  # type: ignore[attr-defined]
-        .where(*_window_clauses(_attempt_time(conn, window), window))
-        .where(_pa.outcome.in_(PUBLISHED_OUTCOMES), _pa.step.in_(RECORD_STEPS))
-        .where(_items.ready_at.is_not(None))
-        .where(_business_filter(_pa.business_id, slugs, window))
+    scan = _scans_attempts(conn, window)
+    # scanning: drive from the attempts (their item_id left unindexed), one search per row in
+    # the covering index items(id, ready_at); SQLite would otherwise start from the items
+    joined = sa.join(
+        PublishAttempt.__table__,  # type: ignore[attr-defined]
+        Item.__table__,  # type: ignore[attr-defined]
+        _unindexed(_pa.item_id, scan) == _items.id,
     )
-    columns = ["business_id", "day", "latency_s"]
-    result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)
-    chunks = [_frame(part, columns) for part in result.partitions()]  # bounded fetches
-    frame = pd.concat(chunks, ignore_index=True) if chunks else _frame([], columns)
-    frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    frame["latency_s"] = frame["latency_s"].astype("float64").round(3)
-    return _with_slug(frame, slugs)
+    seconds = sa.cast(_seconds(_pa.at, _items.ready_at, dialect), sa.Float)
+    query = _in_window(
+        sa.select(_raw_id(_pa.business_id), _day(_pa.at, dialect), seconds).select_from(joined),
+        window,
+        slugs,
+        scan,
+    )
+    query = query.where(_pa.outcome.in_(PUBLISHED_OUTCOMES), _pa.step.in_(RECORD_STEPS))
+    query = query.where(_items.ready_at.is_not(None))
+    return latency_frame(tuple_chunks(conn, query, CHUNK_ROWS), slugs)
 
 
 def load_run_totals(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:

@@ -89,21 +89,11 @@ def failure_reasons(failures: pd.DataFrame, review_reasons: pd.DataFrame) -> pd.
     return ranked.reset_index(drop=True)[columns].astype({"count": "int64", "businesses": "int64"})
 
 
-def _latency_row(values: pd.Series) -> dict[str, float | int]:
-    """Count, median, p95 and max of latency seconds."""
-    return {
-        "published": len(values),
-        "median_s": float(values.median()),
-        "p95_s": float(values.quantile(0.95)),
-        "max_s": float(values.max()),
-    }
-
-
 def latency_stats(latencies: pd.DataFrame) -> pd.DataFrame:
     """Ready-to-Published latency: all businesses first (``business`` = ``all``), then each.
 
     Args:
-        latencies: ``business, day, latency_s``.
+        latencies: ``business, day, latency_s`` (``business`` plain or categorical).
 
     Returns:
         ``business, published, median_s, p95_s, max_s`` (p95: linear interpolation).
@@ -111,24 +101,44 @@ def latency_stats(latencies: pd.DataFrame) -> pd.DataFrame:
     columns = ["business", "published", "median_s", "p95_s", "max_s"]
     if latencies.empty:
         return pd.DataFrame(columns=columns)
-    rows = [{"business": "all", **_latency_row(latencies["latency_s"])}]
-    for business, group in latencies.groupby("business", sort=True):
-        rows.append({"business": business, **_latency_row(group["latency_s"])})
-    return pd.DataFrame(rows, columns=columns)
+    values = latencies["latency_s"]
+    grouped = values.groupby(latencies["business"], sort=True, observed=True)
+    per_business = pd.DataFrame(
+        {
+            "published": grouped.size(),
+            "median_s": grouped.median(),
+            "p95_s": grouped.quantile(0.95),
+            "max_s": grouped.max(),
+        }
+    )
+    overall = [len(values), values.median(), values.quantile(0.95), values.max()]
+    return pd.DataFrame(
+        {
+            "business": ["all", *map(str, per_business.index)],
+            "published": [int(overall[0]), *per_business["published"].astype(int)],
+            **{
+                name: [float(total), *per_business[name].astype(float)]
+                for name, total in zip(columns[2:], overall[1:], strict=True)
+            },
+        },
+        columns=columns,
+    )
 
 
 def latency_by_day(latencies: pd.DataFrame) -> pd.DataFrame:
     """Median and p95 latency per day over all businesses: ``day, published, median_s, p95_s``."""
     if latencies.empty:
         return pd.DataFrame(columns=["day", "published", "median_s", "p95_s"])
-    grouped = latencies.groupby("day")["latency_s"]
-    return pd.DataFrame(
+    grouped = latencies["latency_s"].groupby(latencies["day"], sort=True, observed=True)
+    daily = pd.DataFrame(
         {
             "published": grouped.size(),
             "median_s": grouped.median(),
             "p95_s": grouped.quantile(0.95),
         }
     ).reset_index()
+    daily["day"] = daily["day"].astype(object)  # plain dates, also from a categorical
+    return daily
 
 
 def run_totals(run_days: pd.DataFrame) -> pd.DataFrame:

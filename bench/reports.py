@@ -6,10 +6,10 @@ Generates the rows with executemany into a temporary SQLite file, then measures 
   (outcomes per business and day, error codes);
 * ours: ``connector.reports.build_report`` for the same year (SQL aggregation, chunked reads).
 
-Prints ``BENCH report ratio=<baseline s / our s> target=1.0`` (faster than the naive read), ``BENCH report-memory
-ratio=<baseline peak / our peak> target=5`` and the raw numbers. Peak memory is Python-side
-allocation (tracemalloc, which also sees numpy/pandas buffers), measured in separate passes so the
-tracing does not distort the timings.
+Prints ``BENCH report ratio=<baseline s / our s> target=1.0`` (faster than the naive read),
+``BENCH report-memory ratio=<baseline peak / our peak> target=5`` and the raw numbers. Peak
+memory is Python-side allocation (tracemalloc, which also sees numpy/pandas buffers), measured in
+separate passes so the tracing does not distort the timings.
 
 ``python -m bench.reports [ROWS]`` runs it with another row count.
 """

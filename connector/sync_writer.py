@@ -24,25 +24,36 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 ACTIVE, ARCHIVED = "ACTIVE", "ARCHIVED"
-_SQLITE_CHUNK = 900  # ids per SELECT (well under SQLite's bound-variable limit)
+_SQLITE_CHUNK = 900
+_MISSING = object()  # ids per SELECT (well under SQLite's bound-variable limit)
 
 
-def ordered_ids(count: int) -> list[uuid.UUID]:
-    """``count`` new time-ordered UUIDs (version 7 layout: milliseconds first, then random).
+def ordered_ids(count: int) -> list[bytes]:
+    """``count`` new time-ordered UUIDs as 16 bytes (version 7 layout: milliseconds, then random).
 
     New rows' keys then land at the end of the primary-key index instead of at random places,
     which keeps a large first sync from rewriting index pages all over the file at every commit.
     """
-    millis = time.time_ns() // 1_000_000
-    head = millis.to_bytes(6, "big")
+    head = (time.time_ns() // 1_000_000).to_bytes(6, "big")
     noise = os.urandom(10 * count)
-    ids: list[uuid.UUID] = []
+    ids: list[bytes] = []
     for k in range(count):
         tail = bytearray(noise[10 * k : 10 * k + 10])
         tail[0] = 0x70 | (tail[0] & 0x0F)  # version 7
         tail[2] = 0x80 | (tail[2] & 0x3F)  # RFC 4122 variant
-        ids.append(uuid.UUID(bytes=head + bytes(tail)))
+        ids.append(head + tail)
     return ids
+
+
+def _id_maker(table: sa.Table, dialect: Dialect) -> Callable[[bytes], Any]:
+    """Turns 16 raw bytes into the ``id`` value the driver is given (as the ORM would bind it)."""
+    bind = _processor(table, "id", dialect)
+    if bind is None:
+        return lambda raw: uuid.UUID(bytes=raw)
+    probe = uuid.UUID(int=0x0123456789ABCDEF)
+    if bind(probe) == probe.hex:  # stored as 32 hex digits: skip building UUID objects
+        return bytes.hex
+    return lambda raw: bind(uuid.UUID(bytes=raw))
 
 
 @dataclass
@@ -119,7 +130,7 @@ class PageWriter:
         self._slots = {name: i for i, name in enumerate(names)}
         self._order = [self._slots[name] for name in order]
         self._names = names
-        self._id = _processor(table, "id", dialect)
+        self._id = _id_maker(table, dialect)
         self._updated = _processor(table, "nomi_updated_at", dialect)
         procs = [(i, _processor(table, c, dialect)) for i, c in enumerate(self._columns)]
         self._value_procs = [(i, p) for i, p in procs if p is not None]
@@ -163,7 +174,8 @@ class PageWriter:
             How many rows are new, changed and newly archived.
         """
         rows: dict[str, tuple[Any, ...]] = {}
-        updated_at: dict[str, Any] = {}
+        stamps: dict[str, Any] = {}
+        converted: dict[Any, Any] = {}  # timestamps repeat a lot: convert each once
         for nomi_id, values, updated in records:
             if self._value_procs:
                 mutable = list(values)
@@ -171,23 +183,27 @@ class PageWriter:
                     mutable[i] = proc(mutable[i])
                 values = tuple(mutable)
             rows[nomi_id] = values
-            updated_at[nomi_id] = self._updated(updated) if self._updated else updated
-        counts = self._count(cursor, rows)
-        make_id = self._id
-        params: list[Any] = []
-        for new_id, (nomi_id, values) in zip(ordered_ids(len(rows)), rows.items(), strict=True):
-            full = (
-                make_id(new_id) if make_id else new_id,
-                self._connection,
-                nomi_id,
-                *values,
-                updated_at[nomi_id],
-                self._seen,
-            )
-            if self._positional:
-                params.append(tuple(full[i] for i in self._order))
+            if self._updated is None:
+                stamps[nomi_id] = updated
             else:
-                params.append(dict(zip(self._names, full, strict=True)))
+                stamp = converted.get(updated, _MISSING)
+                if stamp is _MISSING:
+                    stamp = converted[updated] = self._updated(updated)
+                stamps[nomi_id] = stamp
+        counts = self._count(cursor, rows)
+        make_id, connection, seen = self._id, self._connection, self._seen
+        fresh = ordered_ids(len(rows))
+        full = [
+            (make_id(raw), connection, nomi_id, *values, stamps[nomi_id], seen)
+            for raw, (nomi_id, values) in zip(fresh, rows.items(), strict=True)
+        ]
+        params: list[Any]
+        if not self._positional:
+            params = [dict(zip(self._names, row, strict=True)) for row in full]
+        elif self._order == list(range(len(self._names))):
+            params = full
+        else:
+            params = [tuple(row[i] for i in self._order) for row in full]
         if params:
             cursor.executemany(self._insert_sql, params)
         return counts

@@ -96,6 +96,13 @@ def _day(column: Any, dialect: str) -> Any:
     return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
 
 
+def _epoch(column: Any, dialect: str) -> Any:
+    """SQL for a timestamp as UTC epoch seconds (whole seconds, exact, on SQLite)."""
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%s", column), sa.Integer)
+    return sa.cast(sa.extract("epoch", column), sa.Float)
+
+
 def _seconds(later: Any, earlier: Any, dialect: str) -> Any:
     """SQL for ``later - earlier`` in seconds (float)."""
     if dialect == "sqlite":
@@ -262,7 +269,7 @@ def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     )
     seconds = sa.cast(_seconds(_pa.at, _items.ready_at, dialect), sa.Float)
     query = _in_window(
-        sa.select(_raw_id(_pa.business_id), _day(_pa.at, dialect), seconds).select_from(joined),
+        sa.select(_raw_id(_pa.business_id), _epoch(_pa.at, dialect), seconds).select_from(joined),
         window,
         slugs,
         scan,

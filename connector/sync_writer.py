@@ -11,6 +11,7 @@ them). Counting new, changed and archived rows reads the page's existing rows wi
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -24,7 +25,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 ACTIVE, ARCHIVED = "ACTIVE", "ARCHIVED"
-_SQLITE_CHUNK = 900
 _MISSING = object()  # ids per SELECT (well under SQLite's bound-variable limit)
 
 
@@ -140,25 +140,28 @@ class PageWriter:
         self._seen = seen_proc(seen_at) if seen_proc else seen_at
         self._dialect = dialect
         self._table = table
-        self._selects: dict[int, tuple[str, list[str]]] = {}
+        self._selected: tuple[str, list[str]] | None = None
 
-    def _select(self, count: int) -> tuple[str, list[str]]:
-        """The compiled ``SELECT`` of ``count`` ids (cached) and its positional parameter names."""
-        cached = self._selects.get(count)
-        if cached is None:
+    def _select(self) -> tuple[str, list[str]]:
+        """The compiled ``SELECT`` of a page's stored rows and its positional parameter names.
+
+        The ids go as one parameter: an array on PostgreSQL (``= ANY``), a JSON array read with
+        ``json_each`` on SQLite, so one compiled statement serves every page size.
+        """
+        if self._selected is None:
             table = self._table
             query = sa.select(table.c.nomi_id, *(table.c[c] for c in self._columns))
             query = query.where(table.c.connection_id == sa.bindparam("cid"))
+            ids: Any = sa.bindparam("ids")
             if self._dialect.name == "postgresql":
-                query = query.where(table.c.nomi_id == sa.func.any(sa.bindparam("ids")))
+                query = query.where(table.c.nomi_id == sa.func.any(ids))
             else:
-                marks: list[Any] = [sa.bindparam(f"i{k}") for k in range(count)]
-                query = query.where(table.c.nomi_id.in_(marks))
+                listed: Any = sa.select(sa.column("value")).select_from(sa.func.json_each(ids))
+                query = query.where(table.c.nomi_id.in_(listed.scalar_subquery()))
             compiled = query.compile(dialect=self._dialect)
             order = list(compiled.positiontup or []) if compiled.positional else []
-            cached = (compiled.string, order)
-            self._selects[count] = cached
-        return cached
+            self._selected = (compiled.string, order)
+        return self._selected
 
     def write(
         self, cursor: Any, records: Iterable[tuple[str, tuple[Any, ...], datetime | None]]
@@ -229,15 +232,10 @@ class PageWriter:
         """The stored ``(nomi_id, columns...)`` of the given ids."""
         if not ids:
             return []
+        sql, order = self._select()
         if self._dialect.name == "postgresql":
-            sql, _ = self._select(0)
             cursor.execute(sql, {"cid": self._connection, "ids": ids})
-            return list(cursor.fetchall())
-        found: list[Sequence[Any]] = []
-        for start in range(0, len(ids), _SQLITE_CHUNK):
-            chunk = ids[start : start + _SQLITE_CHUNK]
-            sql, order = self._select(len(chunk))
-            values = {"cid": self._connection} | {f"i{k}": v for k, v in enumerate(chunk)}
+        else:
+            values = {"cid": self._connection, "ids": json.dumps(ids)}
             cursor.execute(sql, tuple(values[name] for name in order))
-            found.extend(cursor.fetchall())
-        return found
+        return list(cursor.fetchall())

@@ -56,6 +56,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     database = sa_url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:":
+        # Publishing runs ~20 threads on one engine; a SQLite connection costs next to nothing.
+        kwargs.setdefault("pool_size", 32)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     connect_args.setdefault("check_same_thread", False)

@@ -20,7 +20,9 @@ These functions commit the session they are given: outbox state must be durable 
 call to Nomi. Call them with no other pending writes you are not ready to commit. The moves also
 take ``progress`` (fields of ``PROGRESS_FIELDS`` learned since the last save) and ``also`` (a
 callable adding rows, e.g. the item's publish attempts), written in the same transaction as the
-move, so an item whose only Nomi write is its record costs one write transaction.
+move, so an item whose only Nomi write is its record costs one write transaction. Inside a
+``connector.group_commit.GroupCommit`` the moves join the group's transaction instead (no commit of
+their own; a lost claim raises and the group rolls back that move alone).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.db import is_sqlite
+from connector.group_commit import GROUPED
 from connector.models import Connection, Item, ItemStatus, utcnow
 
 
@@ -392,13 +395,16 @@ def _finish(
     also: Callable[[Session], object] | None = None,
 ) -> Item:
     """Apply a guarded update (and ``also``) in one write transaction, commit, reload the item."""
+    grouped = session.info.get(GROUPED, False)
     _begin_write(session)
     if not _guarded_update(session, item_id, run_id, values):
-        session.rollback()
+        if not grouped:
+            session.rollback()
         raise ClaimLostError(f"item {item_id} is not claimed by run {run_id}")
     if also is not None:
         also(session)
-    session.commit()
+    if not grouped:
+        session.commit()
     return _load(session, [item_id])[0]
 
 
@@ -420,8 +426,11 @@ def _begin_write(session: Session) -> sa.Connection:
     """Commit what the session holds and start a write transaction (``BEGIN IMMEDIATE`` on SQLite).
 
     A fresh transaction also drops any old SQLite read snapshot, which could not be upgraded to a
-    write once another process has committed.
+    write once another process has committed. In a ``GroupCommit`` session the group's write
+    transaction is already open: nothing is committed here.
     """
+    if session.info.get(GROUPED, False):
+        return session.connection()
     session.commit()
     return session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 

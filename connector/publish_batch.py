@@ -2,6 +2,8 @@
 
 The first item that says stop (transient failure after the client's retries, lost connection,
 daily limit) stops the batch; items not yet started are given back to ``ready`` unpublished.
+The threads' outbox writes go through one ``GroupCommit`` writer, so the writes that are ready at
+the same moment share one write transaction (SQLite has one writer).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from connector import outbox
+from connector.group_commit import GroupCommit
 from connector.models import Item
 from connector.publish_book import PublishBook
 from connector.publishing import (
@@ -81,14 +84,17 @@ def publish_batch(
         with Session(engine, expire_on_commit=False) as session:
             if stopped is not None:
                 return _give_back_unstarted(session, item, run_id, stopped)
-            outcome = publish_item(session, nomi, item, run_id, ctx, book=book)
+            outcome = publish_item(session, nomi, item, run_id, ctx, book=book, writer=writer)
         if outcome.stop is not None:
             with lock:
                 if result.stopped is None:
                     result.stopped, result.stop_message = outcome.stop, outcome.message
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nomi-publish") as pool:
+    with (
+        GroupCommit(engine) as writer,
+        ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nomi-publish") as pool,
+    ):
         result.outcomes = list(pool.map(one, items))
     return result
 

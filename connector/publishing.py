@@ -12,7 +12,9 @@ the batch whether to go on.
 Write transactions are few (SQLite has one writer): attempt rows and progress are kept in memory
 and written together with the next save, which happens before any further Nomi write of the item,
 right after an image upload, and with the item's final state. An item whose only write is its
-record costs one write transaction (attempt rows + ``published``).
+record costs one write transaction (attempt rows + ``published``), and with a
+``connector.group_commit.GroupCommit`` (``publish_batch`` uses one) the writes of the batch's
+threads share transactions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 from sqlmodel import Session, select
 
 from connector import history, outbox
+from connector.group_commit import GroupCommit
 from connector.models import (
     AttemptOutcome,
     Customer,
@@ -117,6 +120,7 @@ def publish_item(
     ctx: RulesContext,
     *,
     book: PublishBook | None = None,
+    writer: GroupCommit | None = None,
 ) -> ItemOutcome:
     """Publish one item claimed by ``run_id`` and record how it ended.
 
@@ -127,6 +131,7 @@ def publish_item(
         run_id: The run holding the claim.
         ctx: The business's rules context (``connector.review.build_context``, once per batch).
         book: Shared state of the batch (made for the item's business when omitted).
+        writer: Where the item's outbox writes are committed (default: ``session`` itself).
 
     Returns:
         The outcome; ``stop`` says whether the batch must stop (transient failure, lost
@@ -137,7 +142,7 @@ def publish_item(
     """
     book = book or PublishBook.for_business(session, item.business_id)
     res = resolve(facts_from_item(item), ctx)
-    run = _Run(session, nomi, item, run_id, book)
+    run = _Run(session, nomi, item, run_id, book, writer)
     try:
         if not res.is_ready:
             raise _Held("; ".join(res.reasons))
@@ -178,8 +183,10 @@ class _Run:
         item: Item,
         run_id: uuid.UUID,
         book: PublishBook,
+        writer: GroupCommit | None = None,
     ) -> None:
         self.s, self.nomi, self.item, self.run_id, self.book = session, nomi, item, run_id, book
+        self.writer = writer
         self.flags: list[str] = []
         self.pending: list[dict[str, Any]] = []  # attempt rows not written yet
         self.progress: dict[str, Any] = {}  # outbox.PROGRESS_FIELDS values not written yet
@@ -362,22 +369,30 @@ class _Run:
         self.progress.update(progress)
         if not self.pending and not self.progress:
             return
-        self.item = outbox.record_progress(
-            self.s, self.item.id, self.run_id, also=self._write_attempts, **self.progress
+        item_id, run_id, progress = self.item.id, self.run_id, dict(self.progress)
+        self.item = self._write(
+            lambda s: outbox.record_progress(
+                s, item_id, run_id, also=self._write_attempts, **progress
+            )
         )
         self.pending, self.progress = [], {}
 
     def end(self, move: Callable[..., Item], **values: Any) -> None:
         """Finish the claim with ``move`` (an outbox move), unsaved rows and progress included."""
-        move(
-            self.s,
-            self.item.id,
-            self.run_id,
-            progress=self.progress,
-            also=self._write_attempts,
-            **values,
+        item_id, run_id, progress = self.item.id, self.run_id, dict(self.progress)
+        self._write(
+            lambda s: move(
+                s, item_id, run_id, progress=progress, also=self._write_attempts, **values
+            )
         )
         self.pending, self.progress = [], {}
+
+    def _write(self, fn: Callable[[Session], T]) -> T:
+        """Run an outbox write on this item's session, or in the batch's group transaction."""
+        if self.writer is None:
+            return fn(self.s)
+        self.s.commit()  # end any read transaction: the connection goes back to the pool
+        return self.writer.run(fn)
 
     def keep_attempts(self) -> None:
         """The claim was lost: still append the attempt rows (they record real calls)."""
@@ -451,6 +466,7 @@ class _Run:
             .where(PublishAttempt.item_id == self.item.id, PublishAttempt.idempotency_key == key)
             .limit(1)
         ).first()
+        self.s.commit()  # don't hold a connection (and a read snapshot) across the Nomi call
         return found is not None
 
     def _save_record(self, record_id: str, step: str) -> None:

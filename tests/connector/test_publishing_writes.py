@@ -65,7 +65,8 @@ def test_an_item_whose_only_write_is_its_record_costs_one_write_transaction(worl
         result = publish_claimed(world, items, run_id)
 
     assert result.count("published") == 3
-    assert begun.count("IMMEDIATE") == 3  # attempt row + published together, per item
+    # attempt row + published together: one write per item at most (fewer when grouped)
+    assert 1 <= begun.count("IMMEDIATE") <= 3
     for item_id in ids:
         item = world.item(item_id)
         assert item.status == ItemStatus.PUBLISHED

@@ -22,7 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
 
+from connector.db import make_engine
+from connector.models import Item, ItemStatus
 from sandbox.testing import SandboxHandle
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.conftest import connect_business as connect_business
@@ -86,16 +90,41 @@ def minute_and_app_429s(sandbox: SandboxHandle, count: int = 2) -> None:
 
 
 @contextmanager
-def later(seconds: float, action: Callable[[], None]) -> Iterator[None]:
-    """Do ``action`` once, ``seconds`` into the block (mid-run), from a background thread."""
-    timer = threading.Timer(seconds, action)
-    timer.daemon = True
-    timer.start()
+def bursts_of_429s(
+    sandbox: SandboxHandle, database_url: str, after_published: tuple[int, ...]
+) -> Iterator[list[int]]:
+    """Arm minute/app 429s each time the published count reaches a threshold (mid-run).
+
+    Armed only while publishing is in full swing, so they fire within milliseconds, before the
+    sandbox clock (moved to 3 s before a minute boundary) reaches the boundary.
+    """
+    fired: list[int] = []
+    stop = threading.Event()
+    engine = make_engine(database_url)
+
+    def published() -> int:
+        with Session(engine) as s:
+            found = s.exec(
+                select(sa.func.count()).select_from(Item).where(Item.status == ItemStatus.PUBLISHED)
+            ).one()
+        return int(found)
+
+    def watch() -> None:
+        for threshold in after_published:
+            while published() < threshold:
+                if stop.wait(0.05):
+                    return
+            minute_and_app_429s(sandbox)
+            fired.append(threshold)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
     try:
-        yield
+        yield fired
     finally:
-        timer.cancel()
-        timer.join(timeout=30)
+        stop.set()
+        thread.join(timeout=30)
+        engine.dispose()
 
 
 def publish_under_faults(
@@ -109,14 +138,13 @@ def publish_under_faults(
     for fault, probability, params in RANDOM_FAULTS:
         arm(sandbox, fault, probability=probability, params=params)
     arm(sandbox, "rate_limit_day", probability=0.02, count=2)
-    minute_and_app_429s(sandbox)
-    with later(4.0, lambda: minute_and_app_429s(sandbox)):
+    items = sum(len(w.all_ids) for w in worlds)
+    with bursts_of_429s(sandbox, connector_db, (items // 20, items // 3)):
         sweeps = sweep_until_done(nomi_app, connector_db, worlds, max_runs=6)
     sandbox.admin.delete("/faults").raise_for_status()
 
     seen = journal(sandbox)
     injected = Counter(e["fault"] for e in seen if e["fault"])
-    items = sum(len(w.all_ids) for w in worlds)
     logger.info(
         "%d items, %d businesses: %d requests, faults %s, %d runs (%d failed), %.1f s, attempts %s",
         items,

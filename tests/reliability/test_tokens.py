@@ -53,7 +53,7 @@ from tests.reliability.conftest import (
 logger = logging.getLogger(__name__)
 pytestmark = pytest.mark.usefixtures("fast_publishing")
 
-ACCESS_TOKEN_TTL = 5
+ACCESS_TOKEN_TTL = 2
 
 
 def token_stats(sandbox: SandboxHandle) -> dict[str, int]:
@@ -84,13 +84,13 @@ def test_short_lived_access_tokens_and_rotating_refresh_tokens_never_race_under_
         prefix="Tokens",
     )
     sandbox.admin.post("/reset-stats").raise_for_status()
-    # Slow a tenth of the requests so the run outlives several access tokens.
+    # Slow a fifth of the requests so the run outlives several access tokens.
     sandbox.admin.post(
         "/faults",
         json={
             "fault": "latency",
             "path": "/api/v1",
-            "probability": 0.1,
+            "probability": 0.2,
             "params": {"seconds": 0.5},
         },
     ).raise_for_status()

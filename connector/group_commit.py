@@ -7,6 +7,14 @@ transaction on its own thread, each inside a ``SAVEPOINT`` so one failing write 
 rolls back alone, then commits once; each caller waits until its write is committed (or failed),
 so "committed before the next Nomi call" still holds for every caller.
 
+``shared_writer(engine)`` hands every batch of the process the same writer (started by the first
+user, stopped by the last), so concurrent batches share transactions too instead of queueing for
+the lock writer by writer.
+
+With ``apply`` the writes are data instead of functions, and ``apply(session, jobs)`` writes a
+whole group at once (publishing uses it with ``connector.outbox.apply_moves``: a few
+``executemany`` statements per group instead of several statements per item).
+
 Outbox moves run inside it unchanged: the session is marked ``GROUPED`` and
 ``connector.outbox`` then neither commits nor rolls back itself (the group's transaction does).
 """
@@ -15,7 +23,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -33,7 +42,7 @@ GROUPED = "connector.group_commit"
 class _Write(Generic[T]):
     """One queued write and, once done, its result or error."""
 
-    fn: Callable[[Session], T]
+    fn: Any  # a function of the session, or a job for ``apply``
     done: threading.Event = field(default_factory=threading.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -45,14 +54,24 @@ class GroupCommit:
     Use as a context manager (the thread runs inside it); ``run(fn)`` from any thread.
     """
 
-    def __init__(self, engine: Engine, *, max_writes: int = 64) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        apply: Callable[[Session, list[Any]], list[Any]] | None = None,
+        max_writes: int = 64,
+    ) -> None:
         """Prepare the writer.
 
         Args:
             engine: The connector database.
+            apply: Writes a group of jobs in the open transaction and returns one result per job
+                (may raise: then the whole group fails). Default: jobs are functions of the
+                session, each run in its own savepoint.
             max_writes: Most writes committed in one transaction.
         """
         self._engine = engine
+        self._apply = apply
         self._max = max(1, max_writes)
         self._queue: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="nomi-group-commit", daemon=True)
@@ -72,11 +91,13 @@ class GroupCommit:
         self._queue.put(None)
         self._thread.join()
 
-    def run(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn(session)`` in the next group transaction and wait until it is committed.
+    def run(self, fn: Any) -> Any:
+        """Run ``fn(session)`` (or hand the job ``fn`` to ``apply``) in the next group transaction
+        and wait until it is committed.
 
         Args:
-            fn: The write; it must not commit or roll back the session itself.
+            fn: The write, a function of the session that must not commit or roll back; or the
+                job given to ``apply``.
 
         Returns:
             What ``fn`` returned (ORM objects come back detached).
@@ -88,12 +109,12 @@ class GroupCommit:
         """
         if self._closed or not self._thread.is_alive():
             raise RuntimeError("the group-commit writer is not running")
-        write: _Write[T] = _Write(fn)
+        write: _Write[Any] = _Write(fn)
         self._queue.put(write)
         write.done.wait()
         if write.error is not None:
             raise write.error
-        return write.result  # type: ignore[return-value]
+        return write.result
 
     def _loop(self) -> None:
         """Take what is queued, commit it as one transaction, repeat until closed."""
@@ -135,12 +156,17 @@ class GroupCommit:
         """One write transaction for ``batch``, a savepoint per write; wake every caller."""
         try:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-            for write in batch:
-                try:
-                    with session.begin_nested():
-                        write.result = write.fn(session)
-                except Exception as exc:  # the write's own failure: rolled back alone
-                    write.error = exc
+            if self._apply is not None:
+                results = self._apply(session, [write.fn for write in batch])
+                for write, result in zip(batch, results, strict=True):
+                    write.result = result
+            else:
+                for write in batch:
+                    try:
+                        with session.begin_nested():
+                            write.result = write.fn(session)
+                    except Exception as exc:  # the write's own failure: rolled back alone
+                        write.error = exc
             session.commit()
         except BaseException as exc:
             session.rollback()
@@ -151,3 +177,37 @@ class GroupCommit:
             session.expunge_all()
             for write in batch:
                 write.done.set()
+
+
+_Apply = Callable[[Session, list[Any]], list[Any]] | None
+_SHARED: dict[tuple[int, _Apply], tuple[GroupCommit, int]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+@contextmanager
+def shared_writer(engine: Engine, apply: _Apply = None) -> Iterator[GroupCommit]:
+    """The process's ``GroupCommit`` for ``engine`` (and ``apply``), running while in use.
+
+    Args:
+        engine: The connector database.
+        apply: As for ``GroupCommit``.
+
+    Returns:
+        A context manager yielding the shared writer.
+    """
+    key = (id(engine), apply)
+    with _SHARED_LOCK:
+        writer, users = _SHARED.get(key, (None, 0))
+        if writer is None:
+            writer = GroupCommit(engine, apply=apply).__enter__()
+        _SHARED[key] = (writer, users + 1)
+    try:
+        yield writer
+    finally:
+        with _SHARED_LOCK:
+            writer, users = _SHARED[key]
+            if users > 1:
+                _SHARED[key] = (writer, users - 1)
+            else:
+                del _SHARED[key]
+                writer.__exit__(None, None, None)

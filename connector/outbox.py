@@ -30,8 +30,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -234,6 +235,17 @@ def release_claim(
         ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
         ValueError: ``to_status`` is not ``ready`` or ``review``, or an unknown progress field.
     """
+    values = _released(to_status, review_reasons, error_code, error_message)
+    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
+
+
+def _released(
+    to_status: str,
+    review_reasons: list[str] | None,
+    error_code: str | None,
+    error_message: str | None,
+) -> dict[str, Any]:
+    """The values of ``release_claim``."""
     if to_status not in (ItemStatus.READY, ItemStatus.REVIEW):
         raise ValueError("a released claim goes back to 'ready' or 'review'")
     values: dict[str, Any] = {"status": to_status, "claimed_by_run": None, "claimed_at": None}
@@ -244,11 +256,47 @@ def release_claim(
     if error_code is not None or error_message is not None:
         values["last_error_code"] = error_code
         values["last_error_message"] = error_message
-    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
+    return values
+
+
+@overload
+def mark_published(
+    session: Session,
+    item_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    nomi_record_id: str,
+    nomi_record_type: str,
+    image_published: bool = ...,
+    image_error: str | None = ...,
+    payment_recorded: bool = ...,
+    now: datetime | None = ...,
+    progress: Mapping[str, Any] | None = ...,
+    also: Callable[[Session], object] | None = ...,
+    plan: Literal[False] = ...,
+) -> Item: ...
+
+
+@overload
+def mark_published(
+    session: Session | None,
+    item_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    nomi_record_id: str,
+    nomi_record_type: str,
+    image_published: bool = ...,
+    image_error: str | None = ...,
+    payment_recorded: bool = ...,
+    now: datetime | None = ...,
+    progress: Mapping[str, Any] | None = ...,
+    also: Callable[[Session], object] | None = ...,
+    plan: Literal[True],
+) -> Move: ...
 
 
 def mark_published(
-    session: Session,
+    session: Session | None,
     item_id: uuid.UUID,
     run_id: uuid.UUID,
     *,
@@ -260,7 +308,8 @@ def mark_published(
     now: datetime | None = None,
     progress: Mapping[str, Any] | None = None,
     also: Callable[[Session], object] | None = None,
-) -> Item:
+    plan: bool = False,
+) -> Item | Move:
     """Record that the claimed item is now a Nomi record.
 
     Args:
@@ -275,15 +324,38 @@ def mark_published(
         now: Publish time (default: now, UTC).
         progress: Unsaved ``PROGRESS_FIELDS`` values written with the move.
         also: Called with the session inside the move's transaction (rows to add with it).
+        plan: Write nothing (``session`` unused): return the ``Move`` for ``apply_moves``.
 
     Returns:
-        The item, reloaded, status ``published``; committed.
+        The item, reloaded, status ``published``; committed. With ``plan``: the move.
 
     Raises:
         ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
         ValueError: An unknown progress field.
     """
-    values: dict[str, Any] = {
+    values = _merge(
+        progress,
+        _published(
+            nomi_record_id, nomi_record_type, image_published, image_error, payment_recorded, now
+        ),
+    )
+    if plan:
+        return Move(item_id, run_id, values)
+    if session is None:
+        raise ValueError("mark_published needs a session unless it only plans")
+    return _finish(session, item_id, run_id, values, also=also)
+
+
+def _published(
+    nomi_record_id: str,
+    nomi_record_type: str,
+    image_published: bool,
+    image_error: str | None,
+    payment_recorded: bool,
+    now: datetime | None,
+) -> dict[str, Any]:
+    """The values of ``mark_published``."""
+    return {
         "status": ItemStatus.PUBLISHED,
         "nomi_record_id": nomi_record_id,
         "nomi_record_type": nomi_record_type,
@@ -296,7 +368,6 @@ def mark_published(
         "last_error_code": None,
         "last_error_message": None,
     }
-    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
 
 
 def mark_failed(
@@ -335,6 +406,14 @@ def mark_failed(
         ClaimLostError: ``run_id`` does not hold a claim on the item (nothing is written).
         ValueError: ``to_status`` is not ``ready`` or ``review``, or an unknown progress field.
     """
+    values = _failed(error_code, error_message, to_status)
+    if rejected:
+        values["publish_generation"] = _items().c.publish_generation + 1
+    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
+
+
+def _failed(error_code: str, error_message: str, to_status: str) -> dict[str, Any]:
+    """The values of ``mark_failed`` (without the generation bump)."""
     if to_status not in (ItemStatus.READY, ItemStatus.REVIEW):
         raise ValueError("a failed item goes back to 'ready' or 'review'")
     values: dict[str, Any] = {
@@ -346,9 +425,7 @@ def mark_failed(
     }
     if to_status == ItemStatus.REVIEW:
         values["review_reasons"] = [f"rejected by Nomi: {error_message}"]
-    if rejected:
-        values["publish_generation"] = _items().c.publish_generation + 1
-    return _finish(session, item_id, run_id, _merge(progress, values), also=also)
+    return values
 
 
 def record_progress(
@@ -376,6 +453,144 @@ def record_progress(
         ValueError: A field outside ``PROGRESS_FIELDS``.
     """
     return _finish(session, item_id, run_id, _merge(values, {}), also=also)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One guarded change of a claimed item, applied with others by ``apply_moves``.
+
+    Build it with the class methods, which take the same arguments (and give the same values) as
+    ``mark_published``, ``release_claim``, ``mark_failed`` and ``record_progress``.
+    """
+
+    item_id: uuid.UUID
+    run_id: uuid.UUID
+    values: dict[str, Any]
+    bump_generation: bool = False
+
+    @classmethod
+    def published(
+        cls,
+        item_id: uuid.UUID,
+        run_id: uuid.UUID,
+        *,
+        nomi_record_id: str,
+        nomi_record_type: str,
+        image_published: bool = False,
+        image_error: str | None = None,
+        payment_recorded: bool = False,
+        now: datetime | None = None,
+        progress: Mapping[str, Any] | None = None,
+    ) -> Move:
+        """As ``mark_published`` (which it calls with ``plan=True``, so a hook on it sees this)."""
+        return mark_published(
+            None,
+            item_id,
+            run_id,
+            nomi_record_id=nomi_record_id,
+            nomi_record_type=nomi_record_type,
+            image_published=image_published,
+            image_error=image_error,
+            payment_recorded=payment_recorded,
+            now=now,
+            progress=progress,
+            plan=True,
+        )
+
+    @classmethod
+    def released(
+        cls,
+        item_id: uuid.UUID,
+        run_id: uuid.UUID,
+        *,
+        to_status: str = ItemStatus.READY,
+        review_reasons: list[str] | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        progress: Mapping[str, Any] | None = None,
+    ) -> Move:
+        """As ``release_claim``."""
+        values = _released(to_status, review_reasons, error_code, error_message)
+        return cls(item_id, run_id, _merge(progress, values))
+
+    @classmethod
+    def failed(
+        cls,
+        item_id: uuid.UUID,
+        run_id: uuid.UUID,
+        *,
+        error_code: str,
+        error_message: str,
+        rejected: bool,
+        to_status: str = ItemStatus.READY,
+        progress: Mapping[str, Any] | None = None,
+    ) -> Move:
+        """As ``mark_failed``."""
+        values = _merge(progress, _failed(error_code, error_message, to_status))
+        return cls(item_id, run_id, values, bump_generation=rejected)
+
+    @classmethod
+    def progressed(cls, item_id: uuid.UUID, run_id: uuid.UUID, **values: Any) -> Move:
+        """As ``record_progress``."""
+        return cls(item_id, run_id, _merge(values, {}))
+
+
+def apply_moves(session: Session, moves: Sequence[Move]) -> list[bool]:
+    """Apply guarded moves inside the caller's write transaction, a few statements for all.
+
+    The claims are read first (locked ``FOR UPDATE`` on PostgreSQL; under ``BEGIN IMMEDIATE`` on
+    SQLite no other writer can move them), then each group of moves with the same fields is one
+    ``executemany`` (still guarded by status and run). Nothing is committed.
+
+    Args:
+        session: A session whose write transaction is open (``BEGIN IMMEDIATE`` on SQLite).
+        moves: At most one move per item.
+
+    Returns:
+        Per move, True when its run held the claim and the move was applied (False: claim lost,
+        nothing written for that item).
+    """
+    if not moves:
+        return []
+    c = _items().c
+    conn = session.connection()
+    claims = sa.select(c.id, c.claimed_by_run).where(
+        c.id.in_([m.item_id for m in moves]), c.status == ItemStatus.PUBLISHING
+    )
+    if not is_sqlite(conn):
+        claims = claims.with_for_update()
+    held = {row.id: row.claimed_by_run for row in conn.execute(claims)}
+    applied = [held.get(m.item_id) == m.run_id for m in moves]
+    groups: dict[tuple[tuple[str, ...], bool], list[Move]] = {}
+    for move, ok in zip(moves, applied, strict=True):
+        if ok:
+            groups.setdefault((tuple(sorted(move.values)), move.bump_generation), []).append(move)
+    now = utcnow()
+    for (fields, bump), group in groups.items():
+        sets: dict[str, Any] = {f: sa.bindparam(f"v_{f}") for f in fields}
+        sets["updated_at"] = sa.bindparam("v_updated_at")
+        if bump:
+            sets["publish_generation"] = c.publish_generation + 1
+        statement = (
+            sa.update(_items())
+            .where(
+                c.id == sa.bindparam("k_id"),
+                c.status == ItemStatus.PUBLISHING,
+                c.claimed_by_run == sa.bindparam("k_run"),
+            )
+            .values(sets)
+        )
+        rows = [
+            {
+                "k_id": m.item_id,
+                "k_run": m.run_id,
+                "v_updated_at": now,
+                **{f"v_{f}": m.values[f] for f in fields},
+            }
+            for m in group
+        ]
+        conn.execute(statement, rows)
+    return applied
 
 
 def _merge(progress: Mapping[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 The first item that says stop (transient failure after the client's retries, lost connection,
 daily limit) stops the batch; items not yet started are given back to ``ready`` unpublished.
-The threads' outbox writes go through one ``GroupCommit`` writer, so the writes that are ready at
-the same moment share one write transaction (SQLite has one writer).
+The threads' outbox writes go through the process's ``GroupCommit`` writer for the engine (shared
+by concurrent batches), so the writes that are ready at the same moment share one write
+transaction (SQLite has one writer).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from connector import outbox
-from connector.group_commit import GroupCommit
+from connector.group_commit import shared_writer
 from connector.models import Item
 from connector.publish_book import PublishBook
 from connector.publishing import (
@@ -29,6 +30,7 @@ from connector.publishing import (
     STOP_DAILY_LIMIT,
     ItemOutcome,
     publish_item,
+    write_finishes,
 )
 from connector.rules import RulesContext
 from nomi.client import NomiClient
@@ -92,7 +94,7 @@ def publish_batch(
         return outcome
 
     with (
-        GroupCommit(engine) as writer,
+        shared_writer(engine, write_finishes) as writer,
         ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nomi-publish") as pool,
     ):
         result.outcomes = list(pool.map(one, items))

@@ -108,6 +108,31 @@ class ItemOutcome:
     stop: str | None = None
 
 
+@dataclass(frozen=True)
+class Finish:
+    """One item's write for the batch's group commit: a guarded move and its new attempt rows."""
+
+    move: outbox.Move
+    attempts: list[dict[str, Any]]
+
+
+def write_finishes(session: Session, jobs: list[Finish]) -> list[bool]:
+    """Apply the moves and append every attempt row, in the caller's open write transaction.
+
+    The attempt rows of a lost claim are appended too: they record calls really made.
+
+    Args:
+        session: A session in a write transaction (``GroupCommit`` gives one).
+        jobs: The items' writes.
+
+    Returns:
+        Per job, True when the move was applied (False: the run had lost the claim).
+    """
+    applied = outbox.apply_moves(session, [job.move for job in jobs])
+    history.record_attempts(session, [row for job in jobs for row in job.attempts])
+    return applied
+
+
 class _Held(Exception):
     """The item cannot be published as it stands (goes back to review with this reason)."""
 
@@ -150,7 +175,6 @@ def publish_item(
     except _Held as held:
         return run.hold(str(held), list(res.reasons) or [str(held)])
     except outbox.ClaimLostError as exc:
-        run.keep_attempts()
         return ItemOutcome(item.id, CLAIM_LOST, message=str(exc))
     except RejectedError as exc:
         return run.rejected(exc)
@@ -166,7 +190,7 @@ def publish_item(
         session.rollback()
         with contextlib.suppress(outbox.ClaimLostError):
             run.end(
-                outbox.release_claim,
+                outbox.Move.released,
                 error_code=INTERNAL_ERROR,
                 error_message="publishing stopped on an internal error; see the run's logs",
             )
@@ -201,7 +225,7 @@ class _Run:
         payment_recorded = self.payment(res, record_id, resumed)
         is_sales = self.item.kind == ItemKind.SALES
         self.end(
-            outbox.mark_published,
+            outbox.Move.published,
             nomi_record_id=record_id,
             nomi_record_type=RECORD_SALES_INVOICE if is_sales else RECORD_EXPENSE,
             image_published=image_published,
@@ -341,19 +365,19 @@ class _Run:
 
     def hold(self, message: str, reasons: list[str]) -> ItemOutcome:
         self.attempt(STEP_RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), message=message)
-        self.end(outbox.release_claim, to_status=ItemStatus.REVIEW, review_reasons=reasons)
+        self.end(outbox.Move.released, to_status=ItemStatus.REVIEW, review_reasons=reasons)
         return ItemOutcome(self.item.id, AttemptOutcome.HELD.value, message=message)
 
     def rejected(self, exc: RejectedError) -> ItemOutcome:
         code, message = _code(exc), exc.detail or exc.message
-        self.end(outbox.mark_failed, error_code=code, error_message=message, rejected=True)
+        self.end(outbox.Move.failed, error_code=code, error_message=message, rejected=True)
         return ItemOutcome(
             self.item.id, AttemptOutcome.REJECTED.value, error_code=code, message=message
         )
 
     def give_back(self, code: str, exc: NomiError) -> ItemOutcome:
         """Give the claim back to ``ready`` (same generation) with the error shown."""
-        self.end(outbox.release_claim, error_code=code, error_message=exc.message)
+        self.end(outbox.Move.released, error_code=code, error_message=exc.message)
         stop = {
             CONNECTION_EXPIRED: STOP_CONNECTION_LOST,
             DAILY_LIMIT: STOP_DAILY_LIMIT,
@@ -367,45 +391,34 @@ class _Run:
     def save(self, **progress: Any) -> None:
         """Write the unsaved attempt rows and progress (plus ``progress``) in one transaction."""
         self.progress.update(progress)
-        if not self.pending and not self.progress:
-            return
-        item_id, run_id, progress = self.item.id, self.run_id, dict(self.progress)
-        self.item = self._write(
-            lambda s: outbox.record_progress(
-                s, item_id, run_id, also=self._write_attempts, **progress
-            )
-        )
-        self.pending, self.progress = [], {}
+        if self.pending or self.progress:
+            self._write(outbox.Move.progressed(self.item.id, self.run_id, **self.progress))
 
-    def end(self, move: Callable[..., Item], **values: Any) -> None:
-        """Finish the claim with ``move`` (an outbox move), unsaved rows and progress included."""
-        item_id, run_id, progress = self.item.id, self.run_id, dict(self.progress)
-        self._write(
-            lambda s: move(
-                s, item_id, run_id, progress=progress, also=self._write_attempts, **values
-            )
-        )
-        self.pending, self.progress = [], {}
+    def end(self, build: Callable[..., outbox.Move], **values: Any) -> None:
+        """Finish the claim with an ``outbox.Move`` constructor (unsaved rows and progress too)."""
+        self._write(build(self.item.id, self.run_id, progress=self.progress, **values))
 
-    def _write(self, fn: Callable[[Session], T]) -> T:
-        """Run an outbox write on this item's session, or in the batch's group transaction."""
-        if self.writer is None:
-            return fn(self.s)
+    def _write(self, move: outbox.Move) -> None:
+        """Apply ``move`` with the unsaved attempt rows: in the batch's group transaction, or alone.
+
+        Raises:
+            outbox.ClaimLostError: The run no longer holds the claim (the attempt rows are kept).
+        """
+        job = Finish(move, self.pending)
         self.s.commit()  # end any read transaction: the connection goes back to the pool
-        return self.writer.run(fn)
-
-    def keep_attempts(self) -> None:
-        """The claim was lost: still append the attempt rows (they record real calls)."""
-        if not self.pending:
-            return
-        self.s.rollback()
-        self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        self._write_attempts(self.s)
-        self.s.commit()
-        self.pending = []
-
-    def _write_attempts(self, session: Session) -> None:
-        history.record_attempts(session, self.pending)
+        if self.writer is not None:
+            applied = self.writer.run(job)
+        else:
+            self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            try:
+                [applied] = write_finishes(self.s, [job])
+                self.s.commit()
+            except BaseException:
+                self.s.rollback()
+                raise
+        self.pending, self.progress = [], {}
+        if not applied:
+            raise outbox.ClaimLostError(f"item {move.item_id} is not claimed by run {move.run_id}")
 
     # ---- helpers -----------------------------------------------------------------------------
 

@@ -113,13 +113,14 @@ def test_a_scheduled_run_arriving_while_the_last_still_runs_skips_the_business_a
         connector_db,
         world_folder,
         businesses=1,
-        items_per_business=30,
+        items_per_business=40,
         prefix="Schedule",
     )
-    # Every write takes 0.3 s: the first run is still publishing when the next one arrives.
+    # Every write takes 1 s: with 5 in flight, the first run needs well over the 2 s the next
+    # one waits for the business, whenever that one arrives.
     sandbox.admin.post(
         "/faults",
-        json={"fault": "latency", "method": "POST", "path": "/api/v1", "params": {"seconds": 0.3}},
+        json={"fault": "latency", "method": "POST", "path": "/api/v1", "params": {"seconds": 1.0}},
     ).raise_for_status()
     slug = world.business.slug
     first: list[PublishSummary | BaseException] = []

@@ -109,10 +109,20 @@ def _sync(params: ReconnectParams) -> object:
     )
 
 
+RECONNECT_LOCK_WAIT_SECONDS = 600.0
+
+
 def _publish(params: ReconnectParams) -> object:
     """Publish what waited while the connection was down."""
     from flows.auto_publish_to_nomi import AutoPublishParams, auto_publish_to_nomi
 
     return auto_publish_to_nomi(
-        AutoPublishParams(business=params.business, trigger="reconnect", app_block=params.app_block)
+        AutoPublishParams(
+            business=params.business,
+            trigger="reconnect",
+            app_block=params.app_block,
+            # A scheduled sweep may hold the business's publishing slot right now; it publishes
+            # only auto-publish items, so wait for it rather than skip what waited.
+            lock_wait_seconds=RECONNECT_LOCK_WAIT_SECONDS,
+        )
     )

@@ -4,9 +4,11 @@ One call of `sync_list` syncs one list of one connection:
 
 * **incremental** (default): records with ``updated_at >= bookmark - lookback``; **full**: every
   record. Archived records are always asked for (``include_archived=true``) so deactivations land.
-* Pages are streamed from the client and upserted by ``(connection_id, nomi_id)`` with one
-  ``INSERT .. ON CONFLICT DO UPDATE`` per page (executemany), each page in its own short transaction
-  (memory stays flat and other writers are not blocked for the whole sync).
+* Pages are streamed from the client (the next one fetched while the current one is written) and
+  upserted by ``(connection_id, nomi_id)`` through `connector.sync_writer.PageWriter`: one
+  prepared ``INSERT .. ON CONFLICT DO UPDATE`` executemany per `ROWS_PER_COMMIT` records, each
+  group in its own short transaction (memory stays flat and other writers are not blocked for the
+  whole sync).
 * An upsert never replaces a row with an older Nomi version (``nomi_updated_at``), and
   ``last_seen_at`` only moves forward, so concurrent syncs of one connection cannot corrupt rows.
 * The bookmark is Nomi's ``server_time`` from the first page of the sync (a signpost fixed at the
@@ -61,6 +63,8 @@ PAGE_SIZE = 1000
 ROWS_PER_COMMIT = 5000
 #: SQLite page cache of the syncing connection, in KiB (grows only as used).
 SQLITE_CACHE_KIB = 65536
+#: WAL pages between automatic checkpoints while syncing (SQLite's default is 1,000; ~40 MB here).
+SQLITE_CHECKPOINT_PAGES = 10_000
 _MAX_ERROR = 500
 
 
@@ -294,14 +298,16 @@ def _passes(
     pending: list[tuple[str, tuple[Any, ...], datetime | None]] = []
     with (
         engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
-        _page_cache(conn),
+        _sqlite_tuning(conn),
     ):
         while drifting and report.passes < max(1, max_passes):
             report.passes += 1
             result = spec.fetch(
                 client, updated_since=since, include_archived=True, page_size=page_size
             )
-            for page in result.iter_pages(prefetch=True):
+            # Keep Nomi busy while a group is written: buffer as many pages as a group holds.
+            ahead = max(2, ROWS_PER_COMMIT // max(1, page_size) + 1)
+            for page in result.iter_pages(prefetch=ahead):
                 if signpost is None:
                     signpost = result.server_time
                 report.fetched += len(page)
@@ -318,24 +324,29 @@ def _passes(
 
 
 @contextmanager
-def _page_cache(conn: sa.Connection) -> Iterator[None]:
-    """On SQLite, let this connection cache up to `SQLITE_CACHE_KIB` of pages while it syncs.
+def _sqlite_tuning(conn: sa.Connection) -> Iterator[None]:
+    """On SQLite, give this connection a larger page cache and rarer checkpoints while it syncs.
 
     The unique index on ``(connection_id, nomi_id)`` is probed at random (Nomi's ids); with
-    SQLite's default 2 MB cache a large list re-reads index pages for every batch. The cache
-    only grows as used and the connection's own setting is put back afterwards.
+    SQLite's default 2 MB cache a large list re-reads index pages for every group, and the default
+    checkpoint every 1,000 WAL pages copies the same index pages back into the file again and again.
+    The cache (`SQLITE_CACHE_KIB`) only grows as used; checkpoints come every
+    `SQLITE_CHECKPOINT_PAGES` (the WAL stays bounded). The connection's settings are put back.
     """
     if conn.dialect.name != "sqlite":
         yield
         return
     cursor = conn.connection.cursor()  # autocommit driver connection: no transaction taken
     try:
-        before = int(cursor.execute("PRAGMA cache_size").fetchone()[0])
+        cache = int(cursor.execute("PRAGMA cache_size").fetchone()[0])
+        checkpoint = int(cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
         cursor.execute(f"PRAGMA cache_size=-{int(SQLITE_CACHE_KIB)}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(SQLITE_CHECKPOINT_PAGES)}")
         try:
             yield
         finally:
-            cursor.execute(f"PRAGMA cache_size={before}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint}")
+            cursor.execute(f"PRAGMA cache_size={cache}")
     finally:
         cursor.close()
 

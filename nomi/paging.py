@@ -80,13 +80,14 @@ class ListResult(Generic[T]):
         self._started = True
         return self._records()
 
-    def iter_pages(self, *, prefetch: bool = False) -> Iterator[list[T]]:
+    def iter_pages(self, *, prefetch: int = 0) -> Iterator[list[T]]:
         """Iterate page by page (lists of models) instead of record by record.
 
         Args:
-            prefetch: Fetch and validate the next page in a background thread while the caller
-                works on the current one (at most three pages in memory). Errors surface in the
-                caller's thread, in order; closing the iterator stops the fetching.
+            prefetch: How many pages may wait, fetched and validated by a background thread,
+                while the caller works (0: none, fetch on demand). Memory holds at most
+                ``prefetch + 2`` pages. Errors surface in the caller's thread, in page order;
+                closing the iterator stops the fetching.
 
         Returns:
             An iterator of pages (lists of models).
@@ -94,7 +95,7 @@ class ListResult(Generic[T]):
         if self._started:
             raise RuntimeError("a ListResult can be iterated only once")
         self._started = True
-        return _prefetched(self._pages()) if prefetch else self._pages()
+        return _prefetched(self._pages(), prefetch) if prefetch > 0 else self._pages()
 
     def _records(self) -> Iterator[T]:
         for page in self._pages():
@@ -187,9 +188,9 @@ def _parse(
     return page.items, int(served), int(count) if count is not None else None, page.server_time
 
 
-def _prefetched(pages: Iterator[list[T]]) -> Iterator[list[T]]:
-    """Run ``pages`` one page ahead in a background thread (context variables carried over)."""
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+def _prefetched(pages: Iterator[list[T]], depth: int) -> Iterator[list[T]]:
+    """Run ``pages`` up to ``depth`` pages ahead in a background thread (context carried over)."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def hand_over(kind: str, value: Any) -> bool:

@@ -70,6 +70,10 @@ def _lock_busy(exc: ConcurrencySlotAcquisitionError) -> bool:
     return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
 
 
+SAVE_ATTEMPTS = 5
+SAVE_BACKOFF_SECONDS = 0.5
+
+
 def refresh_lock_name(block_name: str) -> str:
     """Name of the global concurrency limit serialising refreshes of one connection."""
     return f"nomi-refresh-{block_name}"
@@ -252,9 +256,34 @@ class BlockTokenProvider:
                     oauth.close()
             creds.apply(tokens)
             self._shared.lifetime = tokens.expires_at - datetime.now(UTC)
-            creds.save(self.block_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+            self._save_rotated(creds)
             logger.info("connection %s: access token refreshed", self.block_name)
             return creds
+
+    def _save_rotated(self, creds: NomiCredentials) -> None:
+        """Save rotated tokens, retrying a briefly unavailable Prefect API (still under the lock).
+
+        Nomi has already retired the old refresh token, so losing this save loses the connection;
+        a few bounded retries ride out a Prefect server restart or a 503.
+        """
+        for attempt in range(SAVE_ATTEMPTS):
+            try:
+                creds.save(self.block_name, overwrite=True, _sync=True)  # type: ignore[call-arg]
+                return
+            except Exception as exc:  # the Prefect API failed: any client error type
+                if attempt == SAVE_ATTEMPTS - 1:
+                    logger.error(
+                        "connection %s: rotated tokens could not be saved (%s); reconnect needed",
+                        self.block_name,
+                        type(exc).__name__,
+                    )
+                    raise
+                logger.warning(
+                    "connection %s: saving rotated tokens failed (%s); retrying",
+                    self.block_name,
+                    type(exc).__name__,
+                )
+                time.sleep(SAVE_BACKOFF_SECONDS * 2**attempt)
 
     def _still_good(self, creds: NomiCredentials, rejected: str | None) -> bool:
         """True when ``creds`` holds a usable token that is not the rejected one."""

@@ -100,3 +100,26 @@ def test_a_reconnect_is_picked_up_after_forgetting_the_cache(block_name: str) ->
     assert tokens.access_token() == "access-1"  # cached in the process
     forget_cached_credentials(block_name)
     assert tokens.access_token() == "access-reconnected"
+
+
+def test_rotated_tokens_are_saved_even_when_the_prefect_api_fails_for_a_moment(
+    block_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = FakeTokenEndpoint()
+    monkeypatch.setattr("blocks.tokens.SAVE_BACKOFF_SECONDS", 0.01)
+    real_save = NomiCredentials.save
+    failures = {"left": 2}
+
+    def flaky_save(self: NomiCredentials, *args: object, **kwargs: object) -> object:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise httpx.HTTPStatusError(
+                "503", request=httpx.Request("PUT", "http://p"), response=httpx.Response(503)
+            )
+        return real_save(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NomiCredentials, "save", flaky_save)
+    assert provider(block_name, endpoint).access_token() == "access-1"
+    assert failures["left"] == 0
+    monkeypatch.setattr(NomiCredentials, "save", real_save)
+    assert NomiCredentials.load(block_name).refresh_token.get_secret_value() == "refresh-1"

@@ -3,7 +3,8 @@
 `connector.sync` hands each page to a `PageWriter`. The ``INSERT .. ON CONFLICT DO UPDATE``
 statement (with its guards: never an older Nomi version, ``last_seen_at`` only forward) is built
 with SQLAlchemy and compiled **once** per list and dialect; each page is then one
-``cursor.executemany`` (psycopg pipelines it on PostgreSQL) of plain tuples, converted by the
+``cursor.executemany`` (psycopg pipelines it on PostgreSQL; on SQLite rows the group's ``SELECT``
+did not find take a plain ``INSERT``) of plain tuples, converted by the
 columns' own bind processors (UUIDs and UTC timestamps are stored exactly as the ORM stores
 them). Counting new, changed and archived rows reads the page's existing rows with one plain
 ``SELECT`` on the same cursor, in the same transaction as the write.
@@ -106,7 +107,8 @@ class PageWriter:
         self._status_at = self._columns.index("status")
         names = ("id", "connection_id", "nomi_id", *self._columns)
         names = (*names, "nomi_updated_at", "last_seen_at")
-        stmt = insert_for_dialect(dialect, table).values({c: sa.bindparam(c) for c in names})
+        plain = insert_for_dialect(dialect, table).values({c: sa.bindparam(c) for c in names})
+        stmt = plain
         excluded = stmt.excluded
         updates: dict[str, Any] = {c: excluded[c] for c in (*self._columns, "nomi_updated_at")}
         updates["last_seen_at"] = sa.case(
@@ -126,6 +128,14 @@ class PageWriter:
         if sorted(order) != sorted(names):
             raise RuntimeError(f"unexpected parameters in the upsert of {table.name}: {order}")
         self._insert_sql = compiled.string
+        # On SQLite the group's transaction holds the only write lock, so ids the SELECT did not
+        # find cannot appear before our INSERT: those rows take a plain INSERT (cheaper than the
+        # upsert). PostgreSQL has no such lock: every row goes through the upsert there.
+        plain_compiled = plain.compile(dialect=dialect)
+        plain_order = list(plain_compiled.positiontup or []) if plain_compiled.positional else []
+        self._plain_sql: str | None = None
+        if dialect.name == "sqlite" and plain_order == order:
+            self._plain_sql = plain_compiled.string
         self._positional = compiled.positional
         self._slots = {name: i for i, name in enumerate(names)}
         self._order = [self._slots[name] for name in order]
@@ -193,7 +203,7 @@ class PageWriter:
                 if stamp is _MISSING:
                     stamp = converted[updated] = self._updated(updated)
                 stamps[nomi_id] = stamp
-        counts = self._count(cursor, rows)
+        counts, stored = self._count(cursor, rows)
         make_id, connection, seen = self._id, self._connection, self._seen
         fresh = ordered_ids(len(rows))
         full = [
@@ -207,12 +217,21 @@ class PageWriter:
             params = full
         else:
             params = [tuple(row[i] for i in self._order) for row in full]
-        if params:
-            cursor.executemany(self._insert_sql, params)
+        if self._plain_sql is not None and stored:
+            old_rows = [p for p, nomi_id in zip(params, rows, strict=True) if nomi_id in stored]
+            new_rows = [p for p, nomi_id in zip(params, rows, strict=True) if nomi_id not in stored]
+        elif self._plain_sql is not None:
+            old_rows, new_rows = [], params
+        else:
+            old_rows, new_rows = params, []
+        if new_rows:
+            cursor.executemany(self._plain_sql, new_rows)
+        if old_rows:
+            cursor.executemany(self._insert_sql, old_rows)
         return counts
 
-    def _count(self, cursor: Any, rows: dict[str, tuple[Any, ...]]) -> PageCounts:
-        """Compare the page with the rows already stored (one SELECT, chunked on SQLite)."""
+    def _count(self, cursor: Any, rows: dict[str, tuple[Any, ...]]) -> tuple[PageCounts, set[str]]:
+        """Compare the page with the rows already stored (one SELECT); also their ids."""
         counts = PageCounts()
         existing: dict[str, tuple[Any, ...]] = {}
         for found in self._existing(cursor, list(rows)):
@@ -226,7 +245,7 @@ class PageWriter:
                     counts.archived += 1
                 else:
                     counts.updated += 1
-        return counts
+        return counts, set(existing)
 
     def _existing(self, cursor: Any, ids: list[str]) -> list[Sequence[Any]]:
         """The stored ``(nomi_id, columns...)`` of the given ids."""

@@ -79,6 +79,9 @@ def publish_batch(
     """
     result = BatchResult()
     lock = threading.Lock()
+    if book.tried is None:
+        with Session(engine, expire_on_commit=False) as session:
+            book.load_history(session, items)
 
     def one(item: Item) -> ItemOutcome:
         with lock:

@@ -1,14 +1,16 @@
-"""What the items of one publish batch share: contacts created so far and Nomi's users."""
+"""What the items of one publish batch share: contacts created so far, Nomi's users, history."""
 
 from __future__ import annotations
 
 import threading
 import uuid
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from connector.models import Connection
+from connector import outbox
+from connector.models import Connection, Item, PublishAttempt
 from connector.names import normalise_name
+from connector.payloads import record_step
 from nomi.client import NomiClient
 
 
@@ -24,6 +26,25 @@ class PublishBook:
         self._contact_locks: dict[tuple[str, str], threading.Lock] = {}
         self._contacts: dict[tuple[str, str], str] = {}
         self._users: dict[str, str] | None = None
+        self.tried: set[uuid.UUID] | None = None
+
+    def load_history(self, session: Session, items: list[Item]) -> None:
+        """Note which claimed items have an attempt under their record key (one query).
+
+        ``publish_item`` then knows without a query per item whether to look the record up by
+        ``source_id`` before creating it. Call it after the items were claimed.
+        """
+        keys = {
+            outbox.idempotency_key(i.id, i.publish_generation, record_step(i)): i.id for i in items
+        }
+        found = session.exec(
+            select(PublishAttempt.item_id, PublishAttempt.idempotency_key).where(
+                col(PublishAttempt.item_id).in_(list(keys.values())),
+                col(PublishAttempt.idempotency_key).in_(list(keys)),
+            )
+        ).all()
+        session.commit()
+        self.tried = {item_id for item_id, key in found if keys.get(key or "") == item_id}
 
     @classmethod
     def for_business(cls, session: Session, business_id: uuid.UUID) -> PublishBook:

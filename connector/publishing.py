@@ -474,6 +474,8 @@ class _Run:
 
     def _tried_before(self, key: str) -> bool:
         """True when history shows an attempt (or a recovery) under this record key."""
+        if self.book.tried is not None:
+            return self.item.id in self.book.tried
         found = self.s.exec(
             select(PublishAttempt.id)
             .where(PublishAttempt.item_id == self.item.id, PublishAttempt.idempotency_key == key)

@@ -14,6 +14,7 @@ from sqlmodel import select
 from connector.db import make_engine, migrate
 from connector.db import session as db_session
 from connector.models import Supplier, TaxRate
+from connector.sync import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, _sqlite_tuning
 from connector.sync_writer import PageWriter, ordered_ids
 from tests.connector.factories import make_business, make_connection
 
@@ -131,3 +132,26 @@ def test_ordered_ids_are_version_7_and_time_ordered() -> None:
     assert len(set(ids)) == 1000
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in ids)
     assert max(raw[:6] for raw in early) <= min(raw[:6] for raw in late)
+
+
+def test_sqlite_tuning_is_put_back(tmp_path: object) -> None:
+    """The syncing connection's page cache and checkpoint interval are restored afterwards."""
+    engine = make_engine(f"sqlite:///{tmp_path}/tuning.db")
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        before = (
+            driver.execute("PRAGMA cache_size").fetchone()[0],
+            driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+        )
+        with _sqlite_tuning(conn):
+            assert driver.execute("PRAGMA cache_size").fetchone()[0] == -SQLITE_CACHE_KIB
+            assert (
+                driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SQLITE_CHECKPOINT_PAGES
+            )
+        after = (
+            driver.execute("PRAGMA cache_size").fetchone()[0],
+            driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
+        )
+    assert after == before
+    engine.dispose()

@@ -18,8 +18,11 @@ def normalise_name(name: str) -> str:
     Returns:
         The matching key (``"acme and sons"``); never empty for a non-blank name.
     """
-    text = unicodedata.normalize("NFKD", name)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    if name.isascii():  # the common case: no accents to strip, and casefold is lower
+        text = name.lower()
+    else:
+        text = unicodedata.normalize("NFKD", name)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
     text = text.replace("&", " and ")
     words = _NON_WORD.sub(" ", text).split()
     while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:

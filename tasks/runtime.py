@@ -42,9 +42,19 @@ def engine_for(database_url: str) -> Engine:
 
 
 @contextmanager
-def db(database_url: str) -> Iterator[Session]:
-    """A session on the connector database: committed on success, rolled back on error."""
+def db(database_url: str, *, write: bool = False) -> Iterator[Session]:
+    """A session on the connector database: committed on success, rolled back on error.
+
+    Args:
+        database_url: The connector database.
+        write: The session reads and then writes: on SQLite its transaction starts as a write
+            (``BEGIN IMMEDIATE``), because a read snapshot cannot be upgraded to a write once
+            another connection has committed ("database is locked" at once, no busy wait).
+            Do not open another write session inside one.
+    """
     with db_session(engine_for(database_url)) as session:
+        if write:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         yield session
 
 

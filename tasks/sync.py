@@ -114,7 +114,7 @@ def sync_one_list(
             )
     except ConnectionLostError as exc:
         reason = f"Nomi refused the connection while syncing {list_name}: {exc}"
-        with db(database_url) as session:
+        with db(database_url, write=True) as session:
             mark_connection_expired(session, target.connection_id, reason)
         logger.warning("%s: connection lost, marked expired (%s)", slug, exc)
         return {
@@ -159,7 +159,7 @@ def finish_business_sync(
         emit(EVENT_CONNECTION_EXPIRED, slug, {"reason": reason, "flow": "sync"})
     else:
         all_ok = not failures and all(r.get("status") == SyncStatus.OK.value for r in reports)
-        with db(database_url) as session:
+        with db(database_url, write=True) as session:
             done = after_sync(session, target, all_lists_ok=all_ok)
         summary.update(
             status="ok" if all_ok else ("failed" if failures else "incomplete"),

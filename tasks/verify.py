@@ -55,7 +55,7 @@ def verify_connection(
             consent_expires_at=connection.consent_expires_at or credentials.consent_expires_at,
             expiry_warning_days=expiry_warning_days,
         )
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:
         changed = record_check(session, target.connection_id, result)
     summary = {
         "business": slug,

@@ -22,3 +22,38 @@ def test_a_connected_business_gets_a_client_that_reads_its_organisations_supplie
         organisations = nomi.connections()
     assert suppliers, "the sandbox seeds suppliers for every organisation"
     assert business.tenant_id in {o.tenant_id for o in organisations}
+
+
+def _read_then_write_while_another_connection_commits(url: str, *, write: bool) -> int:
+    """Read in one session, let another connection insert and commit, then write in the first."""
+    import threading
+    import time
+
+    from connector.models import Business
+
+    def other() -> None:
+        with db(url) as b:
+            b.add(Business(slug="other", name="Other Ltd"))
+
+    with db(url, write=write) as a:
+        a.exec(select(Business)).all()
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(0.3)  # without write=True the other insert commits here
+        a.add(Business(slug="mine", name="Mine Ltd"))
+        a.flush()
+    thread.join(timeout=30)
+    with db(url) as s:
+        return len(s.exec(select(Business)).all())
+
+
+def test_a_write_session_reads_then_writes_while_another_connection_commits(connector_db):
+    assert _read_then_write_while_another_connection_commits(connector_db, write=True) == 2
+
+
+def test_a_plain_session_cannot_upgrade_its_read_snapshot_on_sqlite(connector_db):
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    with pytest.raises(OperationalError, match="database is locked"):
+        _read_then_write_while_another_connection_commits(connector_db, write=False)

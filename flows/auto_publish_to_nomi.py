@@ -25,7 +25,7 @@ from tasks.publish import (
     recover_stale_claims,
     try_publish_lock,
 )
-from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, db
+from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_run_name, db
 
 
 class AutoPublishParams(BaseModel):
@@ -76,17 +76,9 @@ class PublishSummary(BaseModel):
         return any(b.failed for b in self.businesses.values())
 
 
-def _run_name() -> str:
-    params = flow_run.parameters.get("params") or {}
-    business = getattr(params, "business", None) or (
-        params.get("business") if isinstance(params, dict) else None
-    )
-    return f"auto-publish-{business or 'all'}"
-
-
 @flow(
     name="auto-publish-to-nomi",
-    flow_run_name=_run_name,
+    flow_run_name=business_run_name("auto-publish", default="all"),
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
 )
 def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -11,7 +10,7 @@ from blocks.app import NomiApp
 from connector.oauth_states import OAuthPurpose
 from connector.settings import ConnectorSettings
 from tasks.connect import Connected, connect_with_consent, publish_summary, run_follow_up
-from tasks.runtime import DEFAULT_APP_BLOCK
+from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 
 
 class ConnectParams(BaseModel):
@@ -32,16 +31,9 @@ class ConnectParams(BaseModel):
     )
 
 
-def _run_name() -> str:
-    """``connect-<business>``."""
-    params = flow_run.parameters.get("params") or {}
-    business = params.get("business") if isinstance(params, dict) else params.business
-    return f"connect-{business or 'unknown'}"
-
-
 @flow(
     name="connect-to-nomi",
-    flow_run_name=_run_name,
+    flow_run_name=business_run_name("connect", default="unknown"),
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     persist_result=False,
 )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from connector.history_queries import ReportWindow
 from connector.settings import ConnectorSettings
 from tasks.report import build_history_report, publish_history_artifacts, write_history_html
+from tasks.runtime import business_run_name
 
 DEFAULT_DAYS = 30
 
@@ -40,17 +41,9 @@ class HistoryReportParams(BaseModel):
         return ReportWindow(since=since, until=until, business=self.business or None)
 
 
-def _run_name() -> str:
-    from prefect.runtime import flow_run
-
-    params = flow_run.parameters.get("params") or {}
-    business = params.get("business") if isinstance(params, dict) else None
-    return f"history-report-{business or 'all'}"
-
-
 @flow(
     name="publish-history-report",
-    flow_run_name=_run_name,
+    flow_run_name=business_run_name("history-report", default="all"),
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     log_prints=False,
 )

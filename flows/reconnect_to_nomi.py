@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from blocks.app import NomiApp
 from connector.oauth_states import OAuthPurpose
 from connector.settings import ConnectorSettings
+from flows.connect_to_nomi import ConnectParams
 from tasks.connect import connect_with_consent, publish_summary, run_follow_up
-from tasks.runtime import DEFAULT_APP_BLOCK
+from tasks.runtime import business_run_name
 
 
-class ReconnectParams(BaseModel):
-    """Which business to reconnect, and who asks."""
+class ReconnectParams(ConnectParams):
+    """Which business to reconnect, and who asks (the connect form, plus one choice)."""
 
     business: str = Field(description="Slug of the business to reconnect (e.g. bright-smile).")
-    acting_user: str = Field(
-        description="Email of the person asking: an admin of the business or its accountant."
-    )
     allow_organisation_change: bool = Field(
         default=False,
         description=(
@@ -28,27 +25,11 @@ class ReconnectParams(BaseModel):
             "is connected to. Off: such a consent is refused and nothing changes."
         ),
     )
-    app_block: str = Field(
-        default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (Nomi app registration)."
-    )
-    timeout_seconds: int = Field(
-        default=900,
-        ge=1,
-        le=86_400,
-        description="How long the consent link stays valid; the run fails after that.",
-    )
-
-
-def _run_name() -> str:
-    """``reconnect-<business>``."""
-    params = flow_run.parameters.get("params") or {}
-    business = params.get("business") if isinstance(params, dict) else params.business
-    return f"reconnect-{business or 'unknown'}"
 
 
 @flow(
     name="reconnect-to-nomi",
-    flow_run_name=_run_name,
+    flow_run_name=business_run_name("reconnect", default="unknown"),
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     persist_result=False,
 )

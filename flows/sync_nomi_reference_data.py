@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal, cast
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -14,7 +13,7 @@ from connector.models import ConnectionStatus
 from connector.settings import ConnectorSettings
 from connector.sync import LISTS
 from connector.sync_targets import SyncTarget
-from tasks.runtime import DEFAULT_APP_BLOCK
+from tasks.runtime import DEFAULT_APP_BLOCK, run_param
 from tasks.sync import find_connections, finish_business_sync, sync_one_list
 
 ListChoice = Literal["suppliers", "customers", "categories", "tax_rates", "bank_accounts"]
@@ -46,10 +45,8 @@ class SyncParams(BaseModel):
 
 
 def _run_name() -> str:
-    params: Any = flow_run.parameters.get("params") or {}
-    business = params.get("business") if isinstance(params, dict) else params.business
-    mode = params.get("mode") if isinstance(params, dict) else params.mode
-    return f"sync-{business or 'all'}-{mode or 'incremental'}"
+    """``sync-<business or all>-<mode>``."""
+    return f"sync-{run_param('business') or 'all'}-{run_param('mode') or 'incremental'}"
 
 
 class SyncFailedError(RuntimeError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -13,7 +12,7 @@ from blocks.app import NomiApp
 from connector.models import ConnectionStatus
 from connector.settings import ConnectorSettings
 from connector.sync_targets import SyncTarget
-from tasks.runtime import DEFAULT_APP_BLOCK
+from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 from tasks.sync import find_connections
 from tasks.verify import summarise_checks, verify_connection
 
@@ -36,19 +35,13 @@ class VerifyParams(BaseModel):
     )
 
 
-def _run_name() -> str:
-    params: Any = flow_run.parameters.get("params") or {}
-    business = params.get("business") if isinstance(params, dict) else params.business
-    return f"verify-{business or 'all'}"
-
-
 class VerifyFailedError(RuntimeError):
     """At least one connection could not be checked (Nomi unavailable or a task failed)."""
 
 
 @flow(
     name="verify-nomi-connection",
-    flow_run_name=_run_name,
+    flow_run_name=business_run_name("verify", default="all"),
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
 )
 def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str, Any]]:

@@ -8,10 +8,12 @@ cached per process and URL (one pool per worker process, shared by its task thre
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
+from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -122,3 +124,18 @@ def business_ids(session: Session, business_slug: str | None) -> list[uuid.UUID]
     if business_slug is not None:
         return [business_and_connection(session, business_slug)[0].id]
     return list(session.exec(select(Business.id).order_by(Business.slug)))
+
+
+def run_param(name: str) -> Any:
+    """A field of the running flow's ``params`` parameter (a dict or a model), or None."""
+    params = flow_run.parameters.get("params") or {}
+    return params.get(name) if isinstance(params, dict) else getattr(params, name, None)
+
+
+def business_run_name(prefix: str, *, default: str = "all") -> Callable[[], str]:
+    """A ``flow_run_name`` callable: ``<prefix>-<business slug>`` (``default`` when none)."""
+
+    def name() -> str:
+        return f"{prefix}-{run_param('business') or default}"
+
+    return name

@@ -61,11 +61,13 @@ def record_publish_run(session: Session, **fields: Any) -> PublishRun:
 
 
 def record_attempt(session: Session, **fields: Any) -> PublishAttempt:
-    """Append a publish attempt; ``attempt_no`` defaults to one more than the item's last."""
+    """Append a publish attempt; ``attempt_no`` defaults to one more than the item's last call of
+    the same step (so ``attempt_no > 1`` means that call was repeated: a retry)."""
     if "attempt_no" not in fields:
         last = session.exec(
             select(sa.func.max(PublishAttempt.attempt_no)).where(
-                PublishAttempt.item_id == fields["item_id"]
+                PublishAttempt.item_id == fields["item_id"],
+                PublishAttempt.step == fields["step"],
             )
         ).one()
         fields["attempt_no"] = (last or 0) + 1
@@ -75,7 +77,7 @@ def record_attempt(session: Session, **fields: Any) -> PublishAttempt:
 def record_attempts(
     session: Session, attempts: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Append attempts in the given order, numbering each item's after its last.
+    """Append attempts in the given order, numbering each (item, step) after its last call.
 
     Two statements whatever the count (the items' last numbers, one ``executemany`` insert), so a
     batch's attempts cost little inside a write transaction.
@@ -93,17 +95,17 @@ def record_attempts(
     table = cast(sa.Table, PublishAttempt.__table__)  # type: ignore[attr-defined]
     items = {a["item_id"] for a in attempts}
     last = session.connection().execute(
-        sa.select(table.c.item_id, sa.func.max(table.c.attempt_no))
+        sa.select(table.c.item_id, table.c.step, sa.func.max(table.c.attempt_no))
         .where(table.c.item_id.in_(items))
-        .group_by(table.c.item_id)
+        .group_by(table.c.item_id, table.c.step)
     )
-    next_no = {item_id: (n or 0) + 1 for item_id, n in last}
+    next_no = {(item_id, step): (n or 0) + 1 for item_id, step, n in last}
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for fields in attempts:
-        item_id = fields["item_id"]
-        number = next_no.get(item_id, 1)
-        next_no[item_id] = number + 1
+        key = (fields["item_id"], fields["step"])
+        number = next_no.get(key, 1)
+        next_no[key] = number + 1
         rows.append({"id": uuid.uuid4(), "attempt_no": number, "at": now, **fields})
     session.connection().execute(sa.insert(table), rows)
     return rows

@@ -7,7 +7,7 @@ Definitions (also in docs/history.md):
   ``sales_invoice``, ``lookup``): one per item that became a Nomi record.
 - **failed**: attempts with outcome ``rejected``, ``transient``, ``unknown`` or ``connection_lost``.
 - **held**: attempts with outcome ``held`` (the item went back to review).
-- **retried**: attempts after an item's first (``attempt_no > 1``), any outcome.
+- **retried**: repeated calls of one step for one item (``attempt_no > 1``), any outcome.
 - **failure rate**: failed / (published + failed), 0 when both are 0.
 
 The counting itself happens in SQL (``history_queries.load_outcome_totals``) so that a year of

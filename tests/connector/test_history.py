@@ -16,11 +16,14 @@ from connector.settings import ConnectorSettings
 from tests.connector.factories import make_business, make_connection, make_item
 
 
-def test_attempt_numbers_count_up_per_item_and_runs_are_inserted_once(db: Session) -> None:
+def test_attempt_numbers_count_repeats_of_one_step_and_runs_are_inserted_once(
+    db: Session,
+) -> None:
     business = make_business(db)
     item, other = make_item(db, business=business), make_item(db, business=business)
     run_id = uuid.uuid4()
-    for step, target in [("contact", item), ("expense", item), ("expense", other)]:
+    calls = [("contact", item), ("expense", item), ("expense", item), ("expense", other)]
+    for step, target in calls:
         history.record_attempt(
             db,
             run_id=run_id,
@@ -42,9 +45,11 @@ def test_attempt_numbers_count_up_per_item_and_runs_are_inserted_once(db: Sessio
     db.commit()
 
     numbers = db.exec(
-        select(PublishAttempt.attempt_no).where(PublishAttempt.item_id == item.id)
+        select(PublishAttempt.step, PublishAttempt.attempt_no).where(
+            PublishAttempt.item_id == item.id
+        )
     ).all()
-    assert sorted(numbers) == [1, 2]
+    assert sorted(numbers) == [("contact", 1), ("expense", 1), ("expense", 2)]
     run = db.get(PublishRun, run_id)
     assert run is not None
     assert run.published == 2

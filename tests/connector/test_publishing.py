@@ -156,7 +156,7 @@ def attempts(world: World, item_id: uuid.UUID) -> list[PublishAttempt]:
             s.exec(
                 select(PublishAttempt)
                 .where(PublishAttempt.item_id == item_id)
-                .order_by(PublishAttempt.attempt_no)  # type: ignore[arg-type]
+                .order_by(PublishAttempt.at, PublishAttempt.attempt_no)  # type: ignore[arg-type]
             )
         )
 

@@ -25,6 +25,7 @@ from connector.models import (
     SyncRun,
     utcnow,
 )
+from connector.sync_writer import insert_for_dialect
 
 
 def _insert(session: Session, row: Any) -> Any:
@@ -133,15 +134,25 @@ def get_bookmark(session: Session, *, connection_id: uuid.UUID, list_name: str) 
 
 def set_bookmark(
     session: Session, *, connection_id: uuid.UUID, list_name: str, bookmark: datetime
-) -> SyncBookmark:
-    """Move the bookmark of a list (call after the synced rows are committed)."""
-    row = session.exec(
-        select(SyncBookmark).where(
-            SyncBookmark.connection_id == connection_id, SyncBookmark.list_name == list_name
-        )
-    ).first()
-    if row is None:
-        row = SyncBookmark(connection_id=connection_id, list_name=list_name)
-    row.bookmark = bookmark
-    row.updated_at = utcnow()
-    return _insert(session, row)
+) -> None:
+    """Move the bookmark of a list (call after the synced rows are committed).
+
+    One ``INSERT .. ON CONFLICT DO UPDATE``, so concurrent syncs of one list cannot collide on
+    the (connection, list) key the way a read-then-insert would.
+    """
+    table = cast(sa.Table, SyncBookmark.__table__)  # type: ignore[attr-defined]
+    stmt = insert_for_dialect(session.get_bind().dialect, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.connection_id, table.c.list_name],
+        set_={"bookmark": stmt.excluded.bookmark, "updated_at": stmt.excluded.updated_at},
+    )
+    session.connection().execute(
+        stmt,
+        {
+            "id": uuid.uuid4(),
+            "connection_id": connection_id,
+            "list_name": list_name,
+            "bookmark": bookmark,
+            "updated_at": utcnow(),
+        },
+    )

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from connector.db import session as db_session
-from connector.history import get_bookmark, record_sync_run
+from connector.history import get_bookmark, record_sync_run, set_bookmark
 from connector.models import (
     BankAccount,
     Category,
@@ -46,7 +46,6 @@ from connector.models import (
     Customer,
     ListName,
     Supplier,
-    SyncBookmark,
     TaxRate,
     utcnow,
 )
@@ -380,7 +379,12 @@ def _finish(engine: Engine, report: SyncReport, *, move_bookmark_to: datetime | 
         report.bookmark_after = report.bookmark_before
     with db_session(engine) as session:
         if move_bookmark_to is not None:
-            _set_bookmark(session, report.connection_id, report.list_name, move_bookmark_to)
+            set_bookmark(
+                session,
+                connection_id=report.connection_id,
+                list_name=report.list_name,
+                bookmark=move_bookmark_to,
+            )
         record_sync_run(
             session,
             connection_id=report.connection_id,
@@ -397,29 +401,6 @@ def _finish(engine: Engine, report: SyncReport, *, move_bookmark_to: datetime | 
             status=report.status.value,
             error=report.error,
         )
-
-
-def _set_bookmark(
-    session: Session, connection_id: uuid.UUID, list_name: str, bookmark: datetime
-) -> None:
-    """Upsert the bookmark (``history.set_bookmark`` reads then inserts: racy when concurrent)."""
-    table = SyncBookmark.__table__  # type: ignore[attr-defined]
-    now = utcnow()
-    stmt = insert_for(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.connection_id, table.c.list_name],
-        set_={"bookmark": stmt.excluded.bookmark, "updated_at": stmt.excluded.updated_at},
-    )
-    session.connection().execute(
-        stmt,
-        {
-            "id": uuid.uuid4(),
-            "connection_id": connection_id,
-            "list_name": list_name,
-            "bookmark": bookmark,
-            "updated_at": now,
-        },
-    )
 
 
 def insert_for(session: Session, table: sa.Table) -> Any:

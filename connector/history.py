@@ -112,9 +112,28 @@ def record_attempts(
     return rows
 
 
-def record_sync_run(session: Session, **fields: Any) -> SyncRun:
-    """Append one list sync of one connection."""
-    return _insert(session, SyncRun(**fields))
+def record_sync_run(session: Session, **fields: Any) -> uuid.UUID:
+    """Append one list sync of one connection; returns the row's id.
+
+    A Core insert of the model's defaults overlaid by ``fields``: building a ``SyncRun`` object
+    would configure every ORM mapper first, about 50 ms in the fresh process of a sync flow run
+    (a sixth of a small incremental sync).
+
+    Raises:
+        ValueError: A field ``SyncRun`` does not have.
+    """
+    unknown = set(fields) - set(SyncRun.model_fields)
+    if unknown:
+        raise ValueError(f"SyncRun has no field(s) {sorted(unknown)}")
+    row = {
+        name: info.get_default(call_default_factory=True)
+        for name, info in SyncRun.model_fields.items()
+        if name not in fields
+    }
+    row.update(fields)
+    table = cast(sa.Table, SyncRun.__table__)  # type: ignore[attr-defined]
+    session.connection().execute(sa.insert(table), row)
+    return cast(uuid.UUID, row["id"])
 
 
 def record_connection_check(session: Session, **fields: Any) -> ConnectionCheck:
@@ -123,13 +142,18 @@ def record_connection_check(session: Session, **fields: Any) -> ConnectionCheck:
 
 
 def get_bookmark(session: Session, *, connection_id: uuid.UUID, list_name: str) -> datetime | None:
-    """The bookmark (Nomi ``server_time``) of the last committed sync of a list, if any."""
-    row = session.exec(
-        select(SyncBookmark).where(
-            SyncBookmark.connection_id == connection_id, SyncBookmark.list_name == list_name
+    """The bookmark (Nomi ``server_time``) of the last committed sync of a list, if any.
+
+    A Core read of one column: a sync flow run in a fresh worker process would otherwise pay for
+    compiling its first ORM query here (about 80 ms, a third of a small incremental sync).
+    """
+    table = cast(sa.Table, SyncBookmark.__table__)  # type: ignore[attr-defined]
+    found: datetime | None = session.connection().scalar(
+        sa.select(table.c.bookmark).where(
+            table.c.connection_id == connection_id, table.c.list_name == list_name
         )
-    ).first()
-    return row.bookmark if row else None
+    )
+    return found
 
 
 def set_bookmark(

@@ -64,6 +64,9 @@ ROWS_PER_COMMIT = 5000
 SQLITE_CACHE_KIB = 65536
 #: WAL pages between automatic checkpoints while syncing (SQLite's default is 1,000; ~40 MB here).
 SQLITE_CHECKPOINT_PAGES = 10_000
+#: Rows written by one sync after which it checkpoints the WAL itself before it ends (a small
+#: incremental sync leaves that to SQLite's automatic checkpoint instead of paying an fsync).
+CHECKPOINT_AFTER_ROWS = 10_000
 _MAX_ERROR = 500
 
 
@@ -297,7 +300,7 @@ def _passes(
     pending: list[tuple[str, tuple[Any, ...], datetime | None]] = []
     with (
         engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn,
-        _sqlite_tuning(conn),
+        _sqlite_tuning(conn, report),
     ):
         while drifting and report.passes < max(1, max_passes):
             report.passes += 1
@@ -323,14 +326,18 @@ def _passes(
 
 
 @contextmanager
-def _sqlite_tuning(conn: sa.Connection) -> Iterator[None]:
+def _sqlite_tuning(conn: sa.Connection, report: SyncReport) -> Iterator[None]:
     """On SQLite, give this connection a larger page cache and rarer checkpoints while it syncs.
 
     The unique index on ``(connection_id, nomi_id)`` is probed at random (Nomi's ids); with
     SQLite's default 2 MB cache a large list re-reads index pages for every group, and the default
     checkpoint every 1,000 WAL pages copies the same index pages back into the file again and again.
     The cache (`SQLITE_CACHE_KIB`) only grows as used; checkpoints come every
-    `SQLITE_CHECKPOINT_PAGES` (the WAL stays bounded). The connection's settings are put back.
+    `SQLITE_CHECKPOINT_PAGES` (the WAL stays bounded). The connection's settings are put back and
+    after a large sync (`CHECKPOINT_AFTER_ROWS` rows written) the WAL is checkpointed (``PASSIVE``:
+    never waits for other connections) before the sync ends, so the next small write (a publishing
+    item, this sync's own ``SyncRun`` row) does not pay for copying up to
+    `SQLITE_CHECKPOINT_PAGES` pages of the sync's writes.
     """
     if conn.dialect.name != "sqlite":
         yield
@@ -346,6 +353,8 @@ def _sqlite_tuning(conn: sa.Connection) -> Iterator[None]:
         finally:
             cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint}")
             cursor.execute(f"PRAGMA cache_size={cache}")
+            if report.inserted + report.updated + report.archived >= CHECKPOINT_AFTER_ROWS:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     finally:
         cursor.close()
 

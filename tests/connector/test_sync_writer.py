@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -14,7 +15,13 @@ from sqlmodel import select
 from connector.db import make_engine, migrate
 from connector.db import session as db_session
 from connector.models import Supplier, TaxRate
-from connector.sync import SQLITE_CACHE_KIB, SQLITE_CHECKPOINT_PAGES, _sqlite_tuning
+from connector.sync import (
+    CHECKPOINT_AFTER_ROWS,
+    SQLITE_CACHE_KIB,
+    SQLITE_CHECKPOINT_PAGES,
+    SyncReport,
+    _sqlite_tuning,
+)
 from connector.sync_writer import PageWriter, ordered_ids
 from tests.connector.factories import make_business, make_connection
 
@@ -144,7 +151,7 @@ def test_sqlite_tuning_is_put_back(tmp_path: object) -> None:
             driver.execute("PRAGMA cache_size").fetchone()[0],
             driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0],
         )
-        with _sqlite_tuning(conn):
+        with _sqlite_tuning(conn, SyncReport(uuid.uuid4(), "suppliers", "full")):
             assert driver.execute("PRAGMA cache_size").fetchone()[0] == -SQLITE_CACHE_KIB
             assert (
                 driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SQLITE_CHECKPOINT_PAGES
@@ -155,3 +162,22 @@ def test_sqlite_tuning_is_put_back(tmp_path: object) -> None:
         )
     assert after == before
     engine.dispose()
+
+
+@pytest.mark.parametrize(("written", "checkpointed"), [(CHECKPOINT_AFTER_ROWS, True), (999, False)])
+def test_a_large_sync_checkpoints_its_wal_before_it_ends(
+    tmp_path: object, written: int, checkpointed: bool
+) -> None:
+    """A sync that wrote many rows checkpoints the WAL itself; a small one leaves it to SQLite."""
+    engine = make_engine(f"sqlite:///{tmp_path}/checkpoint.db")
+    report = SyncReport(uuid.uuid4(), "suppliers", "full")
+    statements: list[str] = []
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.set_trace_callback(statements.append)
+        with _sqlite_tuning(conn, report):
+            report.inserted = written
+        driver.set_trace_callback(None)
+    engine.dispose()
+    assert ("PRAGMA wal_checkpoint(PASSIVE)" in statements) is checkpointed

@@ -91,7 +91,8 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     also publishes the items that waited while the connection was down.
 
     First gives back claims older than `claim_timeout_minutes` (left by crashed runs), then works
-    in rounds: one task run per business per round, each publishing up to `batch_size` items.
+    in rounds: one task run per business per round, each publishing up to `batch_size` items
+    (a business whose batch took every Ready item it found gets no further round).
     One run per business at a time (global concurrency limit `nomi-publish-<slug>`); a business
     another run is publishing is skipped and said so. A lost connection stops that business
     (connection marked expired, event `nomi.connection.expired`, artifact `reconnect-<slug>`).
@@ -165,14 +166,15 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
                     continue
                 business.add(batch)
                 done[target.slug].extend(r.item_id for r in batch.rows)
-                if batch.claimed and batch.stopped is None:
+                if batch.claimed and batch.more and batch.stopped is None:
                     still.append(target)
             active = still
             handled = sum(b.claimed for b in summary.businesses.values())
             update_progress_artifact(progress, progress=min(100.0, 100.0 * handled / total))
         update_progress_artifact(progress, progress=100.0)
-    for target in targets:
-        record_publish_run(
+    # One record per business, written by the task runner's workers side by side.
+    records = [
+        record_publish_run.submit(
             url,
             summary.businesses[target.slug],
             business_id=target.business_id,
@@ -180,6 +182,10 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
             flow_run_id=_flow_run_id(),
             started_at=started,
         )
+        for target in targets
+    ]
+    for record in records:
+        record.result()
     logger.info("published %d items", summary.published)
     if summary.failed:
         failed = sorted(s for s, b in summary.businesses.items() if b.failed)

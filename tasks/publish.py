@@ -76,6 +76,10 @@ class BatchSummary(BaseModel):
     rows: list[ItemRow] = Field(default_factory=list)
     stopped: str | None = None
     stop_message: str | None = None
+    #: The selection filled the batch, so more items may be waiting. False when the batch took
+    #: every candidate there was: another batch in this run would find nothing (items that turn
+    #: Ready meanwhile are the next run's).
+    more: bool = True
 
     def count(self, outcome: str) -> int:
         """Items of the batch that ended with ``outcome``."""
@@ -193,7 +197,8 @@ def publish_next_batch(
         )
         session.expunge_all()
     if not items:
-        return BatchSummary()
+        return BatchSummary(more=False)
+    more = len(candidates) > batch_size if item_ids is not None else len(candidates) >= batch_size
     workers = limits.concurrent or 5
     with nomi_client(app, connection, limits=limits) as nomi:
         result = publish_batch(
@@ -214,6 +219,7 @@ def publish_next_batch(
         ],
         stopped=result.stopped,
         stop_message=result.stop_message,
+        more=more,
     )
     logger.info(
         "%s batch %d: %d claimed, %d published, %d held, %d rejected, %d given back%s",

@@ -192,6 +192,9 @@ def test_auto_publish_publishes_every_ready_item_once_across_two_businesses_unde
         for item_id in ids["expense_claim"]:
             assert by_id[item_id].status == ItemStatus.READY
         assert summary.businesses[business.slug].published == 12
+        # 12 auto-published items in batches of 5: 5, 5, then 2, and no fourth batch (the third
+        # took every Ready item it found, so another would find nothing).
+        assert summary.businesses[business.slug].batches == 3
     with Session(engine) as s:
         runs = s.exec(select(PublishRun)).all()
     assert sorted(r.published for r in runs) == [12, 12]

@@ -396,13 +396,18 @@ def load_app(name: str) -> NomiApp:
     return NomiApp.load(name)  # type: ignore[return-value]
 
 
-def count_task_runs(flow_run_id: uuid.UUID) -> int:
-    """Task runs the Prefect API holds for one flow run."""
+def count_task_runs(flow_run_id: uuid.UUID, *, settle_seconds: float = 3.0) -> int:
+    """Task runs the Prefect API holds for one flow run, once the count has settled.
+
+    Prefect 3 records task runs from their events (the server's task-run recorder), so right after
+    the flow returns the API can still lack some (a first reading said 134 of 151): the count is
+    read again until it has not changed for ``settle_seconds`` (at most a minute).
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    total = 0
-    with get_client(sync_client=True) as client:
+    def read(client: Any) -> int:
+        total = 0
         while True:
             page = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
@@ -412,6 +417,16 @@ def count_task_runs(flow_run_id: uuid.UUID) -> int:
             total += len(page)
             if len(page) < 200:
                 return total
+
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:
+        count, stable_since = read(client), time.monotonic()
+        while time.monotonic() - stable_since < settle_seconds and time.monotonic() < deadline:
+            time.sleep(0.5)
+            again = read(client)
+            if again != count:
+                count, stable_since = again, time.monotonic()
+        return count
 
 
 def bench_line(name: str, ratio: float, target: str, **extra: object) -> str:

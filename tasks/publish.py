@@ -183,7 +183,7 @@ def publish_next_batch(
         if item_ids is not None:
             candidates = [i for i in item_ids if i not in done]
         else:
-            wanted = batch_size + len(done)
+            wanted = batch_size + len(done) + 1  # one more than a batch: are there more?
             picked = select_candidates(
                 session, business_id, ctx, selection or Selection(), limit=wanted
             )
@@ -198,7 +198,7 @@ def publish_next_batch(
         session.expunge_all()
     if not items:
         return BatchSummary(more=False)
-    more = len(candidates) > batch_size if item_ids is not None else len(candidates) >= batch_size
+    more = len(candidates) > batch_size
     workers = limits.concurrent or 5
     with nomi_client(app, connection, limits=limits) as nomi:
         result = publish_batch(

@@ -8,6 +8,7 @@ items, a lost connection and the daily limit are recorded outcomes, not task fai
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
@@ -24,7 +25,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.tasks import Task, exponential_backoff
 from pydantic import BaseModel, Field
 from sqlmodel import select
@@ -376,7 +377,10 @@ def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> boo
         try:
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
-            client.upsert_global_concurrency_limit_by_name(name, 1)
+            # Two runs started together both find no slot; the one that creates it second is
+            # told it exists, which is all it wanted.
+            with contextlib.suppress(ObjectAlreadyExists):
+                client.upsert_global_concurrency_limit_by_name(name, 1)
     deadline = time.monotonic() + wait_seconds
     pause = 0.1
     while True:

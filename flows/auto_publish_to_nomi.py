@@ -173,13 +173,14 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
             update_progress_artifact(progress, progress=min(100.0, 100.0 * handled / total))
         update_progress_artifact(progress, progress=100.0)
     # One record per business, written by the task runner's workers side by side.
+    flow_run_id = _flow_run_id()
     records = [
         record_publish_run.submit(
             url,
             summary.businesses[target.slug],
             business_id=target.business_id,
             trigger=params.trigger,
-            flow_run_id=_flow_run_id(),
+            flow_run_id=flow_run_id,
             started_at=started,
         )
         for target in targets

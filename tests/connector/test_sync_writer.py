@@ -16,6 +16,7 @@ from connector.db import make_engine, migrate
 from connector.db import session as db_session
 from connector.models import Supplier, TaxRate
 from connector.sync import (
+    _CONTACT_COLUMNS,
     CHECKPOINT_AFTER_ROWS,
     SQLITE_CACHE_KIB,
     SQLITE_CHECKPOINT_PAGES,
@@ -26,15 +27,7 @@ from connector.sync_writer import PageWriter, ordered_ids
 from tests.connector.factories import make_business, make_connection
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-CONTACT = (
-    "name",
-    "name_normalised",
-    "status",
-    "tax_number",
-    "default_tax_rate_id",
-    "default_category_id",
-    "currency",
-)
+CONTACT = _CONTACT_COLUMNS  # the columns the supplier/customer sync writes
 
 
 def _setup(url: str) -> tuple[Engine, uuid.UUID]:

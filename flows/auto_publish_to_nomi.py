@@ -23,7 +23,7 @@ from tasks.publish import (
     publish_next_batch,
     record_publish_run,
     recover_stale_claims,
-    try_publish_lock,
+    take_publish_locks,
 )
 from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_run_name, db
 
@@ -97,9 +97,10 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     another run is publishing is skipped and said so. A lost connection stops that business
     (connection marked expired, event `nomi.connection.expired`, artifact `reconnect-<slug>`).
 
-    Artifacts: a progress bar while running and `publish-summary-<slug>` per business at the
-    end (published, held in review and why, rejected and why). Event `nomi.publish.finished` per
-    business. The run fails when a batch still failed after its retries.
+    Artifacts: a progress bar while running and `publish-summary-<slug>` per business once it
+    is done (published, held in review and why, rejected and why). Event
+    `nomi.publish.finished` per business. The run fails when a batch still failed after its
+    retries.
     """
     logger = get_run_logger()
     settings = ConnectorSettings()
@@ -117,19 +118,41 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
             : max(params.batch_retries, 1)
         ],
     )
+    flow_run_id = _flow_run_id()
+
+    def record(target: Target) -> PrefectFuture[None]:
+        """Record a business's run (PublishRun row, summary artifact, event) on the task runner."""
+        return record_publish_run.submit(
+            url,
+            summary.businesses[target.slug],
+            business_id=target.business_id,
+            trigger=params.trigger,
+            flow_run_id=flow_run_id,
+            started_at=started,
+        )
+
+    # One record per business, submitted as soon as the business is done (skipped ones first)
+    # so the task runner writes them while other businesses still publish.
+    records: list[PrefectFuture[None]] = []
     with ExitStack() as locks:
+        held = take_publish_locks(
+            locks,
+            [t.slug for t in targets if t.skipped is None],
+            wait_seconds=params.lock_wait_seconds,
+        )
         active: list[Target] = []
         for target in targets:
             result = BusinessSummary(business=target.slug, run_id=uuid.uuid4())
             summary.businesses[target.slug] = result
             if target.skipped is not None:
                 result.skipped = target.skipped
-            elif not try_publish_lock(locks, target.slug, wait_seconds=params.lock_wait_seconds):
+            elif target.slug not in held:
                 result.skipped = "another run is publishing this business"
             else:
                 active.append(target)
             if result.skipped:
                 logger.info("skipping %s: %s", target.slug, result.skipped)
+                records.append(record(target))
         with db(url) as session:
             total = max(1, count_ready(session, [t.business_id for t in active]))
         progress = cast(
@@ -163,30 +186,19 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
                 if batch is None:
                     business.failed = True
                     logger.error("%s: a batch failed after its retries (%s)", target.slug, state)
-                    continue
-                business.add(batch)
-                done[target.slug].extend(r.item_id for r in batch.rows)
-                if batch.claimed and batch.more and batch.stopped is None:
-                    still.append(target)
+                else:
+                    business.add(batch)
+                    done[target.slug].extend(r.item_id for r in batch.rows)
+                    if batch.claimed and batch.more and batch.stopped is None:
+                        still.append(target)
+                        continue
+                records.append(record(target))  # the business is done: record it meanwhile
             active = still
             handled = sum(b.claimed for b in summary.businesses.values())
             update_progress_artifact(progress, progress=min(100.0, 100.0 * handled / total))
         update_progress_artifact(progress, progress=100.0)
-    # One record per business, written by the task runner's workers side by side.
-    flow_run_id = _flow_run_id()
-    records = [
-        record_publish_run.submit(
-            url,
-            summary.businesses[target.slug],
-            business_id=target.business_id,
-            trigger=params.trigger,
-            flow_run_id=flow_run_id,
-            started_at=started,
-        )
-        for target in targets
-    ]
-    for record in records:
-        record.result()
+    for future in records:
+        future.result()
     logger.info("published %d items", summary.published)
     if summary.failed:
         failed = sorted(s for s, b in summary.businesses.items() if b.failed)

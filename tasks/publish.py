@@ -12,7 +12,7 @@ import contextlib
 import re
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ import httpx
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
@@ -374,30 +374,77 @@ def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> boo
     """
     name = publish_lock_name(slug)
     with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            # Two runs started together both find no slot; the one that creates it second is
-            # told it exists, which is all it wanted.
-            with contextlib.suppress(ObjectAlreadyExists):
-                client.upsert_global_concurrency_limit_by_name(name, 1)
+        _ensure_slot(client, name)
+    return _acquire_waiting(stack, name, wait_seconds=wait_seconds)
+
+
+def take_publish_locks(stack: ExitStack, slugs: list[str], *, wait_seconds: float) -> set[str]:
+    """Take the publishing slots of several businesses for the stack's life; returns whose it holds.
+
+    When every slot is free (the usual sweep) they are all taken in ONE request under one lease,
+    renewed and given back together: taking and giving back 50 slots one by one costs several
+    seconds of Prefect API calls before the first item is published. The server grants a bulk
+    request whole or not at all; when some business is being published by another run, the slots
+    are taken one by one instead (`try_publish_lock`: each waits up to ``wait_seconds``).
+
+    Returns:
+        The slugs whose slot is held (the others are published by another run: skip them).
+    """
+    if len(slugs) < 2:
+        return {s for s in slugs if try_publish_lock(stack, s, wait_seconds=wait_seconds)}
+    names = [publish_lock_name(s) for s in slugs]
+    with get_client(sync_client=True) as client:
+        for name in names:
+            # Prefect takes only the limits that exist from a bulk request (quietly): make sure
+            # every one does before asking.
+            _ensure_slot(client, name)
+    try:
+        stack.enter_context(_slots(names))
+    except ConcurrencySlotAcquisitionError as exc:
+        if not _busy(exc):
+            raise
+        return {s for s in slugs if _acquire_waiting(stack, publish_lock_name(s), wait_seconds)}
+    return set(slugs)
+
+
+def _ensure_slot(client: SyncPrefectClient, name: str) -> None:
+    """Create the limit ``name`` (1 slot) unless it exists."""
+    try:
+        client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        # Two runs started together both find no slot; the one that creates it second is
+        # told it exists, which is all it wanted.
+        with contextlib.suppress(ObjectAlreadyExists):
+            client.upsert_global_concurrency_limit_by_name(name, 1)
+
+
+def _slots(names: list[str]) -> AbstractContextManager[None]:
+    """One try at the slots of ``names`` (all or none), held under one renewed lease."""
+    return concurrency(
+        names,
+        occupy=1,
+        max_retries=0,  # one try: a client-side timeout could leak a granted lease
+        strict=True,
+        lease_duration=PUBLISH_LOCK_LEASE_SECONDS,
+        raise_on_lease_renewal_failure=False,
+    )
+
+
+def _busy(exc: ConcurrencySlotAcquisitionError) -> bool:
+    """True when the server refused because a slot is taken (HTTP 423)."""
+    cause = exc.__cause__
+    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
+
+
+def _acquire_waiting(stack: ExitStack, name: str, wait_seconds: float) -> bool:
+    """Try the slot ``name`` once per round until ``wait_seconds`` passed; False if still busy."""
     deadline = time.monotonic() + wait_seconds
     pause = 0.1
     while True:
         try:
-            stack.enter_context(
-                concurrency(
-                    name,
-                    occupy=1,
-                    max_retries=0,  # one try: a client-side timeout could leak a granted lease
-                    strict=True,
-                    lease_duration=PUBLISH_LOCK_LEASE_SECONDS,
-                    raise_on_lease_renewal_failure=False,
-                )
-            )
+            stack.enter_context(_slots([name]))
         except ConcurrencySlotAcquisitionError as exc:
-            cause = exc.__cause__
-            busy = isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
+            busy = _busy(exc)
             left = deadline - time.monotonic()
             if not busy or left <= 0:
                 if busy:

@@ -1,4 +1,4 @@
-"""The business's publishing slot when several runs start at the same moment."""
+"""The businesses' publishing slots: runs starting at the same moment, sweeps taking many."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
-from prefect.client.orchestration._concurrency_limits.client import ConcurrencyLimitClient
+from prefect.client.orchestration import get_client
+from prefect.client.orchestration._concurrency_limits.client import (
+    ConcurrencyLimitAsyncClient,
+    ConcurrencyLimitClient,
+)
 from prefect.exceptions import ObjectNotFound
 
-from tasks.publish import try_publish_lock
+from tasks.publish import publish_lock_name, take_publish_locks, try_publish_lock
 
 RUNS = 4
 
@@ -58,3 +62,51 @@ def test_runs_started_together_share_the_new_slot_without_failing(
 
     assert errors == []
     assert sorted(held) == [False] * (RUNS - 1) + [True]
+
+
+def _active_slots(slugs: list[str]) -> list[int]:
+    with get_client(sync_client=True) as client:
+        return [
+            client.read_global_concurrency_limit_by_name(publish_lock_name(s)).active_slots
+            for s in slugs
+        ]
+
+
+def test_free_slots_are_taken_in_one_request_and_given_back_together(
+    prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep of businesses no other run publishes takes every slot with one bulk request."""
+    slugs = [f"bulk-{uuid.uuid4().hex[:8]}-{n}" for n in range(5)]
+    requests: list[list[str]] = []
+    acquire = ConcurrencyLimitAsyncClient.increment_concurrency_slots_with_lease
+
+    async def counted(self: Any, names: list[str], *args: Any, **kwargs: Any) -> Any:
+        requests.append(list(names))
+        return await acquire(self, names, *args, **kwargs)
+
+    monkeypatch.setattr(
+        ConcurrencyLimitAsyncClient, "increment_concurrency_slots_with_lease", counted
+    )
+    with ExitStack() as stack:
+        held = take_publish_locks(stack, slugs, wait_seconds=0.5)
+        assert held == set(slugs)
+        assert _active_slots(slugs) == [1] * len(slugs)
+        with ExitStack() as other:  # a second run finds them all taken
+            assert take_publish_locks(other, slugs, wait_seconds=0.2) == set()
+    assert _active_slots(slugs) == [0] * len(slugs)
+    assert sorted(requests[0]) == sorted(publish_lock_name(s) for s in slugs)  # one for all five
+
+
+def test_a_business_another_run_publishes_is_skipped_and_the_others_are_taken(
+    prefect_server: None,
+) -> None:
+    """The bulk request is refused whole when one slot is taken; the free ones are then taken."""
+    slugs = [f"busy-{uuid.uuid4().hex[:8]}-{n}" for n in range(4)]
+    with ExitStack() as first:
+        assert try_publish_lock(first, slugs[2], wait_seconds=0.5)
+        with ExitStack() as second:
+            held = take_publish_locks(second, slugs, wait_seconds=0.2)
+            assert held == {slugs[0], slugs[1], slugs[3]}
+            assert _active_slots(slugs) == [1, 1, 1, 1]
+        assert _active_slots(slugs) == [0, 0, 1, 0]
+    assert _active_slots(slugs) == [0, 0, 0, 0]

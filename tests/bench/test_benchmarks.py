@@ -68,11 +68,16 @@ def test_throttled_measure_counts_accepted_creations_in_whole_minutes() -> None:
 
 @pytest.mark.timeout(300)
 def test_sync_benchmark_syncs_all_suppliers_and_an_incremental_one_percent() -> None:
-    results = sync.run(suppliers=1000)
+    results = sync.run(suppliers=1000, repeats=2)
 
     total = results["total"]["n"]
     assert total >= 1000
-    assert results["baseline"]["fetched"] == results["full"]["fetched"] == total
-    assert results["incremental"]["updated"] == max(1, int(total * sync.CHANGED))
+    runs = results["runs"]
+    assert [len(runs[kind]) for kind in ("baseline", "full", "incremental")] == [2, 2, 2]
+    # every full sync started from an empty table; every incremental saw only its own 1%
+    assert all(r["fetched"] == r["inserted"] == total for r in runs["full"])
+    changed = max(1, int(total * sync.CHANGED))
+    assert all(r["fetched"] == r["updated"] == changed for r in runs["incremental"])
+    assert results["full"] in runs["full"]
     assert 0 < results["full"]["peak_rss_mb"] < 1000
     assert all(LINE.match(line) for line in sync.report(results))

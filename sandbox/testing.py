@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -51,6 +52,26 @@ class SandboxHandle:
     def tenant_id(name: str) -> str:
         """The seeded id of an organisation by name."""
         return tenant_id(name)
+
+    def fault(self, fault: str, *, tenant_id: str | None = None, **spec: Any) -> None:
+        """Switch a fault on (``POST /_admin/faults``; names and spec keys in docs/sandbox.md).
+
+        Args:
+            fault: The fault's name (``server_error``, ``latency``, ``consent_expired``, ...).
+            tenant_id: Only this organisation's requests (default: every organisation's).
+            **spec: ``path``, ``method``, ``count``, ``probability``, ``params``.
+
+        Raises:
+            httpx.HTTPStatusError: The sandbox refused it (unknown fault, bad spec).
+        """
+        body: dict[str, Any] = {"fault": fault, **spec}
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
+        self.admin.post("/faults", json=body).raise_for_status()
+
+    def clear_faults(self) -> None:
+        """Switch every fault off."""
+        self.admin.delete("/faults").raise_for_status()
 
 
 def _admin_prefix(request: httpx.Request) -> None:

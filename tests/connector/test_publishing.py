@@ -48,7 +48,6 @@ from tests.connector.test_publishing_world import (
     add_item,
     bank_method,
     duplicates,
-    fault,
     make_ready,
     mirror_lists,
     records,
@@ -109,7 +108,7 @@ class World:
         return records(self.sandbox, self.org.tenant_id, kind)
 
     def fault(self, name: str, **spec: Any) -> None:
-        fault(self.sandbox, name, self.org.tenant_id, **spec)
+        self.sandbox.fault(name, tenant_id=self.org.tenant_id, **spec)
 
     def add(self, kind: str, **values: Any) -> uuid.UUID:
         with self.session() as s:
@@ -350,7 +349,7 @@ def test_commit_then_drop_beyond_the_clients_retries_is_looked_up_by_source_id(
 
     assert first.stopped == "transient"
     assert world.item(item_id).last_error_code == "outcome_unknown"
-    world.sandbox.admin.delete("/faults").raise_for_status()
+    world.sandbox.clear_faults()
     # The idempotency key would replay; expire it so only the source_id look-up can save us.
     world.sandbox.admin.post("/clock/advance", json={"seconds": 2 * 86400}).raise_for_status()
     second = world.publish()

@@ -189,13 +189,6 @@ def duplicates(sandbox: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
-def fault(sandbox: Any, name: str, tenant_id: str, **spec: Any) -> None:
-    """Switch a sandbox fault on for the tenant."""
-    sandbox.admin.post(
-        "/faults", json={"fault": name, "tenant_id": tenant_id, **spec}
-    ).raise_for_status()
-
-
 def engine_items(engine: Engine, business_id: uuid.UUID) -> list[Item]:
     """Every item of the business, fresh from the database."""
     with Session(engine, expire_on_commit=False) as session:

@@ -111,7 +111,7 @@ def tokens(sandbox: SandboxHandle) -> Iterator[RefreshingTokenProvider]:
 
 
 def _world(sandbox: SandboxHandle, tokens: RefreshingTokenProvider, url: str) -> Iterator[World]:
-    sandbox.admin.delete("/faults").raise_for_status()
+    sandbox.clear_faults()
     engine = make_engine(url)
     migrate(engine)
     with db_session(engine) as s:
@@ -120,7 +120,7 @@ def _world(sandbox: SandboxHandle, tokens: RefreshingTokenProvider, url: str) ->
         target = SyncTarget(business.id, business.slug, connection.id, connection.status)
     with NomiClient(sandbox.base_url, sandbox.tenant_id(ORG), tokens, retry=FAST) as nomi:
         yield World(sandbox, nomi, engine, target)
-    sandbox.admin.delete("/faults").raise_for_status()
+    sandbox.clear_faults()
     engine.dispose()
 
 
@@ -186,15 +186,7 @@ def test_records_changing_between_page_fetches_still_converge(world: World) -> N
     world.sandbox.admin.post(
         f"/tenants/{world.nomi.tenant_id}/suppliers", json={"count": 40}
     ).raise_for_status()
-    world.sandbox.admin.post(
-        "/faults",
-        json={
-            "fault": "page_drift",
-            "path": "/api/v1/suppliers",
-            "count": 2,
-            "params": {"count": 2},
-        },
-    ).raise_for_status()
+    world.sandbox.fault("page_drift", path="/api/v1/suppliers", count=2, params={"count": 2})
 
     report = world.sync("suppliers", mode="full", page_size=7)
 
@@ -206,10 +198,7 @@ def test_records_changing_between_page_fetches_still_converge(world: World) -> N
 
 def test_a_failed_sync_keeps_the_bookmark_and_records_the_failure(world: World) -> None:
     first = world.sync("bank_accounts", mode="full")
-    world.sandbox.admin.post(
-        "/faults",
-        json={"fault": "server_error", "path": "/api/v1/bank-accounts", "params": {"status": 503}},
-    ).raise_for_status()
+    world.sandbox.fault("server_error", path="/api/v1/bank-accounts", params={"status": 503})
 
     with pytest.raises(ServerError):
         world.sync("bank_accounts")

@@ -94,12 +94,8 @@ def test_sync_of_all_goes_on_when_one_connection_is_lost(
 ) -> None:
     healthy = connect_business(BRIGHT_SMILE)
     lost = connect_business(HARBOUR)
-    sandbox.admin.post(
-        "/faults", json={"fault": "refresh_revoked", "tenant_id": lost.tenant_id}
-    ).raise_for_status()
-    sandbox.admin.post(
-        "/faults", json={"fault": "token_rejected", "tenant_id": lost.tenant_id}
-    ).raise_for_status()
+    sandbox.fault("refresh_revoked", tenant_id=lost.tenant_id)
+    sandbox.fault("token_rejected", tenant_id=lost.tenant_id)
 
     result = sync_nomi_reference_data(SyncParams(app_block=nomi_app))
 

@@ -68,9 +68,7 @@ def test_verify_all_flags_expiring_and_expired_connections(
         assert row is not None
         row.consent_expires_at = datetime.now(UTC) + timedelta(days=10, hours=1)
         s.add(row)
-    sandbox.admin.post(
-        "/faults", json={"fault": "consent_expired", "tenant_id": expired.tenant_id}
-    ).raise_for_status()
+    sandbox.fault("consent_expired", tenant_id=expired.tenant_id)
 
     checks = verify_nomi_connection(VerifyParams(app_block=nomi_app, expiry_warning_days=30))
 

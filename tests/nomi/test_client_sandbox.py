@@ -23,8 +23,8 @@ from tests.nomi.conftest import Connected
 
 
 def fault(connected: Connected, name: str, **spec: object) -> None:
-    body = {"fault": name, "tenant_id": connected.tenant_id, **spec}
-    connected.sandbox.admin.post("/faults", json=body).raise_for_status()
+    """Switch a fault on for the connected organisation."""
+    connected.sandbox.fault(name, tenant_id=connected.tenant_id, **spec)
 
 
 def late_in_the_minute(connected: Connected, second: float = 58.5) -> None:

@@ -50,9 +50,7 @@ def limit_sandbox(connected: Connected) -> None:
     connected.sandbox.admin.patch(
         "/settings", json={"per_minute": PER_MINUTE, "concurrent": CONCURRENT}
     ).raise_for_status()
-    connected.sandbox.admin.post(
-        "/faults", json={"fault": "latency", "method": "GET", "params": {"seconds": 0.05}}
-    ).raise_for_status()
+    connected.sandbox.fault("latency", method="GET", params={"seconds": 0.05})
 
 
 def test_a_burst_through_the_throttle_meets_no_429(connected: Connected) -> None:

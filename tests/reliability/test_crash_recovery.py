@@ -218,16 +218,13 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
 
     sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
     business, ids, images = prepare(connect_business, nomi_app, connector_db, tmp_path)
-    sandbox.admin.post(
-        "/faults",
-        json={
-            "fault": "latency",
-            "tenant_id": business.tenant_id,
-            "method": "POST",
-            "path": "/api/v1/expenses",
-            "params": {"seconds": LATENCY_SECONDS},
-        },
-    ).raise_for_status()
+    sandbox.fault(
+        "latency",
+        tenant_id=business.tenant_id,
+        method="POST",
+        path="/api/v1/expenses",
+        params={"seconds": LATENCY_SECONDS},
+    )
     worker = serve()
     waited(served, timeout=90, what="the served deployment", process=worker)
 
@@ -269,7 +266,7 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     freed_after = time.monotonic() - killed_at
     assert freed_after < PUBLISH_LOCK_LEASE_SECONDS + 30, freed_after
 
-    sandbox.admin.delete("/faults").raise_for_status()
+    sandbox.clear_faults()
     serve()  # the worker comes back
     rerun_started = time.monotonic()
     second = run_deployment(

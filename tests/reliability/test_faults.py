@@ -71,8 +71,7 @@ FAILURES = {
 
 def arm(sandbox: SandboxHandle, fault: str, **spec: object) -> None:
     """Switch a fault on for every organisation's API requests."""
-    body = {"fault": fault, "path": API, **spec}
-    sandbox.admin.post("/faults", json=body).raise_for_status()
+    sandbox.fault(fault, **{"path": API, **spec})
 
 
 def minute_and_app_429s(sandbox: SandboxHandle, count: int = 2) -> None:

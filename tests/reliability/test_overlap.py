@@ -63,15 +63,7 @@ def test_two_sweeps_started_together_publish_every_item_of_every_business_once(
         prefix="Overlap",
     )
     for fault, probability in (("commit_then_drop", 0.05), ("latency", 0.1)):
-        sandbox.admin.post(
-            "/faults",
-            json={
-                "fault": fault,
-                "path": "/api/v1",
-                "probability": probability,
-                "params": {"seconds": 0.2},
-            },
-        ).raise_for_status()
+        sandbox.fault(fault, path="/api/v1", probability=probability, params={"seconds": 0.2})
     results: list[PublishSummary | BaseException] = []
     start = threading.Barrier(2)
 
@@ -118,10 +110,7 @@ def test_a_scheduled_run_arriving_while_the_last_still_runs_skips_the_business_a
     )
     # Every write takes 1 s: with 5 in flight, the first run needs well over the 2 s the next
     # one waits for the business, whenever that one arrives.
-    sandbox.admin.post(
-        "/faults",
-        json={"fault": "latency", "method": "POST", "path": "/api/v1", "params": {"seconds": 1.0}},
-    ).raise_for_status()
+    sandbox.fault("latency", method="POST", path="/api/v1", params={"seconds": 1.0})
     slug = world.business.slug
     first: list[PublishSummary | BaseException] = []
 

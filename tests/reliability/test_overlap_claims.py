@@ -104,10 +104,7 @@ def test_four_workers_on_one_business_without_the_lock_publish_each_item_once(
         prefix="Claims",
     )
     # Slow writes a little so the workers' batches interleave.
-    sandbox.admin.post(
-        "/faults",
-        json={"fault": "latency", "method": "POST", "path": "/api/v1", "params": {"seconds": 0.05}},
-    ).raise_for_status()
+    sandbox.fault("latency", method="POST", path="/api/v1", params={"seconds": 0.05})
     app = cast(NomiApp, NomiApp.load(nomi_app))
     per_worker: list[list[str]] = [[] for _ in range(WORKERS)]
     errors: list[BaseException] = []

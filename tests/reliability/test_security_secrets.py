@@ -133,10 +133,6 @@ def _expense_category(app: NomiApp, block: str, tenant_id: str) -> str:
         return next(c.id for c in nomi.iter_categories() if c.type == "EXPENSE")
 
 
-def _fault(sandbox: SandboxHandle, **spec: Any) -> None:
-    sandbox.admin.post("/faults", json=spec).raise_for_status()
-
-
 def _prefect_texts(client: SyncPrefectClient, since: datetime) -> tuple[str, int]:
     """Logs, artifacts, parameters, states, inputs, task runs and events since ``since``."""
     runs = client.read_flow_runs(
@@ -252,8 +248,7 @@ def test_no_secret_reaches_logs_artifacts_runs_events_tables_or_exception_texts(
         assert business is not None
         items = [make_item(s, business=business, category_edit=category).id for _ in range(3)]
     for name in ("token_rejected", "server_error", "validation"):
-        _fault(sandbox, fault=name, tenant_id=tenant_id, method="POST",
-               path="/api/v1/expenses", count=1)  # fmt: skip
+        sandbox.fault(name, tenant_id=tenant_id, method="POST", path="/api/v1/expenses", count=1)
     states.append(
         auto_publish_to_nomi(
             AutoPublishParams(

@@ -85,15 +85,7 @@ def test_short_lived_access_tokens_and_rotating_refresh_tokens_never_race_under_
     )
     sandbox.admin.post("/reset-stats").raise_for_status()
     # Slow a fifth of the requests so the run outlives several access tokens.
-    sandbox.admin.post(
-        "/faults",
-        json={
-            "fault": "latency",
-            "path": "/api/v1",
-            "probability": 0.2,
-            "params": {"seconds": 0.5},
-        },
-    ).raise_for_status()
+    sandbox.fault("latency", path="/api/v1", probability=0.2, params={"seconds": 0.5})
 
     sweeps = sweep_until_done(nomi_app, connector_db, worlds, max_runs=1, batch_size=20)
 
@@ -129,10 +121,7 @@ def expire_consent_after(
                 "/records", params={"tenant_id": victim.tenant_id, "kind": "expense"}
             ).json()
             if len(found) >= records:
-                sandbox.admin.post(
-                    "/faults",
-                    json={"fault": "consent_expired", "tenant_id": victim.tenant_id, "count": 1},
-                ).raise_for_status()
+                sandbox.fault("consent_expired", tenant_id=victim.tenant_id, count=1)
                 fired.set()
                 return
 
@@ -187,19 +176,11 @@ def test_a_consent_expiring_mid_run_stops_only_its_business_and_reconnect_publis
         prefix="Consent",
     )
     victim = worlds[0]
-    sandbox.admin.post(
-        "/faults",
-        json={
-            "fault": "latency",
-            "path": "/api/v1",
-            "probability": 0.2,
-            "params": {"seconds": 0.3},
-        },
-    ).raise_for_status()
+    sandbox.fault("latency", path="/api/v1", probability=0.2, params={"seconds": 0.3})
 
     with expire_consent_after(sandbox, victim.business, records=5) as fired:
         summary = auto_publish_to_nomi(run_params(nomi_app, batch_size=10))
-    sandbox.admin.delete("/faults").raise_for_status()
+    sandbox.clear_faults()
 
     assert fired.is_set(), "the consent must expire while the run is publishing"
     stopped = summary.businesses[victim.business.slug]

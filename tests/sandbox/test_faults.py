@@ -27,12 +27,6 @@ def body(api: httpx.Client) -> dict[str, Any]:
     }
 
 
-def fault(sandbox: SandboxHandle, name: str, **spec: Any) -> None:
-    """Switch a fault on."""
-    response = sandbox.admin.post("/faults", json={"fault": name, **spec})
-    assert response.status_code == 200, response.text
-
-
 def expenses(sandbox: SandboxHandle) -> list[dict[str, Any]]:
     """Every expense created through the API."""
     return sandbox.admin.get("/records", params={"kind": "expense"}).json()
@@ -50,7 +44,7 @@ def expenses(sandbox: SandboxHandle) -> list[dict[str, Any]]:
 def test_injected_429s(
     sandbox: SandboxHandle, api: httpx.Client, name: str, problem: str, retry: bool
 ) -> None:
-    fault(sandbox, name, tenant_id=BSD, count=1)
+    sandbox.fault(name, tenant_id=BSD, count=1)
     refused = api.get("/suppliers")
     assert refused.status_code == 429
     assert refused.headers["x-rate-limit-problem"] == problem
@@ -62,7 +56,7 @@ def test_injected_429s(
 def test_server_errors_have_html_bodies(
     sandbox: SandboxHandle, api: httpx.Client, status: int
 ) -> None:
-    fault(sandbox, "server_error", path="/api/v1/tax-rates", count=1, params={"status": status})
+    sandbox.fault("server_error", path="/api/v1/tax-rates", count=1, params={"status": status})
     response = api.get("/tax-rates")
     assert response.status_code == status
     assert response.headers["content-type"].startswith("text/html")
@@ -70,20 +64,20 @@ def test_server_errors_have_html_bodies(
 
 
 def test_server_error_on_the_token_endpoint(sandbox: SandboxHandle) -> None:
-    fault(sandbox, "server_error", path="/oauth/token", count=1, params={"status": 502})
+    sandbox.fault("server_error", path="/oauth/token", count=1, params={"status": 502})
     code, verifier = get_code(sandbox)
     assert exchange(sandbox, code, verifier).status_code == 502
     assert exchange(sandbox, code, verifier).status_code == 200
 
 
 def test_faults_are_per_tenant_and_method(sandbox: SandboxHandle, api: httpx.Client) -> None:
-    fault(sandbox, "server_error", tenant_id=HCC)
-    fault(sandbox, "server_error", method="POST")
+    sandbox.fault("server_error", tenant_id=HCC)
+    sandbox.fault("server_error", method="POST")
     assert api.get("/suppliers").status_code == 200
 
 
 def test_latency_delays_the_response(sandbox: SandboxHandle, api: httpx.Client) -> None:
-    fault(sandbox, "latency", path="/api/v1/users", count=1, params={"seconds": 0.5})
+    sandbox.fault("latency", path="/api/v1/users", count=1, params={"seconds": 0.5})
     started = time.perf_counter()
     assert api.get("/users").status_code == 200
     assert time.perf_counter() - started >= 0.5
@@ -94,7 +88,7 @@ def test_connection_reset_is_a_transport_error_and_writes_nothing(
     api: httpx.Client,
     body: dict[str, Any],
 ) -> None:
-    fault(sandbox, "connection_reset", method="POST", path="/api/v1/expenses", count=1)
+    sandbox.fault("connection_reset", method="POST", path="/api/v1/expenses", count=1)
     with pytest.raises(httpx.TransportError):
         api.post("/expenses", json=body, headers={"Idempotency-Key": "r-1"})
     assert expenses(sandbox) == []
@@ -106,7 +100,7 @@ def test_commit_then_drop_commits_and_the_retry_replays(
     api: httpx.Client,
     body: dict[str, Any],
 ) -> None:
-    fault(sandbox, "commit_then_drop", method="POST", path="/api/v1/expenses", count=1)
+    sandbox.fault("commit_then_drop", method="POST", path="/api/v1/expenses", count=1)
     with pytest.raises(httpx.RemoteProtocolError):
         api.post("/expenses", json=body, headers={"Idempotency-Key": "d-1"})
     [created] = expenses(sandbox)
@@ -124,7 +118,7 @@ def test_commit_then_drop_without_a_key_leaves_a_record_to_find(
     api: httpx.Client,
     body: dict[str, Any],
 ) -> None:
-    fault(sandbox, "commit_then_drop", method="POST", count=1)
+    sandbox.fault("commit_then_drop", method="POST", count=1)
     with pytest.raises(httpx.TransportError):
         api.post("/expenses", json=body)
     assert len(api.get("/expenses", params={"source_id": "item-f"}).json()["items"]) == 1
@@ -133,7 +127,7 @@ def test_commit_then_drop_without_a_key_leaves_a_record_to_find(
 def test_token_rejected_before_expiry_then_accepted(
     sandbox: SandboxHandle, api: httpx.Client
 ) -> None:
-    fault(sandbox, "token_rejected", tenant_id=BSD, count=1)
+    sandbox.fault("token_rejected", tenant_id=BSD, count=1)
     rejected = api.get("/suppliers")
     assert rejected.status_code == 401
     assert rejected.json()["detail"].startswith("TokenExpired")
@@ -144,7 +138,7 @@ def test_token_rejected_before_expiry_then_accepted(
 def test_refresh_revoked_makes_the_refresh_invalid_grant(sandbox: SandboxHandle) -> None:
     code, verifier = get_code(sandbox)
     tokens = exchange(sandbox, code, verifier).json()
-    fault(sandbox, "refresh_revoked", tenant_id=BSD, path="/oauth/token", count=1)
+    sandbox.fault("refresh_revoked", tenant_id=BSD, path="/oauth/token", count=1)
     response = refresh(sandbox, tokens["refresh_token"])
     assert response.json() == {
         "error": "invalid_grant",
@@ -155,7 +149,7 @@ def test_refresh_revoked_makes_the_refresh_invalid_grant(sandbox: SandboxHandle)
 def test_consent_expired_through_an_api_call(sandbox: SandboxHandle) -> None:
     code, verifier = get_code(sandbox)
     tokens = exchange(sandbox, code, verifier).json()
-    fault(sandbox, "consent_expired", tenant_id=BSD, count=1)
+    sandbox.fault("consent_expired", tenant_id=BSD, count=1)
     headers = {"Authorization": f"Bearer {tokens['access_token']}", "Nomi-Tenant-Id": BSD}
     response = httpx.get(f"{sandbox.api_url}/suppliers", headers=headers)
     assert response.status_code == 401
@@ -168,7 +162,7 @@ def test_consent_expired_through_an_api_call(sandbox: SandboxHandle) -> None:
 def test_attachment_fails_once_after_create(
     sandbox: SandboxHandle, api: httpx.Client, body: dict[str, Any]
 ) -> None:
-    fault(sandbox, "attachment_fail_once", tenant_id=BSD)
+    sandbox.fault("attachment_fail_once", tenant_id=BSD)
     expense_id = api.post("/expenses", json=body).json()["id"]
     url = f"/expenses/{expense_id}/attachments/r.pdf"
     headers = {"Content-Type": "application/pdf", "Idempotency-Key": "a-1"}
@@ -181,7 +175,7 @@ def test_attachment_fails_once_after_create(
 def test_validation_fault_rejects_with_the_code(
     sandbox: SandboxHandle, api: httpx.Client, body: dict[str, Any], code: str
 ) -> None:
-    fault(sandbox, "validation", method="POST", count=1, params={"code": code})
+    sandbox.fault("validation", method="POST", count=1, params={"code": code})
     rejected = api.post("/expenses", json=body)
     assert rejected.status_code == 400
     assert rejected.json()["errors"][0]["code"] == code
@@ -189,11 +183,11 @@ def test_validation_fault_rejects_with_the_code(
 
 
 def test_count_and_clear(sandbox: SandboxHandle, api: httpx.Client) -> None:
-    fault(sandbox, "server_error", count=2)
+    sandbox.fault("server_error", count=2)
     assert [api.get("/users").status_code for _ in range(3)] == [500, 500, 200]
-    fault(sandbox, "server_error")
+    sandbox.fault("server_error")
     assert sandbox.admin.get("/faults").json()[0]["fault"] == "server_error"
-    sandbox.admin.delete("/faults")
+    sandbox.clear_faults()
     assert api.get("/users").status_code == 200
     assert sandbox.admin.post("/faults", json={"fault": "nonsense"}).status_code == 400
 
@@ -203,7 +197,7 @@ def test_commit_then_drop_on_the_token_endpoint_and_the_replay_in_grace(
 ) -> None:
     code, verifier = get_code(sandbox)
     tokens = exchange(sandbox, code, verifier).json()
-    fault(sandbox, "commit_then_drop", path="/oauth/token", count=1)
+    sandbox.fault("commit_then_drop", path="/oauth/token", count=1)
     with pytest.raises(httpx.TransportError):
         refresh(sandbox, tokens["refresh_token"])
     again = refresh(sandbox, tokens["refresh_token"])
@@ -214,7 +208,7 @@ def test_commit_then_drop_on_the_token_endpoint_and_the_replay_in_grace(
 
 
 def test_api_only_faults_leave_the_token_endpoint_alone(sandbox: SandboxHandle) -> None:
-    fault(sandbox, "validation", method="POST", params={"code": "period_locked"})
-    fault(sandbox, "token_rejected", method="POST")
+    sandbox.fault("validation", method="POST", params={"code": "period_locked"})
+    sandbox.fault("token_rejected", method="POST")
     code, verifier = get_code(sandbox)
     assert exchange(sandbox, code, verifier).status_code == 200

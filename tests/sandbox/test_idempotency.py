@@ -61,10 +61,7 @@ def test_same_key_with_a_different_body_is_422(api: httpx.Client, body: dict[str
 def test_same_key_while_the_first_is_in_flight_is_409(
     sandbox: SandboxHandle, api: httpx.Client, body: dict[str, Any]
 ) -> None:
-    sandbox.admin.post(
-        "/faults",
-        json={"fault": "latency", "method": "POST", "count": 1, "params": {"seconds": 1.0}},
-    )
+    sandbox.fault("latency", method="POST", count=1, params={"seconds": 1.0})
     results: list[httpx.Response] = []
     slow = threading.Thread(target=lambda: results.append(post(api, body, "key-3")))
     slow.start()
@@ -112,10 +109,7 @@ def test_a_server_error_is_not_stored_so_the_retry_creates_once(
     api: httpx.Client,
     body: dict[str, Any],
 ) -> None:
-    sandbox.admin.post(
-        "/faults",
-        json={"fault": "server_error", "method": "POST", "count": 1, "params": {"status": 503}},
-    )
+    sandbox.fault("server_error", method="POST", count=1, params={"status": 503})
     assert post(api, body, "key-5").status_code == 503
     retry = post(api, body, "key-5")
     assert retry.status_code == 201

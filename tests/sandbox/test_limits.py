@@ -43,9 +43,7 @@ def test_the_sixth_concurrent_request_is_refused_without_retry_after(
     api: httpx.Client,
 ) -> None:
     sandbox.admin.patch("/settings", json={"concurrent": 2})
-    sandbox.admin.post(
-        "/faults", json={"fault": "latency", "path": "/api/v1/users", "params": {"seconds": 0.8}}
-    )
+    sandbox.fault("latency", path="/api/v1/users", params={"seconds": 0.8})
     results: list[httpx.Response] = []
     threads = [threading.Thread(target=lambda: results.append(api.get("/users"))) for _ in range(3)]
     for thread in threads:
@@ -57,7 +55,7 @@ def test_the_sixth_concurrent_request_is_refused_without_retry_after(
     refused = next(r for r in results if r.status_code == 429)
     assert refused.headers["x-rate-limit-problem"] == "concurrent"
     assert "retry-after" not in refused.headers
-    sandbox.admin.delete("/faults")
+    sandbox.clear_faults()
     assert api.get("/users").status_code == 200
 
 

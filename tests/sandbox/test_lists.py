@@ -92,10 +92,7 @@ def test_page_drift_moves_a_record_between_page_fetches(
     api: httpx.Client,
 ) -> None:
     sandbox.admin.post(f"/tenants/{BSD}/suppliers", json={"count": 13})
-    sandbox.admin.post(
-        "/faults",
-        json={"fault": "page_drift", "tenant_id": BSD, "path": "/api/v1/suppliers", "count": 1},
-    )
+    sandbox.fault("page_drift", tenant_id=BSD, path="/api/v1/suppliers", count=1)
     first = api.get("/suppliers", params={"page": 1, "page_size": 10}).json()
     second = api.get("/suppliers", params={"page": 2, "page_size": 10}).json()
     naive = {s["id"] for s in first["items"] + second["items"]}

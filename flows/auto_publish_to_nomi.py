@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -26,6 +28,9 @@ from tasks.publish import (
     take_publish_locks,
 )
 from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_run_name, db
+
+PROGRESS_EVERY_SECONDS = 1.0
+"""Least time between two updates of the run's progress artifact (one API call each)."""
 
 
 class AutoPublishParams(BaseModel):
@@ -90,9 +95,10 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     changes them or publishes them with **publish-items-to-nomi**. With `trigger=reconnect` it
     also publishes the items that waited while the connection was down.
 
-    First gives back claims older than `claim_timeout_minutes` (left by crashed runs), then works
-    in rounds: one task run per business per round, each publishing up to `batch_size` items
-    (a business whose batch took every Ready item it found gets no further round).
+    First gives back claims older than `claim_timeout_minutes` (left by crashed runs), then
+    publishes each business in batches: one task run per batch of up to `batch_size` items, one
+    batch per business at a time, the next submitted as soon as the last ended (a business
+    whose batch took every Ready item it found gets no further batch).
     One run per business at a time (global concurrency limit `nomi-publish-<slug>`); a business
     another run is publishing is skipped and said so. A lost connection stops that business
     (connection marked expired, event `nomi.connection.expired`, artifact `reconnect-<slug>`).
@@ -159,46 +165,55 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
             uuid.UUID, create_progress_artifact(progress=0.0, description="Items handled (%)")
         )
         done: dict[str, list[uuid.UUID]] = {t.slug: [] for t in active}
-        rounds = 0
-        while active:
-            rounds += 1
-            futures: dict[str, PrefectFuture[BatchSummary]] = {
-                t.slug: batch_task.submit(
-                    url,
-                    app,
-                    business_id=t.business_id,
-                    slug=t.slug,
-                    run_id=summary.businesses[t.slug].run_id,
-                    batch_no=rounds,
-                    batch_size=params.batch_size,
-                    limits=params.limits,
-                    selection=t.selection,
-                    exclude=done[t.slug],
-                )
-                for t in active
-            }
-            still: list[Target] = []
-            for target in active:
-                business = summary.businesses[target.slug]
-                futures[target.slug].wait()
-                state = futures[target.slug].state
-                batch = _result(futures[target.slug])
-                if batch is None:
-                    business.failed = True
-                    logger.error("%s: a batch failed after its retries (%s)", target.slug, state)
-                else:
-                    business.add(batch)
-                    done[target.slug].extend(r.item_id for r in batch.rows)
-                    if batch.claimed and batch.more and batch.stopped is None:
-                        still.append(target)
-                        continue
-                records.append(record(target))  # the business is done: record it meanwhile
-            active = still
-            handled = sum(b.claimed for b in summary.businesses.values())
-            update_progress_artifact(progress, progress=min(100.0, 100.0 * handled / total))
+        batches: dict[str, int] = {}
+        running: dict[str, PrefectFuture[BatchSummary]] = {}
+        finished: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+        def submit(target: Target) -> None:
+            """Submit the business's next batch; its slug is queued on ``finished`` when done."""
+            slug = target.slug
+            batches[slug] = batches.get(slug, 0) + 1
+            future = batch_task.submit(
+                url,
+                app,
+                business_id=target.business_id,
+                slug=slug,
+                run_id=summary.businesses[slug].run_id,
+                batch_no=batches[slug],
+                batch_size=params.batch_size,
+                limits=params.limits,
+                selection=target.selection,
+                exclude=list(done[slug]),
+            )
+            running[slug] = future
+            future.add_done_callback(lambda _: finished.put(slug))
+
+        by_slug = {t.slug: t for t in active}
+        for target in active:
+            submit(target)
+        shown = time.monotonic()
+        while running:
+            slug = finished.get()
+            future = running.pop(slug)
+            business = summary.businesses[slug]
+            batch = _result(future)
+            if batch is None:
+                business.failed = True
+                logger.error("%s: a batch failed after its retries (%s)", slug, future.state)
+            else:
+                business.add(batch)
+                done[slug].extend(r.item_id for r in batch.rows)
+            if batch is not None and batch.claimed and batch.more and batch.stopped is None:
+                submit(by_slug[slug])  # at once: no worker waits for slower businesses
+            else:
+                records.append(record(by_slug[slug]))  # the business is done: record it now
+            if time.monotonic() - shown >= PROGRESS_EVERY_SECONDS:
+                shown = time.monotonic()
+                handled = sum(b.claimed for b in summary.businesses.values())
+                update_progress_artifact(progress, progress=min(100.0, 100.0 * handled / total))
         update_progress_artifact(progress, progress=100.0)
-    for future in records:
-        future.result()
+    for written in records:
+        written.result()
     logger.info("published %d items", summary.published)
     if summary.failed:
         failed = sorted(s for s, b in summary.businesses.items() if b.failed)

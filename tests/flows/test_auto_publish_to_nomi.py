@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from blocks.app import NomiApp
 from connector.db import make_engine
-from connector.models import Connection, ItemKind, ItemStatus, PublishRun
+from connector.models import Connection, ItemKind, ItemStatus, PublishAttempt, PublishRun
 from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
 from sandbox.seed import BRIGHT_SMILE, HARBOUR
 from sandbox.testing import SandboxHandle
@@ -24,7 +24,6 @@ from tests.connector.test_publishing_world import (
     bank_method,
     duplicates,
     engine_items,
-    fault,
     make_ready,
     mirror_lists,
     records,
@@ -172,7 +171,9 @@ def test_auto_publish_publishes_every_ready_item_once_across_two_businesses_unde
             ("rate_limit_concurrent", {}),
             ("commit_then_drop", {}),
         ):
-            fault(sandbox, name, business.tenant_id, method="POST", probability=0.08, **extra)
+            sandbox.fault(
+                name, tenant_id=business.tenant_id, method="POST", probability=0.08, **extra
+            )
 
     summary = auto_publish_to_nomi(params(app_block=nomi_app))
 
@@ -261,7 +262,7 @@ def test_connection_lost_stops_the_business_and_reconnect_publishes_what_waited(
         claims=0,
         auto_publish=True,
     )
-    fault(sandbox, "consent_expired", business.tenant_id, count=1)
+    sandbox.fault("consent_expired", tenant_id=business.tenant_id, count=1)
 
     first = auto_publish_to_nomi(params(app_block=nomi_app, business=business.slug))
 
@@ -294,3 +295,44 @@ def test_connection_lost_stops_the_business_and_reconnect_publishes_what_waited(
 
     assert again.published == 3
     assert len(records(sandbox, business.tenant_id, "expense")) == 3
+
+
+def test_a_business_gets_its_next_batch_without_waiting_for_a_slower_business(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    """Batches are not rounds: a slow batch of one business holds up no other business."""
+    slow, _ = prepare(
+        connect_business, nomi_app, connector_db, BRIGHT_SMILE, tmp_path, costs=1, sales=0,
+        claims=0, auto_publish=True,
+    )  # fmt: skip
+    fast, _ = prepare(
+        connect_business, nomi_app, connector_db, HARBOUR, tmp_path, costs=6, sales=0,
+        claims=0, auto_publish=True,
+    )  # fmt: skip
+    sandbox.fault(
+        "latency",
+        tenant_id=slow.tenant_id,
+        method="POST",
+        path="/api/v1/expenses",
+        count=1,
+        params={"seconds": 3.0},
+    )
+
+    summary = auto_publish_to_nomi(params(app_block=nomi_app, batch_size=2))
+
+    assert summary.businesses[fast.slug].batches == 3
+    assert summary.businesses[fast.slug].published == 6
+    assert summary.businesses[slow.slug].published == 1
+    engine = make_engine(connector_db)
+    with Session(engine) as s:
+        attempts = s.exec(select(PublishAttempt)).all()
+    engine.dispose()
+    slow_created = min(a.at for a in attempts if a.business_id == slow.business_id)
+    fast_done = max(a.at for a in attempts if a.business_id == fast.business_id)
+    # All three batches of the fast business ended while the slow one's first write hung (in
+    # rounds its second batch would have waited for the slow batch).
+    assert fast_done < slow_created

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -63,7 +64,7 @@ def selection_for(trigger: str, auto_publish_on: bool) -> Selection:
     return Selection(auto=auto_publish_on, waiting=trigger == "reconnect")
 
 
-def _auto_eligible(item: Item, ctx: RulesContext) -> bool:
+def _auto_eligible(item: Item | sa.Row[Any], ctx: RulesContext) -> bool:
     """Not rejected last time, and auto-published by the account setting or a rule."""
     if item.last_error_code is not None and item.last_error_code not in RETRYABLE_ERROR_CODES:
         return False
@@ -92,16 +93,19 @@ def select_candidates(
     """
     if not selection.auto and not selection.waiting:
         return []
+    # Plain rows, not ORM objects: only ids leave this function (the claim loads what it
+    # claimed), and building an ``Item`` per Ready item was most of a batch's selection time.
+    items = Item.__table__  # type: ignore[attr-defined]
     query = (
-        select(Item)
-        .where(Item.business_id == business_id, Item.status == ItemStatus.READY)
-        .order_by(col(Item.ready_at), col(Item.created_at), col(Item.id))
-        .execution_options(yield_per=500, populate_existing=True)
+        sa.select(items)
+        .where(items.c.business_id == business_id, items.c.status == ItemStatus.READY)
+        .order_by(items.c.ready_at, items.c.created_at, items.c.id)
+        .execution_options(yield_per=500)
     )
     if not selection.auto:
-        query = query.where(Item.last_error_code == CONNECTION_EXPIRED)
+        query = query.where(items.c.last_error_code == CONNECTION_EXPIRED)
     found: list[uuid.UUID] = []
-    for item in session.exec(query):
+    for item in session.execute(query):
         waited = selection.waiting and item.last_error_code == CONNECTION_EXPIRED
         if waited or (selection.auto and _auto_eligible(item, ctx)):
             found.append(item.id)

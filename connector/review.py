@@ -238,8 +238,8 @@ def _facts(item: Any) -> ItemFacts:
     )
 
 
-def facts_from_item(item: Item) -> ItemFacts:
-    """Turn a stored item into the rules engine's input.
+def facts_from_item(item: Item | sa.Row[Any]) -> ItemFacts:
+    """Turn a stored item (an ``Item`` or a row of the items table) into the rules engine's input.
 
     ``Item.paid`` has no "unset" state: unpaid items leave ``paid`` to the supplier rule. The
     claimant is the Nomi user id when known, else the claimant's email.

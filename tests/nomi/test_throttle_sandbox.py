@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from nomi.errors import RateLimitError
 from nomi.retry import RetryPolicy
 from nomi.throttle import TenantThrottle
 from tests.nomi.conftest import Connected
@@ -31,14 +32,29 @@ class SandboxTime:
         time.sleep(0.001)
 
 
-def burst(connected: Connected, throttle: TenantThrottle | None, requests: int) -> list[int]:
+def burst(
+    connected: Connected,
+    throttle: TenantThrottle | None,
+    requests: int,
+    *,
+    give_up_ok: bool = False,
+) -> list[int]:
+    """Send ``requests`` reads from 8 threads; the statuses the sandbox answered, in order.
+
+    With ``give_up_ok`` a read still refused after the client's retries is not an error (an
+    unthrottled burst: a thread can lose the race for a slot six times running).
+    """
     retry = RetryPolicy(max_attempts=6, base_delay=0.05, max_delay=0.5, max_retry_after=5)
     with connected.client(throttle=throttle, retry=retry) as nomi:
         nomi.connections()  # token exchange done before the burst
         connected.sandbox.admin.post("/reset-stats").raise_for_status()
 
         def one(_: int) -> None:
-            nomi.list_users()
+            try:
+                nomi.list_users()
+            except RateLimitError:
+                if not give_up_ok:
+                    raise
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(one, range(requests)))
@@ -71,5 +87,5 @@ def test_a_burst_through_the_throttle_meets_no_429(connected: Connected) -> None
 
 def test_the_same_burst_without_a_throttle_is_refused(connected: Connected) -> None:
     limit_sandbox(connected)
-    statuses = burst(connected, None, requests=PER_MINUTE)
+    statuses = burst(connected, None, requests=PER_MINUTE, give_up_ok=True)
     assert statuses.count(429) > 2

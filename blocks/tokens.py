@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
@@ -64,10 +64,27 @@ def _load(block_name: str) -> NomiCredentials:
     return creds
 
 
-def _lock_busy(exc: ConcurrencySlotAcquisitionError) -> bool:
-    """True when the acquisition failed only because a peer holds the lock (423 Locked)."""
+def lock_busy(exc: ConcurrencySlotAcquisitionError) -> bool:
+    """True when a slot acquisition failed only because a peer holds the slot (423 Locked)."""
     cause = exc.__cause__
     return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
+
+
+def ensure_lock(name: str, client: SyncPrefectClient | None = None) -> None:
+    """Create the global concurrency limit ``name`` (limit 1) unless it exists.
+
+    Two processes that both find it missing both create it; the second is told it exists, which
+    is all it wanted. ``client``: an open sync Prefect client to use (one is opened otherwise).
+    """
+    if client is None:
+        with get_client(sync_client=True) as own:
+            ensure_lock(name, own)
+        return
+    try:
+        client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        with contextlib.suppress(ObjectAlreadyExists):
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
 SAVE_ATTEMPTS = 5
@@ -92,15 +109,7 @@ def ensure_refresh_lock(block_name: str) -> None:
     The provider calls this lazily; the connect flow can call it when it saves the credentials
     block, so that workers never race to create it.
     """
-    name = refresh_lock_name(block_name)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with contextlib.suppress(ObjectAlreadyExists):
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
-                )
+    ensure_lock(refresh_lock_name(block_name))
 
 
 class BlockTokenProvider:
@@ -215,7 +224,7 @@ class BlockTokenProvider:
             try:
                 return self._refresh_locked(rejected)
             except ConcurrencySlotAcquisitionError as exc:
-                if not _lock_busy(exc):
+                if not lock_busy(exc):
                     raise
                 if time.monotonic() > deadline:
                     raise TransientError(

@@ -165,21 +165,19 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
             uuid.UUID, create_progress_artifact(progress=0.0, description="Items handled (%)")
         )
         done: dict[str, list[uuid.UUID]] = {t.slug: [] for t in active}
-        batches: dict[str, int] = {}
         running: dict[str, PrefectFuture[BatchSummary]] = {}
         finished: queue.SimpleQueue[str] = queue.SimpleQueue()
 
         def submit(target: Target) -> None:
             """Submit the business's next batch; its slug is queued on ``finished`` when done."""
             slug = target.slug
-            batches[slug] = batches.get(slug, 0) + 1
             future = batch_task.submit(
                 url,
                 app,
                 business_id=target.business_id,
                 slug=slug,
                 run_id=summary.businesses[slug].run_id,
-                batch_no=batches[slug],
+                batch_no=summary.businesses[slug].batches + 1,  # counts the batches that ended
                 batch_size=params.batch_size,
                 limits=params.limits,
                 selection=target.selection,

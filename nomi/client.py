@@ -58,6 +58,7 @@ __all__ = ["NomiClient", "RetryPolicy", "StaticTokenProvider", "TokenProvider"]
 M = TypeVar("M", bound=BaseModel)
 _API = "/api/v1"
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_MAX_PAGE_SIZE = 1000
 
 
 @functools.cache
@@ -68,9 +69,6 @@ def _tls() -> ssl.SSLContext:
     of CPU); publishing opens a client per batch, so the context is shared (it is thread-safe).
     """
     return httpx.create_ssl_context()
-
-
-_MAX_PAGE_SIZE = 1000
 
 
 class NomiClient:

@@ -8,7 +8,6 @@ items, a lost connection and the daily limit are recorded outcomes, not task fai
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 import uuid
@@ -16,21 +15,20 @@ from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.tasks import Task, exponential_backoff
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from blocks.app import NomiApp
+from blocks.tokens import ensure_lock, lock_busy
 from connector import history
 from connector.models import Connection, ConnectionStatus
 from connector.publish_batch import publish_batch
@@ -373,8 +371,7 @@ def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> boo
         False when another run holds it after ``wait_seconds`` (skip the business this run).
     """
     name = publish_lock_name(slug)
-    with get_client(sync_client=True) as client:
-        _ensure_slot(client, name)
+    ensure_lock(name)
     return _acquire_waiting(stack, name, wait_seconds=wait_seconds)
 
 
@@ -397,25 +394,14 @@ def take_publish_locks(stack: ExitStack, slugs: list[str], *, wait_seconds: floa
         for name in names:
             # Prefect takes only the limits that exist from a bulk request (quietly): make sure
             # every one does before asking.
-            _ensure_slot(client, name)
+            ensure_lock(name, client)
     try:
         stack.enter_context(_slots(names))
     except ConcurrencySlotAcquisitionError as exc:
-        if not _busy(exc):
+        if not lock_busy(exc):
             raise
         return {s for s in slugs if _acquire_waiting(stack, publish_lock_name(s), wait_seconds)}
     return set(slugs)
-
-
-def _ensure_slot(client: SyncPrefectClient, name: str) -> None:
-    """Create the limit ``name`` (1 slot) unless it exists."""
-    try:
-        client.read_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        # Two runs started together both find no slot; the one that creates it second is
-        # told it exists, which is all it wanted.
-        with contextlib.suppress(ObjectAlreadyExists):
-            client.upsert_global_concurrency_limit_by_name(name, 1)
 
 
 def _slots(names: list[str]) -> AbstractContextManager[None]:
@@ -430,12 +416,6 @@ def _slots(names: list[str]) -> AbstractContextManager[None]:
     )
 
 
-def _busy(exc: ConcurrencySlotAcquisitionError) -> bool:
-    """True when the server refused because a slot is taken (HTTP 423)."""
-    cause = exc.__cause__
-    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
-
-
 def _acquire_waiting(stack: ExitStack, name: str, wait_seconds: float) -> bool:
     """Try the slot ``name`` once per round until ``wait_seconds`` passed; False if still busy."""
     deadline = time.monotonic() + wait_seconds
@@ -444,7 +424,7 @@ def _acquire_waiting(stack: ExitStack, name: str, wait_seconds: float) -> bool:
         try:
             stack.enter_context(_slots([name]))
         except ConcurrencySlotAcquisitionError as exc:
-            busy = _busy(exc)
+            busy = lock_busy(exc)
             left = deadline - time.monotonic()
             if not busy or left <= 0:
                 if busy:

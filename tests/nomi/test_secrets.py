@@ -28,14 +28,13 @@ def test_secrets_never_reach_logs_errors_or_reprs(
     texts: list[str] = []
     tokens = oauth.exchange_code(code, verifier)
     provider = RefreshingTokenProvider(oauth, tokens)
-    admin = sandbox.admin  # type: ignore[attr-defined]
     faults = [
         {"fault": "token_rejected", "method": "GET", "path": "/api/v1/users", "count": 1},
         {"fault": "server_error", "method": "GET", "path": "/api/v1/users", "count": 1},
         {"fault": "validation", "method": "POST", "path": "/api/v1/suppliers", "count": 1},
     ]
     for spec in faults:
-        admin.post("/faults", json={**spec, "tenant_id": tenant_id}).raise_for_status()
+        sandbox.fault(tenant_id=tenant_id, **spec)  # type: ignore[attr-defined]
     retry = RetryPolicy(base_delay=0.01)
     base_url = sandbox.base_url  # type: ignore[attr-defined]
     with NomiClient(base_url, tenant_id, provider, retry=retry) as nomi:

@@ -140,7 +140,7 @@ def publish_under_faults(
     items = sum(len(w.all_ids) for w in worlds)
     with bursts_of_429s(sandbox, connector_db, (items // 20, items // 3)):
         sweeps = sweep_until_done(nomi_app, connector_db, worlds, max_runs=6)
-    sandbox.admin.delete("/faults").raise_for_status()
+    sandbox.clear_faults()
 
     seen = journal(sandbox)
     injected = Counter(e["fault"] for e in seen if e["fault"])

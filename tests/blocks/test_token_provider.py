@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -62,6 +63,44 @@ def test_threads_share_one_refresh_and_the_rotated_token_is_saved(block_name: st
     saved = NomiCredentials.load(block_name)
     assert saved.refresh_token.get_secret_value() == "refresh-1"
     assert not saved.expires_within(timedelta(minutes=20))
+
+
+def test_threads_asking_at_once_load_the_block_once(
+    block_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's threads all ask for a token as it starts: one Prefect API read between them."""
+    from blocks import tokens as tokens_module
+
+    real_load = tokens_module._load
+    loads: list[str] = []
+
+    def counted_load(name: str) -> NomiCredentials:
+        loads.append(name)
+        creds = real_load(name)
+        time.sleep(0.2)  # the others ask while the first read is still in flight
+        return creds
+
+    monkeypatch.setattr(tokens_module, "_load", counted_load)
+    NomiCredentials(
+        tenant_id="tenant-1",
+        tenant_name="Bright Smile Dental Ltd",
+        access_token=SecretStr("access-valid"),
+        refresh_token=SecretStr("refresh-0"),
+        access_token_expires_at=datetime.now(UTC) + timedelta(hours=1),
+    ).save(block_name, overwrite=True)
+    endpoint = FakeTokenEndpoint()
+    providers = [provider(block_name, endpoint) for _ in range(5)]
+    start = threading.Barrier(5)
+
+    def ask(p: BlockTokenProvider) -> str:
+        start.wait()
+        return p.access_token()
+
+    with ThreadPoolExecutor(5) as pool:
+        tokens = list(pool.map(ask, providers))
+    assert tokens == ["access-valid"] * 5
+    assert loads == [block_name]
+    assert endpoint.refreshes == 0
 
 
 def test_a_rejected_token_is_refreshed_once_even_if_asked_twice(block_name: str) -> None:

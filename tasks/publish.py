@@ -45,7 +45,7 @@ from connector.publishing import (
     STOP_TRANSIENT,
 )
 from connector.review import build_context
-from tasks.runtime import NomiLimits, db, engine_for, nomi_client
+from tasks.runtime import NomiLimits, db, engine_for, load_credentials, nomi_client
 
 
 def artifact_slug(slug: str) -> str:
@@ -178,6 +178,7 @@ def publish_next_batch(
         ).first()
         if connection is None or connection.status != ConnectionStatus.CONNECTED:
             return BatchSummary(stopped="not_connected", stop_message="not connected to Nomi")
+        load_credentials(app, connection)  # before claiming: a missing block claims nothing
         ctx = build_context(session, business_id)
         if item_ids is not None:
             candidates = [i for i in item_ids if i not in done]

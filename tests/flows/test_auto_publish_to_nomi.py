@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
+from blocks.tokens import forget_cached_credentials
 from connector.db import make_engine
 from connector.models import Connection, ItemKind, ItemStatus, PublishAttempt, PublishRun
 from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
@@ -336,3 +337,41 @@ def test_a_business_gets_its_next_batch_without_waiting_for_a_slower_business(
     # All three batches of the fast business ended while the slow one's first write hung (in
     # rounds its second batch would have waited for the slow batch).
     assert fast_done < slow_created
+
+
+def test_publishing_threads_open_no_prefect_client(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch task loads the credentials block in its own thread (with the run's client).
+
+    A publishing thread has no Prefect client of its own: a block read there opens a new one
+    (~65 ms of CPU each, mostly the CA bundle), once per business and batch.
+    """
+    from prefect.client.orchestration import SyncPrefectClient
+
+    businesses = [
+        prepare(
+            connect_business, nomi_app, connector_db, org, tmp_path, costs=3, sales=0, claims=0,
+            auto_publish=True,
+        )[0]
+        for org in (BRIGHT_SMILE, HARBOUR)
+    ]  # fmt: skip
+    for business in businesses:  # as in a fresh worker process
+        forget_cached_credentials(business.credentials_block)
+    opened: list[str] = []
+    real_init = SyncPrefectClient.__init__
+
+    def spy(self: SyncPrefectClient, *args: Any, **kwargs: Any) -> None:
+        opened.append(threading.current_thread().name)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncPrefectClient, "__init__", spy)
+
+    summary = auto_publish_to_nomi(params(app_block=nomi_app))
+
+    assert summary.published == 6
+    assert not [name for name in opened if name.startswith("nomi-publish")], opened

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -93,12 +94,8 @@ def record_attempts(
     """
     if not attempts:
         return []
-    table = cast(sa.Table, PublishAttempt.__table__)  # type: ignore[attr-defined]
-    items = {a["item_id"] for a in attempts}
     last = session.connection().execute(
-        sa.select(table.c.item_id, table.c.step, sa.func.max(table.c.attempt_no))
-        .where(table.c.item_id.in_(items))
-        .group_by(table.c.item_id, table.c.step)
+        _last_attempt_numbers(), {"items": list({a["item_id"] for a in attempts})}
     )
     next_no = {(item_id, step): (n or 0) + 1 for item_id, step, n in last}
     now = utcnow()
@@ -108,8 +105,25 @@ def record_attempts(
         number = next_no.get(key, 1)
         next_no[key] = number + 1
         rows.append({"id": uuid.uuid4(), "attempt_no": number, "at": now, **fields})
-    session.connection().execute(sa.insert(table), rows)
+    session.connection().execute(sa.insert(_attempts()), rows)
     return rows
+
+
+def _attempts() -> sa.Table:
+    """The publish attempts table (typed Core access)."""
+    return cast(sa.Table, PublishAttempt.__table__)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=1)
+def _last_attempt_numbers() -> sa.Select[Any]:
+    """The highest ``attempt_no`` per item and step of a list of items (``items``), built once:
+    the group commit runs it for every transaction."""
+    c = _attempts().c
+    return (
+        sa.select(c.item_id, c.step, sa.func.max(c.attempt_no))
+        .where(c.item_id.in_(sa.bindparam("items", expanding=True)))
+        .group_by(c.item_id, c.step)
+    )
 
 
 def record_sync_run(session: Session, **fields: Any) -> uuid.UUID:

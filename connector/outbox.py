@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal, cast, overload
 
 import sqlalchemy as sa
@@ -552,14 +553,12 @@ def apply_moves(session: Session, moves: Sequence[Move]) -> list[bool]:
     """
     if not moves:
         return []
-    c = _items().c
     conn = session.connection()
-    claims = sa.select(c.id, c.claimed_by_run).where(
-        c.id.in_([m.item_id for m in moves]), c.status == ItemStatus.PUBLISHING
-    )
-    if not is_sqlite(conn):
-        claims = claims.with_for_update()
-    held = {row.id: row.claimed_by_run for row in conn.execute(claims)}
+    claims = _claims_statement(for_update=not is_sqlite(conn))
+    held = {
+        row.id: row.claimed_by_run
+        for row in conn.execute(claims, {"ids": [m.item_id for m in moves]})
+    }
     applied = [held.get(m.item_id) == m.run_id for m in moves]
     groups: dict[tuple[tuple[str, ...], bool], list[Move]] = {}
     for move, ok in zip(moves, applied, strict=True):
@@ -567,19 +566,6 @@ def apply_moves(session: Session, moves: Sequence[Move]) -> list[bool]:
             groups.setdefault((tuple(sorted(move.values)), move.bump_generation), []).append(move)
     now = utcnow()
     for (fields, bump), group in groups.items():
-        sets: dict[str, Any] = {f: sa.bindparam(f"v_{f}") for f in fields}
-        sets["updated_at"] = sa.bindparam("v_updated_at")
-        if bump:
-            sets["publish_generation"] = c.publish_generation + 1
-        statement = (
-            sa.update(_items())
-            .where(
-                c.id == sa.bindparam("k_id"),
-                c.status == ItemStatus.PUBLISHING,
-                c.claimed_by_run == sa.bindparam("k_run"),
-            )
-            .values(sets)
-        )
         rows = [
             {
                 "k_id": m.item_id,
@@ -589,8 +575,39 @@ def apply_moves(session: Session, moves: Sequence[Move]) -> list[bool]:
             }
             for m in group
         ]
-        conn.execute(statement, rows)
+        conn.execute(_move_statement(fields, bump), rows)
     return applied
+
+
+@lru_cache(maxsize=2)
+def _claims_statement(*, for_update: bool) -> sa.Select[Any]:
+    """Who holds the claims of a list of items (``ids``), built once: a group commit runs it
+    for every transaction, and building and cache-keying it each time cost more than running it."""
+    c = _items().c
+    statement = sa.select(c.id, c.claimed_by_run).where(
+        c.id.in_(sa.bindparam("ids", expanding=True)), c.status == ItemStatus.PUBLISHING
+    )
+    return statement.with_for_update() if for_update else statement
+
+
+@lru_cache(maxsize=64)
+def _move_statement(fields: tuple[str, ...], bump: bool) -> sa.Update:
+    """The guarded ``UPDATE`` of one set of fields (parameters ``k_id``, ``k_run``, ``v_<field>``),
+    built once per field set."""
+    c = _items().c
+    sets: dict[str, Any] = {f: sa.bindparam(f"v_{f}") for f in fields}
+    sets["updated_at"] = sa.bindparam("v_updated_at")
+    if bump:
+        sets["publish_generation"] = c.publish_generation + 1
+    return (
+        sa.update(_items())
+        .where(
+            c.id == sa.bindparam("k_id"),
+            c.status == ItemStatus.PUBLISHING,
+            c.claimed_by_run == sa.bindparam("k_run"),
+        )
+        .values(sets)
+    )
 
 
 def _merge(progress: Mapping[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -171,15 +171,18 @@ def recover_stale(
 
 
 def mark_connection_expired(session: Session, business_id: uuid.UUID, message: str) -> None:
-    """Mark the business's connection ``expired`` with the reason (committed)."""
-    connection = session.exec(
-        select(Connection).where(Connection.business_id == business_id)
-    ).first()
-    if connection is None:
-        return
-    connection.status = ConnectionStatus.EXPIRED
-    connection.last_error = message
-    session.add(connection)
+    """Mark the business's connection ``expired`` with the reason (committed).
+
+    One ``UPDATE``, no read first: on SQLite a transaction that read and then writes cannot
+    become a writer once another connection has committed in between ("database is locked" at
+    once), which is what publishing's other writers do all the time.
+    """
+    connections = cast(sa.Table, Connection.__table__)  # type: ignore[attr-defined]
+    session.connection().execute(
+        sa.update(connections)
+        .where(connections.c.business_id == business_id)
+        .values(status=ConnectionStatus.EXPIRED, last_error=message, updated_at=utcnow())
+    )
     session.commit()
 
 

@@ -243,7 +243,7 @@ def publish_next_batch(
 
 def _connection_lost(database_url: str, business_id: uuid.UUID, slug: str, message: str) -> None:
     """Mark the connection expired, emit ``nomi.connection.expired`` and tell ops to reconnect."""
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:
         mark_connection_expired(session, business_id, message)
     emit_event(
         event="nomi.connection.expired",

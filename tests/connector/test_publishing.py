@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -421,6 +422,38 @@ def test_attachment_too_large_publishes_the_record_and_flags_the_item(world: Wor
     assert item.image_error is not None
     assert "attachment_too_large" in item.image_error
     assert len(world.records("expense")) == 1
+
+
+def test_marking_the_connection_expired_waits_for_a_write_committed_meanwhile(
+    world: World,
+) -> None:
+    """Publishing's other writers commit all the time. Marking the connection expired takes its
+    turn (busy timeout) instead of failing at once ("database is locked") because it read the
+    connection first and another connection committed before its write."""
+    from connector.publish_queue import mark_connection_expired
+
+    other = make_engine(str(world.engine.url))
+    fired: list[str] = []
+
+    def commit_elsewhere(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not fired and statement.lstrip().upper().startswith("UPDATE CONNECTIONS"):
+            fired.append(statement)
+            with other.begin() as c:
+                c.execute(sa.text("UPDATE businesses SET name = name || '.'"))
+
+    sa.event.listen(world.engine, "before_cursor_execute", commit_elsewhere)
+    try:
+        with world.session() as s:
+            mark_connection_expired(s, world.business_id, "consent expired")
+    finally:
+        sa.event.remove(world.engine, "before_cursor_execute", commit_elsewhere)
+        other.dispose()
+    assert fired
+    with world.session() as s:
+        connection = s.get(Connection, world.connection_id)
+        assert connection is not None
+        assert connection.status == ConnectionStatus.EXPIRED
+        assert connection.last_error == "consent expired"
 
 
 def test_connection_lost_mid_batch_gives_every_item_back_ready(world: World) -> None:

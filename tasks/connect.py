@@ -107,7 +107,7 @@ def check_request(
 ) -> ConsentRequest:
     """Refuse non-admins and a connect/reconnect that does not fit the connection (audited)."""
     refused: ConnectRefusedError | None = None
-    with db(database_url) as session:
+    with db(database_url) as session:  # not a write session: refusals audit in their own
         try:
             request = authorise_consent(
                 session, business_slug=business, acting_email=acting_user, purpose=purpose
@@ -131,7 +131,7 @@ def open_oauth_state(
     timeout_seconds: int,
 ) -> uuid.UUID:
     """Store the hash of the run's state with its expiry; returns the row id."""
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:
         row = open_state(
             session,
             state_hash=state_hash,
@@ -146,7 +146,7 @@ def open_oauth_state(
 @task(cache_policy=NO_CACHE, task_run_name="close-state-{outcome}")
 def close_oauth_state(database_url: str, state_id: uuid.UUID, outcome: StateOutcome) -> None:
     """Record how the run ended; the state can no longer be used."""
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:
         close_state(session, state_id, outcome=outcome)
 
 
@@ -322,7 +322,7 @@ def record_connected(
     consent_expires_at: datetime,
 ) -> uuid.UUID:
     """Mark the business connected to the organisation (row, settings, audit); returns its id."""
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:
         connection = record_connection(
             session,
             request=request,
@@ -340,7 +340,7 @@ def record_failed(
     database_url: str, request: ConsentRequest, *, purpose: OAuthPurpose, reason: str
 ) -> None:
     """Audit a run that ended without a connection."""
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:
         record_failure(session, request=request, purpose=purpose, reason=reason)
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connector.history_queries import CHUNK_ROWS, ReportWindow, business_slugs
-from connector.models import Business, Item, PublishAttempt, PublishRun
+from connector.models import Business, Item, PublishAttempt, PublishRun, table_of
 
 ExportFormat = Literal["csv", "parquet"]
 
@@ -57,14 +57,14 @@ _INTS = [f.name for f in EXPORT_SCHEMA if f.type == _INT]
 
 def _query(window: ReportWindow, business_ids: list[object]) -> sa.Select[tuple[object, ...]]:
     """The attempts of the window joined with their business, item and (if recorded) run."""
-    a = PublishAttempt.__table__.c  # type: ignore[attr-defined]
-    i = Item.__table__.c  # type: ignore[attr-defined]
-    r = PublishRun.__table__.c  # type: ignore[attr-defined]
-    b = Business.__table__.c  # type: ignore[attr-defined]
+    a = table_of(PublishAttempt).c
+    i = table_of(Item).c
+    r = table_of(PublishRun).c
+    b = table_of(Business).c
     joined = (
-        sa.join(PublishAttempt.__table__, Business.__table__, a.business_id == b.id)  # type: ignore[attr-defined]
-        .join(Item.__table__, a.item_id == i.id)  # type: ignore[attr-defined]
-        .outerjoin(PublishRun.__table__, a.run_id == r.id)  # type: ignore[attr-defined]
+        sa.join(table_of(PublishAttempt), table_of(Business), a.business_id == b.id)
+        .join(table_of(Item), a.item_id == i.id)
+        .outerjoin(table_of(PublishRun), a.run_id == r.id)
     )
     query = (
         sa.select(

@@ -32,6 +32,7 @@ from connector.models import (
     PublishRun,
     SyncBookmark,
     SyncRun,
+    table_of,
 )
 from connector.report_latency import latency_frame, tuple_chunks
 
@@ -48,13 +49,13 @@ FAILED_OUTCOMES = (
 )
 CHUNK_ROWS = 50_000
 
-_pa = PublishAttempt.__table__.c  # type: ignore[attr-defined]
-_items = Item.__table__.c  # type: ignore[attr-defined]
-_runs = PublishRun.__table__.c  # type: ignore[attr-defined]
-_sync = SyncRun.__table__.c  # type: ignore[attr-defined]
-_marks = SyncBookmark.__table__.c  # type: ignore[attr-defined]
-_conns = Connection.__table__.c  # type: ignore[attr-defined]
-_biz = Business.__table__.c  # type: ignore[attr-defined]
+_pa = table_of(PublishAttempt).c
+_items = table_of(Item).c
+_runs = table_of(PublishRun).c
+_sync = table_of(SyncRun).c
+_marks = table_of(SyncBookmark).c
+_conns = table_of(Connection).c
+_biz = table_of(Business).c
 
 
 class UnknownBusinessError(LookupError):
@@ -263,8 +264,8 @@ def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     # scanning: drive from the attempts (their item_id left unindexed), one search per row in
     # the covering index items(id, ready_at); SQLite would otherwise start from the items
     joined = sa.join(
-        PublishAttempt.__table__,  # type: ignore[attr-defined]
-        Item.__table__,  # type: ignore[attr-defined]
+        table_of(PublishAttempt),
+        table_of(Item),
         _unindexed(_pa.item_id, scan) == _items.id,
     )
     seconds = sa.cast(_seconds(_pa.at, _items.ready_at, dialect), sa.Float)
@@ -417,7 +418,7 @@ def load_sync_state(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
     slugs = business_slugs(conn, window.business)
     marks = (
         sa.select(_conns.business_id, _marks.list_name, _marks.updated_at)
-        .select_from(sa.join(SyncBookmark.__table__, Connection.__table__))  # type: ignore[attr-defined]
+        .select_from(sa.join(table_of(SyncBookmark), table_of(Connection)))
         .where(_business_filter(_conns.business_id, slugs, window))
     )
     failed = sa.func.sum(sa.case((_sync.error.is_not(None), 1), else_=0))
@@ -428,7 +429,7 @@ def load_sync_state(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
             sa.func.count().label("runs"),
             failed.label("failed_runs"),
         )
-        .select_from(sa.join(SyncRun.__table__, Connection.__table__))  # type: ignore[attr-defined]
+        .select_from(sa.join(table_of(SyncRun), table_of(Connection)))
         .where(_sync.started_at >= window.start, _sync.started_at < window.end)
         .where(_business_filter(_conns.business_id, slugs, window))
         .group_by(_conns.business_id, _sync.list_name)

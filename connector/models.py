@@ -46,6 +46,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model (typed: SQLModel does not declare ``__table__``)."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
 class Role(StrEnum):
     """A user's role in a business (an accountant acting for a client counts as admin there)."""
 

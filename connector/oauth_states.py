@@ -19,7 +19,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
-from connector.models import ConnectorModel, utcnow
+from connector.models import ConnectorModel, table_of, utcnow
 
 STATE_BYTES = 32
 
@@ -144,7 +144,7 @@ def consume_state(session: Session, state: str, *, now: datetime | None = None) 
         raise StateRefusedError(RefusalReason.USED, "this authorization request was already used")
     if row.expires_at <= now:
         raise StateRefusedError(RefusalReason.EXPIRED, "this authorization request has expired")
-    table = OAuthState.__table__  # type: ignore[attr-defined]
+    table = table_of(OAuthState)
     claimed = session.execute(
         sa.update(table)
         .where(table.c.id == row.id, table.c.used_at.is_(None), table.c.outcome.is_(None))

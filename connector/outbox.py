@@ -33,14 +33,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, overload
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.db import is_sqlite
 from connector.group_commit import GROUPED
-from connector.models import Connection, Item, ItemStatus, utcnow
+from connector.models import Connection, Item, ItemStatus, table_of, utcnow
 
 
 class ClaimLostError(RuntimeError):
@@ -669,7 +669,7 @@ def _begin_write(session: Session) -> sa.Connection:
 
 def _items() -> sa.Table:
     """The items table (typed Core access)."""
-    return cast(sa.Table, Item.__table__)  # type: ignore[attr-defined]
+    return table_of(Item)
 
 
 def _load(session: Session, ids: list[uuid.UUID]) -> list[Item]:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -33,6 +33,7 @@ from connector.models import (
     ItemStatus,
     Membership,
     User,
+    table_of,
     utcnow,
 )
 from connector.names import normalise_name
@@ -95,7 +96,7 @@ def select_candidates(
         return []
     # Plain rows, not ORM objects: only ids leave this function (the claim loads what it
     # claimed), and building an ``Item`` per Ready item was most of a batch's selection time.
-    items = Item.__table__  # type: ignore[attr-defined]
+    items = table_of(Item)
     query = (
         sa.select(items)
         .where(items.c.business_id == business_id, items.c.status == ItemStatus.READY)
@@ -177,7 +178,7 @@ def mark_connection_expired(session: Session, business_id: uuid.UUID, message: s
     become a writer once another connection has committed in between ("database is locked" at
     once), which is what publishing's other writers do all the time.
     """
-    connections = cast(sa.Table, Connection.__table__)  # type: ignore[attr-defined]
+    connections = table_of(Connection)
     session.connection().execute(
         sa.update(connections)
         .where(connections.c.business_id == business_id)
@@ -293,7 +294,7 @@ def allow_retry(session: Session, item_ids: Sequence[uuid.UUID]) -> int:
     """
     if not item_ids:
         return 0
-    table = Item.__table__  # type: ignore[attr-defined]
+    table = table_of(Item)
     result = session.connection().execute(
         sa.update(table)
         .where(table.c.id.in_(list(item_ids)), table.c.status == ItemStatus.READY)

@@ -34,6 +34,7 @@ from connector.models import (
     RuleSource,
     Supplier,
     TaxRate,
+    table_of,
     utcnow,
 )
 from connector.rules import (
@@ -290,7 +291,7 @@ def _chunks(ids: Sequence[uuid.UUID]) -> Iterator[Sequence[uuid.UUID]]:
 def _load(
     session: Session, business_id: uuid.UUID, item_ids: Sequence[uuid.UUID] | None
 ) -> list[Any]:
-    table = Item.__table__  # type: ignore[attr-defined]
+    table = table_of(Item)
     base = sa.select(table).where(
         table.c.business_id == business_id, table.c.status.in_(ASSESSABLE)
     )
@@ -359,7 +360,7 @@ def reassess(
 
 def _write(session: Session, updates: list[dict[str, Any]]) -> None:
     """One guarded executemany UPDATE; then expire any loaded ``Item`` objects that changed."""
-    table = Item.__table__  # type: ignore[attr-defined]
+    table = table_of(Item)
     columns = [k.removeprefix("v_") for k in updates[0] if k.startswith("v_")]
     stmt = (
         sa.update(table)

@@ -47,6 +47,7 @@ from connector.models import (
     ListName,
     Supplier,
     TaxRate,
+    table_of,
     utcnow,
 )
 from connector.names import normalise_name
@@ -134,35 +135,35 @@ def _specs() -> dict[str, _ListSpec]:
     return {
         ListName.SUPPLIERS: _ListSpec(
             ListName.SUPPLIERS,
-            Supplier.__table__,  # type: ignore[attr-defined]
+            table_of(Supplier),
             NomiClient.iter_suppliers,
             _CONTACT_COLUMNS,
             _contact,
         ),
         ListName.CUSTOMERS: _ListSpec(
             ListName.CUSTOMERS,
-            Customer.__table__,  # type: ignore[attr-defined]
+            table_of(Customer),
             NomiClient.iter_customers,
             _CONTACT_COLUMNS,
             _contact,
         ),
         ListName.CATEGORIES: _ListSpec(
             ListName.CATEGORIES,
-            Category.__table__,  # type: ignore[attr-defined]
+            table_of(Category),
             NomiClient.iter_categories,
             ("name", "status", "code", "type"),
             _category,
         ),
         ListName.TAX_RATES: _ListSpec(
             ListName.TAX_RATES,
-            TaxRate.__table__,  # type: ignore[attr-defined]
+            table_of(TaxRate),
             NomiClient.iter_tax_rates,
             ("name", "status", "code", "rate", "applies_to"),
             _tax_rate,
         ),
         ListName.BANK_ACCOUNTS: _ListSpec(
             ListName.BANK_ACCOUNTS,
-            BankAccount.__table__,  # type: ignore[attr-defined]
+            table_of(BankAccount),
             NomiClient.iter_bank_accounts,
             ("name", "status", "currency", "masked_number"),
             _bank_account,

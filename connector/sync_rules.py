@@ -22,6 +22,7 @@ from connector.models import (
     ContactRule,
     RuleSource,
     Supplier,
+    table_of,
     utcnow,
 )
 from connector.sync import ACTIVE, insert_for
@@ -47,9 +48,9 @@ def reconcile_nomi_supplier_rules(session: Session, connection_id: uuid.UUID) ->
     Returns:
         How many rules were inserted or changed, and how many removed.
     """
-    rules = ContactRule.__table__  # type: ignore[attr-defined]
-    suppliers = Supplier.__table__  # type: ignore[attr-defined]
-    settings = ConnectionSettings.__table__  # type: ignore[attr-defined]
+    rules = table_of(ContactRule)
+    suppliers = table_of(Supplier)
+    settings = table_of(ConnectionSettings)
     enabled = session.execute(
         sa.select(settings.c.use_supplier_tax_rates).where(
             settings.c.connection_id == connection_id

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -27,3 +31,41 @@ def db(engine: Engine) -> Iterator[Session]:
     """A session on ``engine`` (``expire_on_commit=False``), closed afterwards."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def commit_elsewhere_before_first_write(engine: Engine) -> Iterator[list[BaseException]]:
+    """Just before the first INSERT/UPDATE sent through ``engine``, another connection commits.
+
+    On SQLite a transaction that already read cannot become a writer after that commit ("database
+    is locked" at once); one that starts as a write makes the other wait instead. The other write
+    runs on its own thread, which the block waits for at most 2 s before letting the write go on.
+    Yields the other write's errors (expected: none).
+    """
+    other = make_engine(str(engine.url))
+    errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def write_elsewhere() -> None:
+        try:
+            with other.begin() as conn:
+                conn.execute(sa.text("UPDATE businesses SET name = name || '.'"))
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+
+    def hook(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not threads and statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            thread = threading.Thread(target=write_elsewhere)
+            threads.append(thread)
+            thread.start()
+            thread.join(timeout=2)
+
+    sa.event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield errors
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", hook)
+        for thread in threads:
+            thread.join(timeout=60)
+        other.dispose()
+    assert threads, "nothing was written: the test proves nothing"

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -43,6 +42,7 @@ from nomi.retry import RetryPolicy
 from nomi.tokens import RefreshingTokenProvider
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxHandle, running_sandbox
+from tests.connector.conftest import commit_elsewhere_before_first_write
 from tests.connector.factories import make_business, make_connection
 from tests.connector.test_publishing_world import (
     Org,
@@ -432,23 +432,9 @@ def test_marking_the_connection_expired_waits_for_a_write_committed_meanwhile(
     connection first and another connection committed before its write."""
     from connector.publish_queue import mark_connection_expired
 
-    other = make_engine(str(world.engine.url))
-    fired: list[str] = []
-
-    def commit_elsewhere(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not fired and statement.lstrip().upper().startswith("UPDATE CONNECTIONS"):
-            fired.append(statement)
-            with other.begin() as c:
-                c.execute(sa.text("UPDATE businesses SET name = name || '.'"))
-
-    sa.event.listen(world.engine, "before_cursor_execute", commit_elsewhere)
-    try:
-        with world.session() as s:
-            mark_connection_expired(s, world.business_id, "consent expired")
-    finally:
-        sa.event.remove(world.engine, "before_cursor_execute", commit_elsewhere)
-        other.dispose()
-    assert fired
+    with commit_elsewhere_before_first_write(world.engine) as errors, world.session() as s:
+        mark_connection_expired(s, world.business_id, "consent expired")
+    assert errors == []
     with world.session() as s:
         connection = s.get(Connection, world.connection_id)
         assert connection is not None

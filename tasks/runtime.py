@@ -75,9 +75,19 @@ def load_credentials(app: NomiApp, connection: Connection) -> None:
     Raises:
         ValueError: The connection is not connected, or its block does not exist.
     """
-    if not connection.credentials_block_name:
+    _, block_name = _connected(connection)
+    BlockTokenProvider(block_name, app).credentials()
+
+
+def _connected(connection: Connection) -> tuple[str, str]:
+    """The connection's Nomi tenant id and credentials block name.
+
+    Raises:
+        ValueError: It was never connected (no tenant or no credentials block).
+    """
+    if not connection.nomi_tenant_id or not connection.credentials_block_name:
         raise ValueError(f"connection {connection.id} is not connected to a Nomi organisation")
-    BlockTokenProvider(connection.credentials_block_name, app).credentials()
+    return connection.nomi_tenant_id, connection.credentials_block_name
 
 
 def nomi_client(
@@ -101,16 +111,11 @@ def nomi_client(
     Raises:
         ValueError: The connection has no tenant or credentials block (never connected).
     """
-    if not connection.nomi_tenant_id or not connection.credentials_block_name:
-        raise ValueError(f"connection {connection.id} is not connected to a Nomi organisation")
+    tenant_id, block_name = _connected(connection)
     limits = limits or NomiLimits()
-    tokens = BlockTokenProvider(connection.credentials_block_name, app)
-    throttle = throttle_for(
-        connection.nomi_tenant_id, per_minute=limits.per_minute, concurrent=limits.concurrent
-    )
-    return NomiClient(
-        app.api_base_url, connection.nomi_tenant_id, tokens, throttle=throttle, retry=retry
-    )
+    tokens = BlockTokenProvider(block_name, app)
+    throttle = throttle_for(tenant_id, per_minute=limits.per_minute, concurrent=limits.concurrent)
+    return NomiClient(app.api_base_url, tenant_id, tokens, throttle=throttle, retry=retry)
 
 
 class UnknownBusinessError(LookupError):

@@ -7,14 +7,13 @@ import time
 import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
@@ -28,9 +27,8 @@ from tasks.publish import (
     recover_stale_claims,
     take_publish_locks,
 )
-from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_run_name, db
+from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_run_name, db, unwalked
 
-T = TypeVar("T")
 PROGRESS_EVERY_SECONDS = 1.0
 """Least time between two updates of the run's progress artifact (one API call each)."""
 
@@ -219,15 +217,6 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
         failed = sorted(s for s, b in summary.businesses.items() if b.failed)
         raise RuntimeError(f"publishing failed after retries for: {', '.join(failed)}")
     return summary
-
-
-def unwalked(value: T) -> T:
-    """``value`` as a task parameter Prefect passes on without walking it for futures (``quote``).
-
-    A business's summary holds a row per item and its exclusion list an id per item: walking them
-    (twice per task run) was ~6% of the publishing process's CPU in the publish benchmark.
-    """
-    return cast(T, quote(value))
 
 
 def _result(future: PrefectFuture[BatchSummary]) -> BatchSummary | None:

@@ -17,7 +17,7 @@ from connector.publish_queue import apply_contact_choices, require_member
 from connector.review import reassess
 from connector.settings import ConnectorSettings
 from tasks.publish import BusinessSummary, publish_next_batch, record_publish_run
-from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_and_connection, db
+from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_and_connection, db, unwalked
 
 
 class PublishItemsParams(BaseModel):
@@ -95,29 +95,28 @@ def publish_items_to_nomi(params: PublishItemsParams) -> PublishItemsResult:
         business_id = business.id
     summary = BusinessSummary(business=params.business, run_id=uuid.uuid4())
     done: list[uuid.UUID] = []
-    batch_no = 0
     while ready:
-        batch_no += 1
         batch = publish_next_batch(
             url,
             app,
             business_id=business_id,
             slug=params.business,
             run_id=summary.run_id,
-            batch_no=batch_no,
+            batch_no=summary.batches + 1,  # counts the batches that ended
             batch_size=params.batch_size,
             limits=params.limits,
-            item_ids=ready,
-            exclude=done,
+            item_ids=unwalked(ready),
+            exclude=unwalked(done),
         )
         summary.add(batch)
         done.extend(r.item_id for r in batch.rows)
-        ready = [i for i in ready if i not in set(done)]
+        handled = set(done)
+        ready = [i for i in ready if i not in handled]
         if not batch.claimed or batch.stopped is not None:
             break
     record_publish_run(
         url,
-        summary,
+        unwalked(summary),
         business_id=business_id,
         trigger="manual",
         flow_run_id=uuid.UUID(str(flow_run.id)) if flow_run.id else None,

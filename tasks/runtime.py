@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -28,6 +29,7 @@ from nomi.retry import RetryPolicy
 from nomi.throttle import throttle_for
 
 DEFAULT_APP_BLOCK = "nomi"
+T = TypeVar("T")
 
 
 class NomiLimits(BaseModel):
@@ -63,6 +65,16 @@ def db(database_url: str, *, write: bool = False) -> Iterator[Session]:
 def credentials_block_name(business_slug: str) -> str:
     """Name of the `NomiCredentials` block of one business's connection."""
     return f"nomi-credentials-{business_slug}"
+
+
+def unwalked(value: T) -> T:
+    """``value`` as a task parameter Prefect passes on without walking it for futures (``quote``).
+
+    A business's summary holds a row per item and the publish task's id lists an id per item:
+    walking them (twice per task run) was ~6% of the publishing process's CPU in the publish
+    benchmark.
+    """
+    return cast(T, quote(value))
 
 
 def load_credentials(app: NomiApp, connection: Connection) -> None:

@@ -106,20 +106,15 @@ def record_attempts(
         number = next_no.get(key, 1)
         next_no[key] = number + 1
         rows.append({"id": uuid.uuid4(), "attempt_no": number, "at": now, **fields})
-    session.connection().execute(sa.insert(_attempts()), rows)
+    session.connection().execute(sa.insert(table_of(PublishAttempt)), rows)
     return rows
-
-
-def _attempts() -> sa.Table:
-    """The publish attempts table (typed Core access)."""
-    return table_of(PublishAttempt)
 
 
 @lru_cache(maxsize=1)
 def _last_attempt_numbers() -> sa.Select[Any]:
     """The highest ``attempt_no`` per item and step of a list of items (``items``), built once:
     the group commit runs it for every transaction."""
-    c = _attempts().c
+    c = table_of(PublishAttempt).c
     return (
         sa.select(c.item_id, c.step, sa.func.max(c.attempt_no))
         .where(c.item_id.in_(sa.bindparam("items", expanding=True)))

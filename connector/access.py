@@ -3,8 +3,9 @@
 Connect, reconnect, disconnect and settings changes call ``require_admin`` first. Every decision is
 written to the audit log: an allowed action in the caller's transaction (it stands or falls with the
 action), a refusal in a transaction of its own, so it survives the caller rolling back. Call it
-before the session writes anything: on SQLite a pending write would block the refusal's own
-transaction.
+before the session writes anything: a refusal rolls the caller's transaction back first, so that
+the caller may hold a write transaction (on SQLite it would block the refusal's own) and loses
+nothing by it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,31 @@ def require_admin(
         action=action,
         role=membership.role if membership else None,
     )
+    audit_refusal(
+        session,
+        action=action,
+        business_id=business_id,
+        user_id=user_id,
+        detail={"reason": message, **(detail or {})},
+    )
+    raise PermissionDeniedError(message, user_id=user_id, business_id=business_id, action=action)
+
+
+def audit_refusal(
+    session: Session,
+    *,
+    action: str,
+    business_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    detail: dict[str, Any],
+) -> None:
+    """Commit a refusal's audit row in a transaction of its own, after releasing the caller's.
+
+    The caller's transaction has written nothing yet (refusals come before any write), so rolling
+    it back loses nothing; it frees the write lock a caller that opened a write transaction holds
+    on SQLite, which the audit's own transaction would otherwise wait on until it times out.
+    """
+    session.rollback()
     with Session(session.get_bind()) as audit_session:
         record_audit(
             audit_session,
@@ -83,10 +109,9 @@ def require_admin(
             allowed=False,
             business_id=business_id,
             user_id=user_id,
-            detail={"reason": message, **(detail or {})},
+            detail=detail,
         )
         audit_session.commit()
-    raise PermissionDeniedError(message, user_id=user_id, business_id=business_id, action=action)
 
 
 def _refusal(

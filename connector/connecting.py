@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from sqlmodel import Session, select
 
-from connector.access import PermissionDeniedError, require_admin
+from connector.access import PermissionDeniedError, audit_refusal, require_admin
 from connector.history import record_audit
 from connector.models import (
     Business,
@@ -110,16 +110,13 @@ def _refuse_unknown_user(
         f"user {email} may not perform '{action}' on business '{business.slug}': "
         "no such user; only admins and accountants may"
     )
-    with Session(session.get_bind()) as audit_session:
-        record_audit(
-            audit_session,
-            action=action,
-            allowed=False,
-            business_id=business.id,
-            user_id=None,
-            detail={"reason": message, "email": email},
-        )
-        audit_session.commit()
+    audit_refusal(
+        session,
+        action=action,
+        business_id=business.id,
+        user_id=None,
+        detail={"reason": message, "email": email},
+    )
     raise PermissionDeniedError(
         message, user_id=uuid.UUID(int=0), business_id=business.id, action=action
     )

@@ -107,7 +107,7 @@ def check_request(
 ) -> ConsentRequest:
     """Refuse non-admins and a connect/reconnect that does not fit the connection (audited)."""
     refused: ConnectRefusedError | None = None
-    with db(database_url) as session:  # not a write session: refusals audit in their own
+    with db(database_url, write=True) as session:
         try:
             request = authorise_consent(
                 session, business_slug=business, acting_email=acting_user, purpose=purpose

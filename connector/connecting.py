@@ -3,8 +3,9 @@
 The Prefect flows ``connect-to-nomi`` and ``reconnect-to-nomi`` call these in order:
 ``authorise_consent`` (admin only, audited; refuses connecting twice or reconnecting what was never
 connected), then after Nomi's consent ``pick_organisation`` and ``record_connection`` (the
-connection row, its settings row and an audit row). No secrets pass through here: tokens go to the
-credentials block, never to these tables.
+connection row, its settings row and an audit row). Publishing and sync call
+``mark_connection_expired`` when Nomi refuses a connection. No secrets pass through here: tokens go
+to the credentials block, never to these tables.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError, audit_refusal, require_admin
@@ -25,6 +27,7 @@ from connector.models import (
     ConnectionSettings,
     ConnectionStatus,
     User,
+    table_of,
     utcnow,
 )
 from connector.oauth_states import OAuthPurpose
@@ -253,4 +256,32 @@ def record_failure(
         business_id=request.business_id,
         user_id=request.user_id,
         detail={"reason": reason},
+    )
+
+
+MAX_LAST_ERROR = 500
+
+
+def mark_connection_expired(session: Session, business_id: uuid.UUID, reason: str) -> None:
+    """Mark the business's connection ``expired`` (a reconnect is needed); the caller commits.
+
+    Publishing and sync call it when Nomi refuses the connection. One ``UPDATE`` with no read
+    first: on SQLite a transaction that read and then writes cannot become a writer once another
+    connection has committed in between ("database is locked" at once), and publishing's other
+    writers commit all the time. Open the session as a write (``tasks.runtime.db(write=True)``).
+
+    Args:
+        session: A session on the connector database.
+        business_id: The business whose connection Nomi no longer accepts.
+        reason: Shown to ops as ``last_error``, cut to 500 characters (must hold no secret).
+    """
+    connections = table_of(Connection)
+    session.connection().execute(
+        sa.update(connections)
+        .where(connections.c.business_id == business_id)
+        .values(
+            status=ConnectionStatus.EXPIRED,
+            last_error=reason[:MAX_LAST_ERROR],
+            updated_at=utcnow(),
+        )
     )

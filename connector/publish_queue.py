@@ -7,7 +7,7 @@
 - ``claim_next``: claim the next batch of candidates (skipping items other runs hold).
 - ``recover_stale``: give back claims left by dead runs and leave a trace in history, so the next
   attempt looks its record up by ``source_id`` before creating it.
-- ``mark_connection_expired``, ``require_member``, ``apply_contact_choices``, ``allow_retry``.
+- ``require_member``, ``apply_contact_choices``, ``allow_retry``.
 """
 
 from __future__ import annotations
@@ -169,22 +169,6 @@ def recover_stale(
         )
     session.commit()
     return recovered
-
-
-def mark_connection_expired(session: Session, business_id: uuid.UUID, message: str) -> None:
-    """Mark the business's connection ``expired`` with the reason (committed).
-
-    One ``UPDATE``, no read first: on SQLite a transaction that read and then writes cannot
-    become a writer once another connection has committed in between ("database is locked" at
-    once), which is what publishing's other writers do all the time.
-    """
-    connections = table_of(Connection)
-    session.connection().execute(
-        sa.update(connections)
-        .where(connections.c.business_id == business_id)
-        .values(status=ConnectionStatus.EXPIRED, last_error=message, updated_at=utcnow())
-    )
-    session.commit()
 
 
 def require_member(session: Session, *, business_id: uuid.UUID, email: str, action: str) -> User:

@@ -41,8 +41,6 @@ from connector.history import get_bookmark, record_sync_run, set_bookmark
 from connector.models import (
     BankAccount,
     Category,
-    Connection,
-    ConnectionStatus,
     Customer,
     ListName,
     Supplier,
@@ -433,25 +431,3 @@ def _archive_unseen(
         .values(status=ARCHIVED)
     )
     return int(result.rowcount or 0)
-
-
-def mark_connection_expired(session: Session, connection_id: uuid.UUID, reason: str) -> bool:
-    """Mark a connection ``expired`` with the reason (a reconnect is needed).
-
-    Args:
-        session: An open session (the caller commits).
-        connection_id: The connection that Nomi no longer accepts.
-        reason: Shown to ops as ``last_error`` (must hold no secret).
-
-    Returns:
-        True when the status changed (it was not already expired).
-    """
-    connection = session.get(Connection, connection_id)
-    if connection is None:
-        raise LookupError(f"no connection {connection_id}")
-    changed = connection.status != ConnectionStatus.EXPIRED
-    connection.status = ConnectionStatus.EXPIRED
-    connection.last_error = reason[:_MAX_ERROR]
-    session.add(connection)
-    session.flush()
-    return changed

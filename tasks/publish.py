@@ -30,13 +30,13 @@ from sqlmodel import select
 from blocks.app import NomiApp
 from blocks.tokens import ensure_lock, lock_busy
 from connector import history
+from connector.connecting import mark_connection_expired
 from connector.models import Connection, ConnectionStatus
 from connector.publish_batch import publish_batch
 from connector.publish_book import PublishBook
 from connector.publish_queue import (
     Selection,
     claim_next,
-    mark_connection_expired,
     recover_stale,
     select_candidates,
 )

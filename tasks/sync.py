@@ -18,8 +18,9 @@ from prefect.events import emit_event
 from prefect.tasks import Task
 
 from blocks.app import NomiApp
+from connector.connecting import mark_connection_expired
 from connector.models import Connection
-from connector.sync import SyncStatus, mark_connection_expired, sync_list
+from connector.sync import SyncStatus, sync_list
 from connector.sync_targets import SyncTarget, after_sync, sync_targets
 from nomi.errors import ConnectionLostError, TransientError
 from tasks.runtime import db, engine_for, nomi_client
@@ -115,7 +116,7 @@ def sync_one_list(
     except ConnectionLostError as exc:
         reason = f"Nomi refused the connection while syncing {list_name}: {exc}"
         with db(database_url, write=True) as session:
-            mark_connection_expired(session, target.connection_id, reason)
+            mark_connection_expired(session, target.business_id, reason)
         logger.warning("%s: connection lost, marked expired (%s)", slug, exc)
         return {
             "list": list_name,

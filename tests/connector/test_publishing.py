@@ -430,16 +430,31 @@ def test_marking_the_connection_expired_waits_for_a_write_committed_meanwhile(
     """Publishing's other writers commit all the time. Marking the connection expired takes its
     turn (busy timeout) instead of failing at once ("database is locked") because it read the
     connection first and another connection committed before its write."""
-    from connector.publish_queue import mark_connection_expired
+    from connector.connecting import mark_connection_expired
 
     with commit_elsewhere_before_first_write(world.engine) as errors, world.session() as s:
         mark_connection_expired(s, world.business_id, "consent expired")
+        s.commit()
     assert errors == []
     with world.session() as s:
         connection = s.get(Connection, world.connection_id)
         assert connection is not None
         assert connection.status == ConnectionStatus.EXPIRED
         assert connection.last_error == "consent expired"
+
+
+def test_marking_the_connection_expired_cuts_a_long_reason_for_ops(world: World) -> None:
+    from connector.connecting import mark_connection_expired
+
+    reason = "Nomi refused the connection: " + "x" * 600
+    with world.session() as s:
+        mark_connection_expired(s, world.business_id, reason)
+        s.commit()
+    with world.session() as s:
+        connection = s.get(Connection, world.connection_id)
+        assert connection is not None
+        assert connection.status == ConnectionStatus.EXPIRED
+        assert connection.last_error == reason[:500]
 
 
 def test_connection_lost_mid_batch_gives_every_item_back_ready(world: World) -> None:
@@ -457,7 +472,7 @@ def test_connection_lost_mid_batch_gives_every_item_back_ready(world: World) -> 
         assert item.claimed_by_run is None
     assert world.records("expense") == []
     with world.session() as s:
-        from connector.publish_queue import mark_connection_expired
+        from connector.connecting import mark_connection_expired
 
         mark_connection_expired(s, world.business_id, "consent expired")
         connection = s.get(Connection, world.connection_id)

@@ -66,7 +66,9 @@ def publish_items_to_nomi(params: PublishItemsParams) -> PublishItemsResult:
     url = ConnectorSettings().database_url
     app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
     started = datetime.now(UTC)
-    with db(url) as session:
+    # A write session: the member check, the contact choices and their reassessment read and
+    # then write while auto-publish may be committing (see tasks.runtime.db).
+    with db(url, write=True) as session:
         business, _ = business_and_connection(session, params.business)
         user = require_member(
             session, business_id=business.id, email=params.acting_user, action="publish.items"

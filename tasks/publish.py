@@ -109,7 +109,7 @@ def recover_stale_claims(
     """Give back claims older than the timeout (left by dead runs); returns how many."""
     logger = get_run_logger()
     recovered = 0
-    with db(database_url) as session:
+    with db(database_url, write=True) as session:  # each recovery reads, then writes attempts
         targets: list[uuid.UUID | None] = list(business_ids) if business_ids else [None]
         for business_id in targets:
             recovered += len(

@@ -15,6 +15,8 @@ from connector.models import AuditLog, ItemKind, ItemStatus
 from flows.publish_items_to_nomi import PublishItemsParams, publish_items_to_nomi
 from sandbox.seed import HARBOUR
 from sandbox.testing import SandboxHandle
+from tasks.runtime import engine_for
+from tests.connector.conftest import commit_elsewhere_before_first_write
 from tests.connector.test_publishing_world import (
     Org,
     add_item,
@@ -82,6 +84,37 @@ def test_confirming_new_suppliers_publishes_held_items_and_audits_it(
     with Session(engine) as s:
         audits = s.exec(select(AuditLog).where(AuditLog.action == "publish.confirm_new_contact"))
         assert len(audits.all()) == 2
+
+
+def test_confirming_while_another_connection_commits_waits_its_turn(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    """Auto-publish commits all the time. The confirmation reads then writes: on SQLite it must
+    wait its turn, not fail at once with "database is locked" (runs on PostgreSQL too)."""
+    business, _ = prepare(
+        connect_business, nomi_app, connector_db, HARBOUR, tmp_path, costs=0, sales=0, claims=0
+    )
+    held = held_items(connector_db, business, ["Fresh Beans Ltd"])
+
+    with commit_elsewhere_before_first_write(engine_for(connector_db)) as errors:
+        result = publish_items_to_nomi(
+            PublishItemsParams(
+                business=business.slug,
+                item_ids=held,
+                acting_user=business.admin_email,
+                confirm_new_contacts=True,
+                app_block=nomi_app,
+                limits=FAST_LIMITS,
+            )
+        )
+
+    assert errors == []
+    assert result.summary.published == 1
+    assert len(records(sandbox, business.tenant_id, "expense")) == 1
 
 
 def test_mapping_a_new_supplier_to_an_existing_one_publishes_without_creating_it(

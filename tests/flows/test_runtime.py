@@ -24,8 +24,13 @@ def test_a_connected_business_gets_a_client_that_reads_its_organisations_supplie
     assert business.tenant_id in {o.tenant_id for o in organisations}
 
 
-def _read_then_write_while_another_connection_commits(url: str, *, write: bool) -> int:
-    """Read in one session, let another connection insert and commit, then write in the first."""
+def _read_then_write_while_another_connection_commits(
+    url: str, *, write: bool, commit_first: bool = False
+) -> int:
+    """Read in one session, let another connection insert and commit, then write in the first.
+
+    ``commit_first``: the session commits a transaction before that read (a new one begins).
+    """
     import threading
     import time
 
@@ -36,6 +41,9 @@ def _read_then_write_while_another_connection_commits(url: str, *, write: bool) 
             b.add(Business(slug="other", name="Other Ltd"))
 
     with db(url, write=write) as a:
+        if commit_first:
+            a.add(Business(slug="first", name="First Ltd"))
+            a.commit()
         a.exec(select(Business)).all()
         thread = threading.Thread(target=other)
         thread.start()
@@ -49,6 +57,15 @@ def _read_then_write_while_another_connection_commits(url: str, *, write: bool) 
 
 def test_a_write_session_reads_then_writes_while_another_connection_commits(connector_db):
     assert _read_then_write_while_another_connection_commits(connector_db, write=True) == 2
+
+
+def test_a_write_session_writes_again_after_committing_in_the_middle(connector_db):
+    assert (
+        _read_then_write_while_another_connection_commits(
+            connector_db, write=True, commit_first=True
+        )
+        == 3
+    )
 
 
 def test_a_plain_session_cannot_upgrade_its_read_snapshot_on_sqlite(connector_db):

@@ -100,11 +100,15 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def _db(ctx: typer.Context) -> Iterator[Session]:
-    """A committed-on-success session; user errors become one line and exit status 1."""
+def _db(ctx: typer.Context, *, write: bool) -> Iterator[Session]:
+    """A committed-on-success session; user errors become one line and exit status 1.
+
+    ``write``: the command reads and then writes. Its transactions then start as writes, so it
+    waits its turn while a publish run commits instead of failing with "database is locked".
+    """
     state: _State = ctx.obj
     try:
-        with session(state.engine) as db:
+        with session(state.engine, write=write) as db:
             yield db
     except USER_ERRORS as exc:
         _fail(str(exc))
@@ -124,7 +128,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 @business_app.command("add")
 def business_add(ctx: typer.Context, slug: str, name: str = typer.Option(..., "--name")) -> None:
     """Add a business."""
-    with _db(ctx) as db:
+    with _db(ctx, write=True) as db:
         business = crud.add_business(db, slug=slug, name=name)
         typer.echo(f"added business {business.slug} ({business.id})")
 
@@ -132,7 +136,7 @@ def business_add(ctx: typer.Context, slug: str, name: str = typer.Option(..., "-
 @business_app.command("list")
 def business_list(ctx: typer.Context) -> None:
     """List businesses."""
-    with _db(ctx) as db:
+    with _db(ctx, write=False) as db:
         for business in crud.list_businesses(db):
             typer.echo(f"{business.slug}\t{business.name}\t{business.id}")
 
@@ -140,7 +144,7 @@ def business_list(ctx: typer.Context) -> None:
 @user_app.command("add")
 def user_add(ctx: typer.Context, email: str, name: str = typer.Option(..., "--name")) -> None:
     """Add a user."""
-    with _db(ctx) as db:
+    with _db(ctx, write=True) as db:
         user = crud.add_user(db, email=email, name=name)
         typer.echo(f"added user {user.email} ({user.id})")
 
@@ -153,7 +157,7 @@ def member_add(
     role: str = typer.Option(..., "--role", help="admin, standard or accountant."),
 ) -> None:
     """Give a user a role in a business."""
-    with _db(ctx) as db:
+    with _db(ctx, write=True) as db:
         member = crud.add_member(
             db, business=crud.get_business(db, business), user=crud.get_user(db, user), role=role
         )
@@ -163,7 +167,7 @@ def member_add(
 @settings_app.command("show")
 def settings_show(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
     """Show a business's connection settings."""
-    with _db(ctx) as db:
+    with _db(ctx, write=False) as db:
         settings = crud.get_settings(db, crud.get_business(db, business))
         for key in crud.BOOL_SETTINGS + crud.TAX_SETTINGS:
             typer.echo(f"{key} = {_show(getattr(settings, key))}")
@@ -183,7 +187,7 @@ def settings_set(
         if not sep:
             _fail(f"expected KEY=VALUE, got {change!r}")
         pairs[key.strip()] = value
-    with _db(ctx) as db:
+    with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
         crud.set_settings(db, business=target, actor=crud.get_user(db, actor), changes=pairs)
         assess(db, target.id, None)
@@ -204,7 +208,7 @@ def rules_add(
     auto_publish: bool | None = typer.Option(None, "--auto-publish/--no-auto-publish"),
 ) -> None:
     """Add or replace a supplier or customer rule."""
-    with _db(ctx) as db:
+    with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
         method = crud.get_payment_method(db, target, payment_method) if payment_method else None
         crud.add_rule(
@@ -226,7 +230,7 @@ def rules_add(
 @rules_app.command("list")
 def rules_list(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
     """List supplier and customer rules."""
-    with _db(ctx) as db:
+    with _db(ctx, write=False) as db:
         for rule in crud.list_rules(db, crud.get_business(db, business)):
             typer.echo(
                 f"{rule.kind}\t{rule.name}\tcategory={_show(rule.category_nomi_id)}\t"
@@ -243,7 +247,7 @@ def methods_add(
     bank_account: str | None = typer.Option(None, help="Nomi bank-account id."),
 ) -> None:
     """Add a payment method."""
-    with _db(ctx) as db:
+    with _db(ctx, write=True) as db:
         crud.add_payment_method(
             db,
             business=crud.get_business(db, business),
@@ -256,7 +260,7 @@ def methods_add(
 @methods_app.command("list")
 def methods_list(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
     """List payment methods."""
-    with _db(ctx) as db:
+    with _db(ctx, write=False) as db:
         for method in crud.list_payment_methods(db, crud.get_business(db, business)):
             typer.echo(f"{method.name}\tbank_account={_show(method.bank_account_nomi_id)}")
 
@@ -269,7 +273,7 @@ def items_import(
 ) -> None:
     """Import items; bad rows are listed by line and field, good rows are kept."""
     state: _State = ctx.obj
-    with _db(ctx) as db:
+    with _db(ctx, write=False) as db:  # import_items takes its own write transactions
         target = crud.get_business(db, business)
         report = import_items(db, file, business_id=target.id, images_dir=state.settings.images_dir)
     typer.echo(
@@ -292,7 +296,7 @@ def items_list(
     """List a business's items."""
     if status is not None and status not in {s.value for s in ItemStatus}:
         _fail(f"unknown status {status!r}")
-    with _db(ctx) as db:
+    with _db(ctx, write=False) as db:
         target = crud.get_business(db, business)
         query = select(Item).where(Item.business_id == target.id)
         if status is not None:

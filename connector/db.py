@@ -173,23 +173,40 @@ def writer_gate(engine: Engine) -> WriterGate | None:
 
 
 @contextmanager
-def session(engine: Engine) -> Iterator[Session]:
+def session(engine: Engine, *, write: bool = False) -> Iterator[Session]:
     """Open a session: committed on a clean exit, rolled back on an exception, always closed.
 
     Args:
         engine: From ``make_engine``.
+        write: The session reads and then writes. On SQLite every transaction in it then starts
+            as a write (``BEGIN IMMEDIATE``, after a commit in the middle too): a read snapshot
+            cannot be upgraded to a write once another connection has committed ("database is
+            locked" at once, no busy wait), and publishing commits all the time. Do not open
+            another write session inside one.
 
     Returns:
         A context manager yielding a ``sqlmodel.Session`` (``expire_on_commit=False`` so loaded rows
         stay readable after the commit).
     """
-    with Session(engine, expire_on_commit=False) as db:
+    bind = engine.execution_options(sqlite_begin="IMMEDIATE") if write else engine
+    with Session(bind, expire_on_commit=False) as db:
         try:
             yield db
             db.commit()
         except BaseException:
             db.rollback()
             raise
+
+
+def begin_write(session: Session) -> sa.Connection:
+    """End the session's transaction (committed) and begin a write transaction in its place.
+
+    On SQLite it starts with ``BEGIN IMMEDIATE``: what it reads cannot go stale before it writes,
+    and it never meets "database is locked" for having read first. For a session that reads for
+    a while (parsing a file, say) before a short read-then-write.
+    """
+    session.commit()
+    return session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

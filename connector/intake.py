@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from connector.db import begin_write
 from connector.images import DocumentImage, ImageError, read_image, store_image
 from connector.intake_fields import FIELDS, RowError, parse_row
 from connector.models import Business, Item, ItemStatus, PaymentMethod
@@ -87,12 +88,9 @@ def import_items(
         m.name.casefold(): m.id
         for m in session.exec(select(PaymentMethod).where(PaymentMethod.business_id == business_id))
     }
-    existing = set(
-        session.exec(select(Item.external_id).where(Item.business_id == business_id)).all()
-    )
     report = ImportReport()
     seen: dict[str, int] = {}
-    accepted: list[tuple[dict[str, Any], DocumentImage | None]] = []
+    parsed: list[tuple[str, dict[str, Any], DocumentImage | None]] = []
     for line, raw in _records(source):
         report.rows += 1
         values, errors = parse_row(raw, line=line, payment_methods=methods)
@@ -106,11 +104,21 @@ def import_items(
             report.errors.extend(errors)
             continue
         seen[external_id] = line
+        parsed.append((external_id, values, image))
+    # Parsed without holding a lock. The duplicate check and the insert share one write
+    # transaction (publishing may commit meanwhile: a read snapshot could not become a writer).
+    begin_write(session)
+    existing = set(
+        session.exec(select(Item.external_id).where(Item.business_id == business_id)).all()
+    )
+    accepted: list[tuple[dict[str, Any], DocumentImage | None]] = []
+    for external_id, values, image in parsed:
         if external_id in existing:
             report.duplicates.append(external_id)
-            continue
-        accepted.append((values, image))
+        else:
+            accepted.append((values, image))
     report.imported = _write(session, business_id, accepted, images_dir)
+    begin_write(session)
     assess(session, business_id, report.imported)
     return report
 

@@ -38,7 +38,7 @@ from typing import Any, Literal, overload
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from connector.db import is_sqlite
+from connector.db import begin_write, is_sqlite
 from connector.group_commit import GROUPED
 from connector.models import Connection, Item, ItemStatus, table_of, utcnow
 
@@ -663,8 +663,7 @@ def _begin_write(session: Session) -> sa.Connection:
     """
     if session.info.get(GROUPED, False):
         return session.connection()
-    session.commit()
-    return session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    return begin_write(session)
 
 
 def _items() -> sa.Table:

@@ -51,25 +51,11 @@ def db(database_url: str, *, write: bool = False) -> Iterator[Session]:
 
     Args:
         database_url: The connector database.
-        write: The session reads and then writes: on SQLite its transaction starts as a write
-            (``BEGIN IMMEDIATE``), and so does every transaction after a commit in it, because
-            a read snapshot cannot be upgraded to a write once another connection has committed
-            ("database is locked" at once, no busy wait). Do not open another write session
-            inside one.
+        write: The session reads and then writes (see ``connector.db.session``): on SQLite each
+            of its transactions starts as a write.
     """
-    engine = engine_for(database_url)
-    with db_session(_write_engine(engine) if write else engine) as session:
+    with db_session(engine_for(database_url), write=write) as session:
         yield session
-
-
-@lru_cache(maxsize=8)
-def _write_engine(engine: Engine) -> Engine:
-    """``engine`` whose every transaction starts as a write (``BEGIN IMMEDIATE`` on SQLite).
-
-    Bound to a whole session, so a transaction begun after a commit in the middle of the session
-    is a write too (a read-then-write after ``apply_contact_choices`` commits, say).
-    """
-    return engine.execution_options(sqlite_begin="IMMEDIATE")
 
 
 def credentials_block_name(business_slug: str) -> str:

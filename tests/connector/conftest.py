@@ -34,8 +34,13 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def commit_elsewhere_before_first_write(engine: Engine) -> Iterator[list[BaseException]]:
+def commit_elsewhere_before_first_write(
+    engine: Engine, *, any_engine: bool = False
+) -> Iterator[list[BaseException]]:
     """Just before the first INSERT/UPDATE sent through ``engine``, another connection commits.
+
+    ``any_engine``: watch every engine of the process (code under test that builds its own, as
+    the CLI does) instead of ``engine`` only; ``engine`` still names the database.
 
     On SQLite a transaction that already read cannot become a writer after that commit ("database
     is locked" at once); one that starts as a write makes the other wait instead. The other write
@@ -60,11 +65,12 @@ def commit_elsewhere_before_first_write(engine: Engine) -> Iterator[list[BaseExc
             thread.start()
             thread.join(timeout=2)
 
-    sa.event.listen(engine, "before_cursor_execute", hook)
+    watched: Any = Engine if any_engine else engine
+    sa.event.listen(watched, "before_cursor_execute", hook)
     try:
         yield errors
     finally:
-        sa.event.remove(engine, "before_cursor_execute", hook)
+        sa.event.remove(watched, "before_cursor_execute", hook)
         for thread in threads:
             thread.join(timeout=60)
         other.dispose()

@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 from connector.cli import app
 from connector.db import make_engine
 from connector.models import AuditLog, ConnectionSettings
+from tests.connector.conftest import commit_elsewhere_before_first_write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 Run = Callable[..., Result]
@@ -156,6 +157,31 @@ def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
         ("settings.set", False),
     ]
     assert settings.auto_publish is True
+
+
+def test_a_settings_change_waits_its_turn_while_another_connection_commits(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    """A publish run commits all the time; the CLI's read-then-write must not fail at once with
+    "database is locked" on SQLite."""
+    engine = make_engine(database_url)
+    try:
+        with commit_elsewhere_before_first_write(engine, any_engine=True) as errors:
+            changed = run(
+                "settings",
+                "set",
+                "--business",
+                "bright-smile",
+                "--actor",
+                "owner@bright.example",
+                "auto_publish=true",
+            )
+        assert errors == []
+        assert changed.exit_code == 0, changed.output
+        with Session(engine) as db:
+            assert db.exec(select(ConnectionSettings)).one().auto_publish is True
+    finally:
+        engine.dispose()
 
 
 def test_rules_and_payment_methods_are_added_and_listed(run: Run, bright_smile: None) -> None:

@@ -8,11 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connector.images import sniff_content_type
 from connector.intake import NOT_ASSESSED, IntakeError, import_items
 from connector.models import Business, Item, ItemKind, ItemStatus
+from tests.connector.conftest import commit_elsewhere_before_first_write
 from tests.connector.factories import (
     make_business,
     make_category,
@@ -218,3 +220,19 @@ def test_items_of_a_connected_business_are_assessed_after_import(
     items = {i.external_id: i for i in _items(db, business)}
     assert all(NOT_ASSESSED not in i.review_reasons for i in items.values())
     assert items["bs-0004"].resolved_category_nomi_id == "cat-453"
+
+
+def test_an_import_waits_its_turn_while_another_connection_commits(
+    engine: Engine, business: Business, db: Session, tmp_path: Path
+) -> None:
+    """Publishing commits all the time: the duplicate check and the insert must share a write
+    transaction, or on SQLite the insert fails at once with "database is locked"."""
+    db.commit()
+    with commit_elsewhere_before_first_write(engine) as errors, Session(engine) as session:
+        report = import_items(
+            session, EXAMPLES / "items.csv", business_id=business.id, images_dir=tmp_path / "i"
+        )
+    assert errors == []
+    assert report.ok
+    assert report.imported
+    assert len(_items(db, business)) == len(report.imported)

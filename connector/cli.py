@@ -23,6 +23,7 @@ from connector.db import make_engine, migrate, session
 from connector.history_export import export_attempts
 from connector.history_queries import ReportWindow
 from connector.intake import IntakeError, assess, import_items
+from connector.item_edits import edit_item
 from connector.models import Item, ItemStatus
 from connector.settings import ConnectorSettings
 
@@ -316,6 +317,43 @@ def items_list(
                 typer.echo(json.dumps(row))
             else:
                 typer.echo("\t".join(_show(v) for v in row.values()))
+
+
+@items_app.command("edit")
+def items_edit(
+    ctx: typer.Context,
+    external_id: str = typer.Argument(..., help="The item's external id (see items list)."),
+    business: str = typer.Option(..., "--business"),
+    actor: str = typer.Option(..., "--actor", help="Email of the member making the edit."),
+    category: str | None = typer.Option(
+        None, help="Nomi category id for this item; none clears it (the rules decide again)."
+    ),
+    tax_rate: str | None = typer.Option(
+        None, help="Nomi tax-rate id for this item (use_tax_list on); none clears it."
+    ),
+) -> None:
+    """Set the category or tax rate on one item (it wins over rules); the item is reassessed."""
+    changes = {
+        key: value
+        for key, value in (("category", category), ("tax_rate", tax_rate))
+        if value is not None
+    }
+    with _db(ctx, write=True) as db:
+        result = edit_item(
+            db,
+            business=crud.get_business(db, business),
+            external_id=external_id,
+            actor_email=actor,
+            changes=changes,
+        )
+    typer.echo(
+        f"{result.external_id}: {result.status}; category={_show(result.category_id)} "
+        f"tax_rate={_show(result.tax_rate_id)}"
+    )
+    for reason in result.review_reasons:
+        typer.echo(f"  {reason}")
+    if result.rejection_cleared:
+        typer.echo("  Nomi's last rejection cleared: the next auto-publish run takes it again")
 
 
 @history_app.command("export")

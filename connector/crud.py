@@ -153,7 +153,7 @@ def set_settings(
                 raise ValueError(f"{key} takes true or false, not {text!r}")
             parsed[key] = lowered in {"true", "on", "yes"}
         elif key in TAX_SETTINGS:
-            parsed[key] = _tax_rate_id(key, text)
+            parsed[key] = nomi_id_or_none(key, text)
         else:
             raise ValueError(
                 f"unknown setting {key!r}; known: {', '.join(BOOL_SETTINGS + TAX_SETTINGS)}"
@@ -175,15 +175,19 @@ def set_settings(
 _NOMI_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
-def _tax_rate_id(key: str, text: str) -> str | None:
-    """A Nomi tax-rate id for a tax default (``none`` or empty clears it)."""
+def nomi_id_or_none(key: str, text: str, what: str = "tax-rate") -> str | None:
+    """A Nomi ``what`` id typed for ``key`` (``none`` or empty clears it).
+
+    Raises:
+        ValueError: Not an id Nomi could have issued (names the key and shows the value).
+    """
     value = text.strip()
     if value.lower() in {"", "none"}:
         return None
     if not _NOMI_ID.fullmatch(value):
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise ValueError(
-            f"{key} takes a Nomi tax-rate id (up to 64 letters, digits, '.', '_', ':' or '-') "
+            f"{key} takes a Nomi {what} id (up to 64 letters, digits, '.', '_', ':' or '-') "
             f"or none, not {shown!r}"
         )
     return value

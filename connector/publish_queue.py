@@ -271,20 +271,28 @@ def apply_contact_choices(
 
 
 def allow_retry(session: Session, item_ids: Sequence[uuid.UUID]) -> int:
-    """Clear the last error of Ready items (after an edit) so auto-publish takes them again.
+    """Clear Nomi's rejection of Ready items (after an edit) so auto-publish takes them again.
+
+    Only rejections: an item waiting for a reconnect (``connection_expired``) or after a
+    transient failure keeps its code, which auto-publish does not hold it back for anyway (and a
+    reconnect run looks for ``connection_expired``). The caller commits.
 
     Returns:
-        How many items changed (committed).
+        How many items changed.
     """
     if not item_ids:
         return 0
     table = table_of(Item)
     result = session.connection().execute(
         sa.update(table)
-        .where(table.c.id.in_(list(item_ids)), table.c.status == ItemStatus.READY)
+        .where(
+            table.c.id.in_(list(item_ids)),
+            table.c.status == ItemStatus.READY,
+            table.c.last_error_code.is_not(None),
+            table.c.last_error_code.not_in(sorted(RETRYABLE_ERROR_CODES)),
+        )
         .values(last_error_code=None, last_error_message=None, updated_at=utcnow())
     )
-    session.commit()
     return int(result.rowcount)
 
 

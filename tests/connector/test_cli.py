@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from connector.cli import app
 from connector.db import make_engine
-from connector.models import AuditLog, ConnectionSettings
+from connector.models import AuditLog, ConnectionSettings, Item
 from tests.connector.conftest import commit_elsewhere_before_first_write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -245,3 +245,32 @@ def test_items_import_list_and_report_refused_rows(run: Run, bright_smile: None)
     missing = run("items", "import", "nope.csv", "--business", "bright-smile")
     assert missing.exit_code == 1
     assert "file not found" in missing.output
+
+
+def test_an_item_is_edited_by_a_member_and_refused_to_an_outsider(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    assert (
+        run("items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile").exit_code
+        == 0
+    )
+    assert run("user", "add", "stranger@else.example", "--name", "Stranger").exit_code == 0
+    edit = ("items", "edit", "bs-0001", "--business", "bright-smile")
+
+    edited = run(*edit, "--actor", "clerk@bright.example", "--category", "cat-office")
+    assert edited.exit_code == 0, edited.output
+    assert edited.output.startswith("bs-0001: ")
+    refused = run(*edit, "--actor", "stranger@else.example", "--category", "cat-other")
+    assert refused.exit_code == 1
+    assert "stranger@else.example may not perform 'item.edit'" in refused.output
+    nothing = run(*edit, "--actor", "clerk@bright.example")
+    assert nothing.exit_code == 1
+    assert "nothing to change" in nothing.output
+
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        item = db.exec(select(Item).where(Item.external_id == "bs-0001")).one()
+        audit = db.exec(select(AuditLog).where(AuditLog.action == "item.edit")).all()
+    engine.dispose()
+    assert item.category_edit == "cat-office"
+    assert sorted(a.allowed for a in audit) == [False, True]

@@ -1,0 +1,215 @@
+"""Edits on the item itself: category and tax rate, by members, on review/ready items, audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from connector.access import PermissionDeniedError
+from connector.db import session as db_session
+from connector.item_edits import EditResult, edit_item
+from connector.models import (
+    AuditLog,
+    Business,
+    ConnectionSettings,
+    Item,
+    ItemStatus,
+    Role,
+)
+from connector.review import reassess
+from tests.connector.factories import (
+    make_business,
+    make_category,
+    make_connection,
+    make_item,
+    make_membership,
+    make_supplier,
+    make_tax_rate,
+    make_user,
+)
+
+
+@dataclass
+class Shop:
+    business: Business
+    member: str
+    category: str
+    archived_category: str
+    tax_rate: str
+
+
+@pytest.fixture
+def shop(engine: Engine) -> Shop:
+    """A connected business, a standard member, its lists mirrored."""
+    with Session(engine, expire_on_commit=False) as s:
+        business = make_business(s)
+        member = make_user(s)
+        make_membership(s, user=member, business=business, role=Role.STANDARD)
+        connection = make_connection(s, business=business)
+        make_supplier(s, connection=connection, name="Office Supplies Ltd")
+        category = make_category(s, connection=connection)
+        archived = make_category(s, connection=connection, status="ARCHIVED")
+        rate = make_tax_rate(s, connection=connection)
+        s.commit()
+        return Shop(business, member.email, category.nomi_id, archived.nomi_id, rate.nomi_id)
+
+
+def _item(engine: Engine, shop: Shop, **fields: object) -> str:
+    """An item of the shop, assessed; returns its external id."""
+    with Session(engine, expire_on_commit=False) as s:
+        item = make_item(s, business=shop.business, status=ItemStatus.REVIEW, **fields)
+        s.commit()
+        reassess(s, business_id=shop.business.id, item_ids=[item.id])
+        s.commit()
+        return item.external_id
+
+
+def _edit(engine: Engine, shop: Shop, external_id: str, **changes: str) -> EditResult:
+    with db_session(engine, write=True) as s:
+        return edit_item(
+            s,
+            business=shop.business,
+            external_id=external_id,
+            actor_email=shop.member,
+            changes=changes,
+        )
+
+
+def _stored(engine: Engine, external_id: str) -> Item:
+    with Session(engine) as s:
+        item = s.exec(select(Item).where(Item.external_id == external_id)).one()
+        s.expunge(item)
+        return item
+
+
+def _audit(engine: Engine, action: str) -> list[AuditLog]:
+    with Session(engine) as s:
+        return list(s.exec(select(AuditLog).where(AuditLog.action == action)).all())
+
+
+def test_a_category_set_on_the_item_makes_it_ready_and_is_audited(
+    engine: Engine, shop: Shop
+) -> None:
+    external_id = _item(engine, shop)
+    before = _stored(engine, external_id)
+    assert before.status == ItemStatus.REVIEW
+    assert any("no category" in reason for reason in before.review_reasons)
+
+    result = _edit(engine, shop, external_id, category=shop.category)
+
+    assert result.status == ItemStatus.READY
+    assert result.category_id == shop.category
+    stored = _stored(engine, external_id)
+    assert stored.category_edit == shop.category
+    assert stored.resolved_sources.get("category") == "item"
+    audit = _audit(engine, "item.edit")
+    assert [(a.allowed, a.detail["category_edit"]) for a in audit] == [(True, shop.category)]
+
+
+def test_an_archived_category_keeps_the_item_in_review_with_the_reason(
+    engine: Engine, shop: Shop
+) -> None:
+    external_id = _item(engine, shop)
+
+    result = _edit(engine, shop, external_id, category=shop.archived_category)
+
+    assert result.status == ItemStatus.REVIEW
+    assert any("archived" in reason for reason in result.review_reasons), result.review_reasons
+
+
+def test_none_clears_the_edit_and_the_rules_decide_again(engine: Engine, shop: Shop) -> None:
+    external_id = _item(engine, shop, category_edit=shop.category)
+    assert _stored(engine, external_id).status == ItemStatus.READY
+
+    result = _edit(engine, shop, external_id, category="none")
+
+    assert result.status == ItemStatus.REVIEW
+    assert _stored(engine, external_id).category_edit is None
+
+
+def test_editing_a_rejected_item_lets_auto_publish_take_it_again(
+    engine: Engine, shop: Shop
+) -> None:
+    rejected = _item(
+        engine,
+        shop,
+        category_edit=shop.category,
+        last_error_code="period_locked",
+        last_error_message="The period is locked",
+    )
+    waiting = _item(engine, shop, category_edit=shop.category, last_error_code="connection_expired")
+
+    assert _edit(engine, shop, rejected, tax_rate=shop.tax_rate).rejection_cleared
+    assert not _edit(engine, shop, waiting, tax_rate=shop.tax_rate).rejection_cleared
+
+    assert _stored(engine, rejected).last_error_code is None
+    assert _stored(engine, rejected).resolved_tax_rate_nomi_id == shop.tax_rate
+    # A reconnect run looks for items that waited: an edit must not hide them.
+    assert _stored(engine, waiting).last_error_code == "connection_expired"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "nothing to change"),
+        ({"colour": "blue"}, "unknown item field 'colour'"),
+        ({"category": "=HYPERLINK(1)"}, "category takes a Nomi category id"),
+        ({"tax_rate": "x" * 80}, "tax_rate takes a Nomi tax-rate id"),
+    ],
+)
+def test_bad_edits_are_refused_by_name_and_nothing_changes(
+    engine: Engine, shop: Shop, changes: dict[str, str], message: str
+) -> None:
+    external_id = _item(engine, shop)
+    with pytest.raises(ValueError, match=message):
+        _edit(engine, shop, external_id, **changes)
+    assert _stored(engine, external_id).category_edit is None
+    assert _audit(engine, "item.edit") == []
+
+
+def test_a_tax_rate_needs_use_tax_list_on(engine: Engine, shop: Shop) -> None:
+    external_id = _item(engine, shop)
+    with Session(engine) as s:
+        settings = s.exec(select(ConnectionSettings)).one()
+        settings.use_tax_list = False
+        s.add(settings)
+        s.commit()
+
+    with pytest.raises(ValueError, match="only while use_tax_list is on"):
+        _edit(engine, shop, external_id, tax_rate=shop.tax_rate)
+    assert _stored(engine, external_id).tax_rate_edit is None
+
+
+@pytest.mark.parametrize("status", [ItemStatus.PUBLISHING, ItemStatus.PUBLISHED])
+def test_only_items_in_review_or_ready_can_be_edited(
+    engine: Engine, shop: Shop, status: ItemStatus
+) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        item = make_item(s, business=shop.business, status=status)
+        s.commit()
+
+    with pytest.raises(ValueError, match=f"is {status.value}: only items in review or ready"):
+        _edit(engine, shop, item.external_id, category=shop.category)
+    assert _stored(engine, item.external_id).category_edit is None
+
+
+def test_an_unknown_item_is_named(engine: Engine, shop: Shop) -> None:
+    with pytest.raises(LookupError, match="has no item 'nope'"):
+        _edit(engine, shop, "nope", category=shop.category)
+
+
+def test_a_non_member_is_refused_and_the_refusal_audited(engine: Engine, shop: Shop) -> None:
+    external_id = _item(engine, shop)
+    with Session(engine, expire_on_commit=False) as s:
+        outsider = make_user(s)
+        s.commit()
+    shop.member = outsider.email
+
+    with pytest.raises(PermissionDeniedError, match="not a member"):
+        _edit(engine, shop, external_id, category=shop.category)
+
+    assert _stored(engine, external_id).category_edit is None
+    assert [a.allowed for a in _audit(engine, "item.edit")] == [False]

@@ -112,6 +112,8 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedules(subproce
                 deployment.concurrency_options.collision_strategy
                 == spec.concurrency_limit["collision_strategy"]
             )
+        else:  # per-business: runs side by side
+            assert deployment.global_concurrency_limit is None, name
         automations = asyncio.run(_automations_of(deployment.id))
         assert len(automations) == len(spec.triggers), name
         for automation in automations:

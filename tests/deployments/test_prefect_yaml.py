@@ -41,8 +41,14 @@ SCHEDULES = {
 SPECS = load_specs()
 
 
-def spec_named(flow_name: str) -> DeploymentSpec:
-    return next(s for s in SPECS if FLOW_NAMES[s.entrypoint] == flow_name)
+def spec_named(flow_name: str, name: str | None = None) -> DeploymentSpec:
+    """The flow's deployment (``name`` picks one when the flow has several)."""
+    (spec,) = [
+        s
+        for s in SPECS
+        if FLOW_NAMES[s.entrypoint] == flow_name and (name is None or s.name == name)
+    ]
+    return spec
 
 
 def flow_or_skip(spec: DeploymentSpec):
@@ -51,8 +57,21 @@ def flow_or_skip(spec: DeploymentSpec):
     return load_flow(spec)
 
 
-def test_every_contract_flow_has_exactly_one_deployment():
-    assert sorted(s.entrypoint for s in SPECS) == sorted(FLOW_NAMES)
+def test_every_contract_flow_is_deployed_once_and_auto_publish_also_per_business():
+    deployed = sorted((FLOW_NAMES[s.entrypoint], s.name) for s in SPECS)
+    expected = [(flow, "manual") for flow in MANUAL - {"notify-ops"}]
+    expected += [(flow, "scheduled") for flow in SCHEDULES]
+    expected += [("notify-ops", "on-connection-expired"), ("auto-publish-to-nomi", "per-business")]
+    assert deployed == sorted(expected)
+
+
+def test_per_business_runs_may_run_side_by_side():
+    """No deployment-wide limit: the publishing lock, not the deployment, keeps two runs off
+    one business (the scale-out test deploys this very entry)."""
+    spec = spec_named("auto-publish-to-nomi", "per-business")
+    assert spec.concurrency_limit is None
+    assert spec.schedules == []
+    assert spec.triggers == []
 
 
 def test_deployments_run_on_the_nomi_connector_process_pool():
@@ -76,7 +95,7 @@ def test_manual_deployments_have_no_schedule(flow_name):
 
 @pytest.mark.parametrize("flow_name", sorted(SCHEDULES))
 def test_scheduled_deployments_carry_the_documented_schedules(flow_name):
-    spec = spec_named(flow_name)
+    spec = spec_named(flow_name, "scheduled")
     found = {}
     for entry in spec.schedules:
         kind = "cron" if "cron" in entry else "interval"
@@ -87,13 +106,13 @@ def test_scheduled_deployments_carry_the_documented_schedules(flow_name):
 def test_sync_schedules_choose_incremental_and_full_mode():
     modes = {
         s["slug"]: s["parameters"]["params"]["mode"]
-        for s in spec_named("sync-nomi-reference-data").schedules
+        for s in spec_named("sync-nomi-reference-data", "scheduled").schedules
     }
     assert modes == {"incremental-every-30-minutes": "incremental", "full-nightly": "full"}
 
 
 def test_auto_publish_cancels_a_sweep_arriving_while_the_last_still_runs():
-    assert spec_named("auto-publish-to-nomi").concurrency_limit == {
+    assert spec_named("auto-publish-to-nomi", "scheduled").concurrency_limit == {
         "limit": 1,
         "collision_strategy": "CANCEL_NEW",
     }
@@ -106,7 +125,7 @@ def test_connection_expired_event_starts_notify_ops():
     assert set(trigger["parameters"]["params"]) == {"resource_id", "event", "detail"}
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.entrypoint for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[f"{s.entrypoint}/{s.name}" for s in SPECS])
 def test_entrypoint_names_the_flow_with_one_params_model(spec):
     flow = flow_or_skip(spec)
     assert flow.name == FLOW_NAMES[spec.entrypoint]
@@ -119,7 +138,7 @@ def test_entrypoint_names_the_flow_with_one_params_model(spec):
     assert flow.__doc__ or flow.description, "the UI shows the flow's docstring to ops"
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=[s.entrypoint for s in SPECS])
+@pytest.mark.parametrize("spec", SPECS, ids=[f"{s.entrypoint}/{s.name}" for s in SPECS])
 def test_scheduled_parameters_validate_against_the_flow(spec):
     flow = flow_or_skip(spec)
     for schedule in spec.schedules:
@@ -134,8 +153,7 @@ def test_served_deployments_copy_the_yaml_schedules_and_limits():
     deployments, skipped = available_deployments(SPECS)
     assert len(deployments) + len(skipped) == len(SPECS)
     for deployment in deployments:
-        spec = next(s for s in SPECS if FLOW_NAMES[s.entrypoint] == deployment.flow_name)
-        assert deployment.name == spec.name
+        spec = spec_named(deployment.flow_name, deployment.name)
         slugs = [s.slug for s in deployment.schedules or []]
         assert slugs == [s["slug"] for s in spec.schedules]
         if spec.concurrency_limit:

@@ -161,23 +161,27 @@ def add_businesses(
 
 
 def deploy_per_business(pool: str) -> None:
-    """Deploy auto-publish into the process pool, without a deployment-wide limit of 1.
+    """Deploy the ``per-business`` entry of ``prefect.yaml`` into the process pool.
 
-    The scheduled deployment of ``prefect.yaml`` allows one run at a time (``CANCEL_NEW``); runs
-    fanned out per business use their own deployment, and the per-business publishing lock
-    still keeps two runs off one business.
+    The scheduled deployment allows one run at a time (``CANCEL_NEW``); runs fanned out per
+    business use this one, which has no deployment-wide limit, and the per-business publishing
+    lock still keeps two runs off one business.
     """
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
 
+    from deployments.serve import load_specs
+
+    (spec,) = [s for s in load_specs() if s.name == DEPLOYMENT_NAME]
+    assert spec.concurrency_limit is None
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name=pool, type="process"), overwrite=True)
-    source = flow.from_source(
-        source=str(REPO_ROOT), entrypoint="flows/auto_publish_to_nomi.py:auto_publish_to_nomi"
-    )
+    source = flow.from_source(source=str(REPO_ROOT), entrypoint=spec.entrypoint)
     source.deploy(  # type: ignore[union-attr]
-        name=DEPLOYMENT_NAME,
+        name=spec.name,
+        description=spec.description,
+        tags=spec.tags,
         work_pool_name=pool,
         build=False,
         push=False,

@@ -107,6 +107,10 @@ def prefect_server(prefect_home: Path, *, port: int, timeout: float = 120) -> It
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C reaches only us, and we stop the server
+            # after what still talks to it (a serving runner pauses its deployments on the way
+            # out; with the server gone at the same moment the demo hung after Ctrl-C).
+            start_new_session=True,
         )
     api_url = f"http://127.0.0.1:{port}/api"
     try:

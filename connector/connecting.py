@@ -33,6 +33,8 @@ from connector.models import (
 from connector.oauth_states import OAuthPurpose
 from nomi.models import Organisation
 
+MAX_LAST_ERROR = 500  # characters of a reason kept as a connection's last_error
+
 CONSENT_TTL = timedelta(days=365)
 
 
@@ -257,9 +259,6 @@ def record_failure(
         user_id=request.user_id,
         detail={"reason": reason},
     )
-
-
-MAX_LAST_ERROR = 500
 
 
 def mark_connection_expired(session: Session, business_id: uuid.UUID, reason: str) -> None:

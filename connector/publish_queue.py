@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from connector import history, outbox
-from connector.access import PermissionDeniedError
+from connector.access import PermissionDeniedError, audit_refusal
 from connector.models import (
     AttemptOutcome,
     Business,
@@ -175,7 +175,8 @@ def require_member(session: Session, *, business_id: uuid.UUID, email: str, acti
     """The acting user, who must be a member of the business (any role); refusals are audited.
 
     Raises:
-        PermissionDeniedError: Unknown user or not a member (audited, committed).
+        PermissionDeniedError: Unknown user or not a member (audited in a transaction of its
+            own, as ``require_admin`` does).
     """
     user = session.exec(select(User).where(User.email == email.strip().lower())).first()
     if user is None:
@@ -190,20 +191,16 @@ def require_member(session: Session, *, business_id: uuid.UUID, email: str, acti
     if user is not None and membership is not None:
         return user
     message = f"user {email} may not perform '{action}': they are not a member of this business"
-    history.record_audit(
+    user_id = user.id if user else None
+    audit_refusal(
         session,
         action=action,
-        allowed=False,
         business_id=business_id,
-        user_id=user.id if user else None,
+        user_id=user_id,
         detail={"reason": message, "email": email},
     )
-    session.commit()
     raise PermissionDeniedError(
-        message,
-        user_id=user.id if user else uuid.UUID(int=0),
-        business_id=business_id,
-        action=action,
+        message, user_id=user_id or uuid.UUID(int=0), business_id=business_id, action=action
     )
 
 

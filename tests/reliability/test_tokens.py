@@ -185,7 +185,7 @@ def test_a_consent_expiring_mid_run_stops_only_its_business_and_reconnect_publis
     assert fired.is_set(), "the consent must expire while the run is publishing"
     stopped = summary.businesses[victim.business.slug]
     assert stopped.stopped == "connection_lost"
-    assert 5 <= stopped.published < len(victim.all_ids)
+    assert stopped.published < len(victim.all_ids)
     engine = make_engine(connector_db)
     with Session(engine) as s:
         connection = s.get(Connection, victim.business.connection_id)
@@ -198,6 +198,11 @@ def test_a_consent_expiring_mid_run_stops_only_its_business_and_reconnect_publis
     assert {i.status for i in waiting} == {ItemStatus.READY}
     assert {i.last_error_code for i in waiting} <= {"connection_expired", None}
     assert any(i.last_error_code == "connection_expired" for i in waiting)
+    # Nomi held 5 records when consent expired. An item can be in Nomi without being published
+    # yet (its record made, its image or payment still to send): it waits with its record id kept.
+    started = [i for i in waiting if i.nomi_record_id is not None]
+    assert all(i.last_error_code == "connection_expired" for i in started)
+    assert stopped.published + len(started) >= 5
     assert len(waiting) + stopped.published == len(victim.all_ids)
     for world in worlds[1:]:
         assert summary.businesses[world.business.slug].published == len(world.all_ids)

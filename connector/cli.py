@@ -207,14 +207,16 @@ def rules_add(
     description: str | None = typer.Option(None),
     paid: bool | None = typer.Option(None, "--paid/--unpaid"),
     auto_publish: bool | None = typer.Option(None, "--auto-publish/--no-auto-publish"),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
 ) -> None:
-    """Add or replace a supplier or customer rule."""
+    """Add or replace a supplier or customer rule (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
         method = crud.get_payment_method(db, target, payment_method) if payment_method else None
         crud.add_rule(
             db,
             business=target,
+            actor=crud.get_user(db, actor),
             kind=kind,
             name=name,
             category_nomi_id=category,
@@ -246,12 +248,14 @@ def methods_add(
     name: str,
     business: str = typer.Option(..., "--business"),
     bank_account: str | None = typer.Option(None, help="Nomi bank-account id."),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
 ) -> None:
-    """Add a payment method."""
+    """Add a payment method (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
         crud.add_payment_method(
             db,
             business=crud.get_business(db, business),
+            actor=crud.get_user(db, actor),
             name=name,
             bank_account_nomi_id=bank_account,
         )

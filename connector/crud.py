@@ -1,13 +1,14 @@
 """Administration helpers: businesses, users, memberships, payment methods, rules and settings.
 
 Plain functions with an injected session, used by the CLI (and by flows). They flush but do not
-commit; the caller's ``connector.db.session`` commits. Settings changes go through
-``require_admin`` and are audited.
+commit; the caller's ``connector.db.session`` commits. Changes to how a business publishes
+(settings, rules, payment methods) go through ``require_admin`` and are audited.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from sqlmodel import Session, select
@@ -194,14 +195,35 @@ def nomi_id_or_none(key: str, text: str, what: str = "tax-rate") -> str | None:
 
 
 def add_payment_method(
-    session: Session, *, business: Business, name: str, bank_account_nomi_id: str | None
+    session: Session,
+    *,
+    business: Business,
+    actor: User,
+    name: str,
+    bank_account_nomi_id: str | None,
 ) -> PaymentMethod:
-    """Create a payment method, optionally linked to a Nomi bank account."""
-    return _add(
+    """Create a payment method, optionally linked to a Nomi bank account, as ``actor``.
+
+    Payment methods decide which Nomi bank account a paid item is paid from, so adding one is
+    managing the connection: admins and accountants only, audited as ``payment_methods.add``.
+
+    Raises:
+        ValueError: An empty name or a malformed bank-account id (nothing written).
+        PermissionDeniedError: The actor is not an admin or accountant of the business.
+    """
+    name = name.strip()
+    if not name:
+        raise ValueError("a payment method needs a name")
+    bank = nomi_id_or_none("--bank-account", bank_account_nomi_id or "", what="bank-account")
+    require_admin(
         session,
-        PaymentMethod(
-            business_id=business.id, name=name, bank_account_nomi_id=bank_account_nomi_id
-        ),
+        business_id=business.id,
+        user_id=actor.id,
+        action="payment_methods.add",
+        detail={"name": name, "bank_account_nomi_id": bank},
+    )
+    return _add(
+        session, PaymentMethod(business_id=business.id, name=name, bank_account_nomi_id=bank)
     )
 
 
@@ -224,20 +246,54 @@ def get_payment_method(session: Session, business: Business, name: str) -> Payme
     raise NotFoundError(f"no payment method '{name}' in business '{business.slug}'")
 
 
-def add_rule(
-    session: Session, *, business: Business, kind: str, name: str, **fields: Any
-) -> ContactRule:
-    """Create or replace the user rule for a supplier or customer name.
+#: What a user rule may set (``add_rule``'s keyword arguments besides kind and name).
+RULE_FIELDS = (
+    "category_nomi_id",
+    "tax_rate_nomi_id",
+    "payment_method_id",
+    "description",
+    "paid",
+    "auto_publish",
+)
 
-    ``fields``: ``category_nomi_id``, ``tax_rate_nomi_id``, ``payment_method_id``, ``description``,
-    ``paid``, ``auto_publish``.
+
+def add_rule(
+    session: Session, *, business: Business, actor: User, kind: str, name: str, **fields: Any
+) -> ContactRule:
+    """Create or replace the user rule for a supplier or customer name, as ``actor``.
+
+    Rules decide what items publish as, and whether they publish on their own, so changing one
+    is managing the connection: admins and accountants only, audited as ``rules.add`` with what
+    the rule sets. ``fields``: those of ``RULE_FIELDS``.
+
+    Raises:
+        ValueError: An unknown kind or field, an empty name or a malformed Nomi id (nothing
+            written).
+        PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
     if kind not in {k.value for k in ContactKind}:
         raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
-    connection = connection_of(session, business)
+    unknown = sorted(set(fields) - set(RULE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown rule field(s) {', '.join(unknown)}; known: {RULE_FIELDS}")
     key = normalise_name(name)
     if not key:
         raise ValueError("a rule needs a supplier or customer name")
+    for field, what in (("category_nomi_id", "category"), ("tax_rate_nomi_id", "tax-rate")):
+        if fields.get(field) is not None:
+            fields[field] = nomi_id_or_none(f"--{what}", fields[field], what=what)
+    require_admin(
+        session,
+        business_id=business.id,
+        user_id=actor.id,
+        action="rules.add",
+        detail={
+            "kind": kind,
+            "name": name,
+            **{f: str(v) if isinstance(v, uuid.UUID) else v for f, v in fields.items()},
+        },
+    )
+    connection = connection_of(session, business)
     rule = session.exec(
         select(ContactRule).where(
             ContactRule.connection_id == connection.id,

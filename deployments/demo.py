@@ -218,15 +218,18 @@ def configure(demo: Demo) -> None:
         codes = {c.code: c.nomi_id for c in db.exec(select(Category).filter_by(**where))}
         taxes = {t.code: t.nomi_id for t in db.exec(select(TaxRate).filter_by(**where))}
         banks = {b.name: b.nomi_id for b in db.exec(select(BankAccount).filter_by(**where))}
+        admin = crud.get_user(db, ADMIN_EMAIL)
         card = crud.add_payment_method(
             db,
             business=business,
+            actor=admin,
             name="Company credit card",
             bank_account_nomi_id=banks.get("Company Credit Card"),
         )
         current = crud.add_payment_method(
             db,
             business=business,
+            actor=admin,
             name="Business current account",
             bank_account_nomi_id=banks.get("Business Current Account"),
         )
@@ -239,7 +242,6 @@ def configure(demo: Demo) -> None:
         ]:
             if code in taxes:
                 changes[setting] = taxes[code]
-        admin = crud.get_user(db, ADMIN_EMAIL)
         crud.set_settings(db, business=business, actor=admin, changes=changes)
         rules: list[tuple[str, str, str, dict[str, Any]]] = [
             ("supplier", "Henry Schein Minerva", "310", {}),
@@ -260,6 +262,7 @@ def configure(demo: Demo) -> None:
                 crud.add_rule(
                     db,
                     business=business,
+                    actor=admin,
                     kind=kind,
                     name=name,
                     category_nomi_id=codes[code],

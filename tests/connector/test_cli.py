@@ -77,8 +77,18 @@ def bright_smile(run: Run) -> None:
             "bright-smile",
             "--bank-account",
             "bank-3",
+            "--actor",
+            "owner@bright.example",
         ),
-        ("payment-methods", "add", "Business current account", "--business", "bright-smile"),
+        (
+            "payment-methods",
+            "add",
+            "Business current account",
+            "--business",
+            "bright-smile",
+            "--actor",
+            "books@ledger.example",
+        ),
     ]:
         result = run(*args)
         assert result.exit_code == 0, result.output
@@ -148,7 +158,9 @@ def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
     assert "warn_new_supplier = false" in shown
     engine = make_engine(database_url)
     with Session(engine) as db:
-        audit = db.exec(select(AuditLog).order_by(AuditLog.at)).all()
+        audit = db.exec(
+            select(AuditLog).where(AuditLog.action == "settings.set").order_by(AuditLog.at)
+        ).all()
         settings = db.exec(select(ConnectionSettings)).one()
     engine.dispose()
     assert [(a.action, a.allowed) for a in audit] == [
@@ -198,6 +210,8 @@ def test_rules_and_payment_methods_are_added_and_listed(run: Run, bright_smile: 
         "--payment-method",
         "company credit card",
         "--paid",
+        "--actor",
+        "owner@bright.example",
     )
     assert added.exit_code == 0, added.output
     customer = run(
@@ -210,9 +224,21 @@ def test_rules_and_payment_methods_are_added_and_listed(run: Run, bright_smile: 
         "customer",
         "--category",
         "cat-200",
+        "--actor",
+        "books@ledger.example",
     )
     assert customer.exit_code == 0, customer.output
-    unknown = run("rules", "add", "X", "--business", "bright-smile", "--payment-method", "Cash")
+    unknown = run(
+        "rules",
+        "add",
+        "X",
+        "--business",
+        "bright-smile",
+        "--payment-method",
+        "Cash",
+        "--actor",
+        "owner@bright.example",
+    )
     assert unknown.exit_code == 1
     assert "no payment method 'Cash'" in unknown.output
 
@@ -274,3 +300,126 @@ def test_an_item_is_edited_by_a_member_and_refused_to_an_outsider(
     engine.dispose()
     assert item.category_edit == "cat-office"
     assert sorted(a.allowed for a in audit) == [False, True]
+
+
+def test_rules_and_payment_methods_are_changed_by_admins_only_and_audited(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    """Rules and payment methods decide what items publish as: managing the connection."""
+    refused_rule = run(
+        "rules",
+        "add",
+        "Staples UK",
+        "--business",
+        "bright-smile",
+        "--category",
+        "cat-453",
+        "--auto-publish",
+        "--actor",
+        "clerk@bright.example",
+    )
+    assert refused_rule.exit_code == 1
+    assert (
+        "user clerk@bright.example may not perform 'rules.add' on business 'bright-smile'"
+        in refused_rule.output
+    )
+    refused_method = run(
+        "payment-methods",
+        "add",
+        "Petty cash",
+        "--business",
+        "bright-smile",
+        "--actor",
+        "clerk@bright.example",
+    )
+    assert refused_method.exit_code == 1
+    assert "may not perform 'payment_methods.add'" in refused_method.output
+    assert "Traceback" not in refused_rule.output + refused_method.output
+    assert "Staples UK" not in run("rules", "list", "--business", "bright-smile").output
+    assert "Petty cash" not in run("payment-methods", "list", "--business", "bright-smile").output
+
+    allowed = run(
+        "rules",
+        "add",
+        "Staples UK",
+        "--business",
+        "bright-smile",
+        "--category",
+        "cat-453",
+        "--auto-publish",
+        "--actor",
+        "books@ledger.example",
+    )
+    assert allowed.exit_code == 0, allowed.output
+
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        audit = db.exec(
+            select(AuditLog)
+            .where(AuditLog.action.in_(["rules.add", "payment_methods.add"]))  # type: ignore[attr-defined]
+            .order_by(AuditLog.at)
+        ).all()
+    engine.dispose()
+    # The fixture's two payment methods (admin, accountant), then this test's three attempts.
+    assert [(a.action, a.allowed) for a in audit] == [
+        ("payment_methods.add", True),
+        ("payment_methods.add", True),
+        ("rules.add", False),
+        ("payment_methods.add", False),
+        ("rules.add", True),
+    ]
+    assert audit[-1].detail["name"] == "Staples UK"
+    assert audit[-1].detail["category_nomi_id"] == "cat-453"
+    assert audit[-1].detail["auto_publish"] is True
+    assert audit[-1].detail["role"] == "accountant"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--category", "=cmd|' /C calc'!A0"), "--category takes a Nomi category id"),
+        (("--tax-rate", "x" * 100), "--tax-rate takes a Nomi tax-rate id"),
+        (("--kind", "vendor"), "unknown rule kind 'vendor'"),
+    ],
+)
+def test_a_rule_with_a_bad_value_is_refused_by_name_and_nothing_is_written(
+    run: Run, bright_smile: None, database_url: str, args: tuple[str, str], named: str
+) -> None:
+    refused = run(
+        "rules",
+        "add",
+        "Staples UK",
+        "--business",
+        "bright-smile",
+        *args,
+        "--actor",
+        "owner@bright.example",
+    )
+    assert refused.exit_code == 1
+    assert named in refused.output
+    assert "Traceback" not in refused.output
+    assert "Staples UK" not in run("rules", "list", "--business", "bright-smile").output
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        audited = db.exec(select(AuditLog).where(AuditLog.action == "rules.add")).all()
+    engine.dispose()
+    assert audited == []
+
+
+def test_a_payment_method_with_a_malformed_bank_account_is_refused(
+    run: Run, bright_smile: None
+) -> None:
+    refused = run(
+        "payment-methods",
+        "add",
+        "Petty cash",
+        "--business",
+        "bright-smile",
+        "--bank-account",
+        "@SUM(A1)",
+        "--actor",
+        "owner@bright.example",
+    )
+    assert refused.exit_code == 1
+    assert "--bank-account takes a Nomi bank-account id" in refused.output
+    assert "Petty cash" not in run("payment-methods", "list", "--business", "bright-smile").output

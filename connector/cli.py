@@ -7,6 +7,7 @@ Settings come from the environment (``NOMI_CONNECTOR_HOME``, ``NOMI_CONNECTOR_DA
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,9 +23,10 @@ from connector.access import PermissionDeniedError
 from connector.db import make_engine, migrate, session
 from connector.history_export import export_attempts
 from connector.history_queries import ReportWindow
-from connector.intake import IntakeError, assess, import_items
+from connector.intake import IntakeError, import_items
 from connector.item_edits import edit_item
 from connector.models import Item, ItemStatus
+from connector.publish_queue import reassess_after_change
 from connector.settings import ConnectorSettings
 
 app = typer.Typer(help="Administer the Nomi connector database.", no_args_is_help=True)
@@ -191,8 +193,14 @@ def settings_set(
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
         crud.set_settings(db, business=target, actor=crud.get_user(db, actor), changes=pairs)
-        assess(db, target.id, None)
-        typer.echo(f"updated {', '.join(pairs)} for {business}")
+        retried = _reassess(db, target.id)
+        typer.echo(f"updated {', '.join(pairs)} for {business}{retried}")
+
+
+def _reassess(db: Session, business_id: uuid.UUID) -> str:
+    """Reassess after a rules or settings change; says how many rejected items go again."""
+    _, retried = reassess_after_change(db, business_id)
+    return f" ({retried} item(s) Nomi had rejected will be published again)" if retried else ""
 
 
 @rules_app.command("add")
@@ -226,8 +234,8 @@ def rules_add(
             paid=paid,
             auto_publish=auto_publish,
         )
-        assess(db, target.id, None)
-        typer.echo(f"{kind} rule for {name!r} saved")
+        retried = _reassess(db, target.id)
+        typer.echo(f"{kind} rule for {name!r} saved{retried}")
 
 
 @rules_app.command("list")

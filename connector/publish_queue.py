@@ -39,7 +39,7 @@ from connector.models import (
 from connector.names import normalise_name
 from connector.payloads import contact_kind, record_step
 from connector.publishing import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES
-from connector.review import build_context, facts_from_item
+from connector.review import ReassessReport, build_context, facts_from_item, reassess
 from connector.rules import RulesContext, resolve
 
 
@@ -291,6 +291,25 @@ def allow_retry(session: Session, item_ids: Sequence[uuid.UUID]) -> int:
         .values(last_error_code=None, last_error_message=None, updated_at=utcnow())
     )
     return int(result.rowcount)
+
+
+def reassess_after_change(session: Session, business_id: uuid.UUID) -> tuple[ReassessReport, int]:
+    """Reassess a business's items after its rules or settings changed; retry what changed.
+
+    An item Nomi rejected keeps its rejection, and auto-publish passes it by, until someone acts
+    on it. A rules or settings change that changes what the item would publish as is such an act
+    (the usual fix for "category archived" or "tax rate not valid for this account"), so Ready
+    items whose values changed lose the rejection and the next auto-publish run takes them. Items
+    the change left as they were keep theirs. The caller commits.
+
+    Returns:
+        The reassessment, and how many rejected items will be tried again.
+
+    Raises:
+        NoConnectionError: The business has no Nomi connection.
+    """
+    report = reassess(session, business_id=business_id)
+    return report, allow_retry(session, report.changed)
 
 
 @dataclass(frozen=True)

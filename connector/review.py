@@ -69,6 +69,8 @@ class ReassessReport:
     updated: int = 0
     became_ready: tuple[uuid.UUID, ...] = ()
     became_review: tuple[uuid.UUID, ...] = ()
+    #: Every item whose stored values (status, reasons, resolved values) changed.
+    changed: tuple[uuid.UUID, ...] = ()
 
 
 def _active(status: str | None) -> bool:
@@ -355,6 +357,7 @@ def reassess(
         updated=len(updates),
         became_ready=tuple(became_ready),
         became_review=tuple(became_review),
+        changed=tuple(u["b_id"] for u in updates),
     )
 
 

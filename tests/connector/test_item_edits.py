@@ -1,4 +1,7 @@
-"""Edits on the item itself: category and tax rate, by members, on review/ready items, audited."""
+"""Edits on the item itself: category and tax rate, by members, on review/ready items, audited.
+
+Also the other fix a user makes for a rejected item: changing the rule it publishes by.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connector import crud
 from connector.access import PermissionDeniedError
 from connector.db import session as db_session
 from connector.item_edits import EditResult, edit_item
@@ -19,6 +23,7 @@ from connector.models import (
     ItemStatus,
     Role,
 )
+from connector.publish_queue import reassess_after_change
 from connector.review import reassess
 from tests.connector.factories import (
     make_business,
@@ -213,3 +218,51 @@ def test_a_non_member_is_refused_and_the_refusal_audited(engine: Engine, shop: S
 
     assert _stored(engine, external_id).category_edit is None
     assert [a.allowed for a in _audit(engine, "item.edit")] == [False]
+
+
+def test_a_rule_change_lets_auto_publish_retry_the_rejected_items_it_changes(
+    engine: Engine, shop: Shop
+) -> None:
+    """Nomi rejected an item for its category; the admin points the supplier's rule at another
+    one. Items the change moved go again; a rejected item it left as it was keeps its rejection."""
+    with Session(engine, expire_on_commit=False) as s:
+        admin = make_user(s)
+        make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
+        connection = crud.connection_of(s, shop.business)
+        new_category = make_category(s, connection=connection).nomi_id
+        make_supplier(s, connection=connection, name="Other Ltd")
+        crud.add_rule(
+            s,
+            business=shop.business,
+            actor=admin,
+            kind="supplier",
+            name="Office Supplies Ltd",
+            category_nomi_id=shop.category,
+        )
+        s.commit()
+    rejection = {"last_error_code": "category_archived", "last_error_message": "archived"}
+    moved = _item(engine, shop, **rejection)
+    untouched = _item(
+        engine, shop, contact_name="Other Ltd", category_edit=shop.category, **rejection
+    )
+    assert _stored(engine, moved).resolved_category_nomi_id == shop.category
+    assert _stored(engine, untouched).status == ItemStatus.READY
+
+    with db_session(engine, write=True) as s:
+        crud.add_rule(
+            s,
+            business=shop.business,
+            actor=admin,
+            kind="supplier",
+            name="Office Supplies Ltd",
+            category_nomi_id=new_category,
+        )
+        report, retried = reassess_after_change(s, shop.business.id)
+        s.commit()
+
+    assert retried == 1
+    assert _stored(engine, moved).id in report.changed
+    assert _stored(engine, moved).resolved_category_nomi_id == new_category
+    assert _stored(engine, moved).last_error_code is None
+    assert _stored(engine, untouched).last_error_code == "category_archived"
+    assert [a.allowed for a in _audit(engine, "rules.add")] == [True, True]

@@ -26,6 +26,7 @@ from connector.db import begin_write
 from connector.images import DocumentImage, ImageError, read_image, store_image
 from connector.intake_fields import FIELDS, RowError, parse_row
 from connector.models import Business, Item, ItemStatus, PaymentMethod
+from connector.review import NoConnectionError, reassess
 
 NOT_ASSESSED = "not yet assessed"
 
@@ -256,15 +257,13 @@ def _write(
 
 
 def assess(session: Session, business_id: uuid.UUID, item_ids: list[uuid.UUID] | None) -> None:
-    """Run ``connector.review.reassess`` when it exists and the business has a connection.
+    """Run ``connector.review.reassess`` and commit, when the business has a connection.
 
     ``item_ids=None`` assesses every review/ready item of the business; an empty list does nothing.
+    Items of a business never connected stay as imported until its first reference-data sync
+    assesses them.
     """
     if item_ids is not None and not item_ids:
-        return
-    try:
-        from connector.review import NoConnectionError, reassess
-    except ImportError:
         return
     try:
         reassess(session, business_id=business_id, item_ids=item_ids)

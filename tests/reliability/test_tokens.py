@@ -84,8 +84,10 @@ def test_short_lived_access_tokens_and_rotating_refresh_tokens_never_race_under_
         prefix="Tokens",
     )
     sandbox.admin.post("/reset-stats").raise_for_status()
-    # Slow a fifth of the requests so the run outlives several access tokens.
-    sandbox.fault("latency", path="/api/v1", probability=0.2, params={"seconds": 0.5})
+    # Slow every request so the run outlives several access tokens on any machine: about 150
+    # calls, at most 15 in flight (3 organisations x 5), take at least 5 s. (A fifth of them
+    # slowed let a fast machine finish in 4 s, too close to the 2 tokens asked for below.)
+    sandbox.fault("latency", path="/api/v1", params={"seconds": 0.5})
 
     sweeps = sweep_until_done(nomi_app, connector_db, worlds, max_runs=1, batch_size=20)
 
@@ -176,7 +178,9 @@ def test_a_consent_expiring_mid_run_stops_only_its_business_and_reconnect_publis
         prefix="Consent",
     )
     victim = worlds[0]
-    sandbox.fault("latency", path="/api/v1", probability=0.2, params={"seconds": 0.3})
+    # Every call slowed, so the victim is still publishing when the watcher (polling every
+    # 0.1 s) sees its 5th record: with 5 calls in flight it makes about 16 a second.
+    sandbox.fault("latency", path="/api/v1", params={"seconds": 0.3})
 
     with expire_consent_after(sandbox, victim.business, records=5) as fired:
         summary = auto_publish_to_nomi(run_params(nomi_app, batch_size=10))

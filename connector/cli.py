@@ -238,6 +238,22 @@ def rules_add(
         typer.echo(f"{kind} rule for {name!r} saved{retried}")
 
 
+@rules_app.command("remove")
+def rules_remove(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Supplier or customer name."),
+    business: str = typer.Option(..., "--business"),
+    kind: str = typer.Option("supplier", "--kind", help="supplier or customer."),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+) -> None:
+    """Remove a supplier or customer rule (admins and accountants; audited)."""
+    with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
+        crud.remove_rule(db, business=target, actor=crud.get_user(db, actor), kind=kind, name=name)
+        retried = _reassess(db, target.id)
+        typer.echo(f"{kind} rule for {name!r} removed{retried}")
+
+
 @rules_app.command("list")
 def rules_list(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
     """List supplier and customer rules."""

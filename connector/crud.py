@@ -310,6 +310,45 @@ def add_rule(
     return _add(session, rule)
 
 
+def remove_rule(session: Session, *, business: Business, actor: User, kind: str, name: str) -> None:
+    """Remove the user rule for a supplier or customer name, as ``actor``.
+
+    Admins and accountants only, audited as ``rules.remove``. Rules imported from Nomi (source
+    ``nomi``) are not ours to remove: they follow the supplier in Nomi and the
+    ``use_supplier_tax_rates`` setting.
+
+    Raises:
+        ValueError: An unknown kind or an empty name.
+        PermissionDeniedError: The actor is not an admin or accountant of the business.
+        NotFoundError: The business has no user rule for that name.
+    """
+    if kind not in {k.value for k in ContactKind}:
+        raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
+    key = normalise_name(name)
+    if not key:
+        raise ValueError("a rule needs a supplier or customer name")
+    require_admin(
+        session,
+        business_id=business.id,
+        user_id=actor.id,
+        action="rules.remove",
+        detail={"kind": kind, "name": name},
+    )
+    connection = connection_of(session, business)
+    rule = session.exec(
+        select(ContactRule).where(
+            ContactRule.connection_id == connection.id,
+            ContactRule.kind == kind,
+            ContactRule.name_normalised == key,
+            ContactRule.source == RuleSource.USER,
+        )
+    ).first()
+    if rule is None:
+        raise NotFoundError(f"no {kind} rule for {name!r} in business '{business.slug}'")
+    session.delete(rule)
+    session.flush()
+
+
 def list_rules(session: Session, business: Business) -> list[ContactRule]:
     """The business's supplier and customer rules."""
     connection = connection_of(session, business)

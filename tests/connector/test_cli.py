@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner, Result
 
 from connector.cli import app
@@ -159,7 +159,7 @@ def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
     engine = make_engine(database_url)
     with Session(engine) as db:
         audit = db.exec(
-            select(AuditLog).where(AuditLog.action == "settings.set").order_by(AuditLog.at)
+            select(AuditLog).where(AuditLog.action == "settings.set").order_by(col(AuditLog.at))
         ).all()
         settings = db.exec(select(ConnectionSettings)).one()
     engine.dispose()
@@ -356,8 +356,8 @@ def test_rules_and_payment_methods_are_changed_by_admins_only_and_audited(
     with Session(engine) as db:
         audit = db.exec(
             select(AuditLog)
-            .where(AuditLog.action.in_(["rules.add", "payment_methods.add"]))  # type: ignore[attr-defined]
-            .order_by(AuditLog.at)
+            .where(col(AuditLog.action).in_(["rules.add", "payment_methods.add"]))
+            .order_by(col(AuditLog.at))
         ).all()
     engine.dispose()
     # The fixture's two payment methods (admin, accountant), then this test's three attempts.
@@ -423,3 +423,45 @@ def test_a_payment_method_with_a_malformed_bank_account_is_refused(
     assert refused.exit_code == 1
     assert "--bank-account takes a Nomi bank-account id" in refused.output
     assert "Petty cash" not in run("payment-methods", "list", "--business", "bright-smile").output
+
+
+def test_a_rule_is_removed_by_an_admin_only_and_removing_it_again_names_the_problem(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    def rule(verb: str, actor: str, *extra: str) -> Result:
+        return run(
+            "rules", verb, "Staples UK", "--business", "bright-smile", *extra, "--actor", actor
+        )
+
+    def listed() -> str:
+        return str(run("rules", "list", "--business", "bright-smile").output)
+
+    assert rule("add", "owner@bright.example", "--category", "cat-453").exit_code == 0
+
+    refused = rule("remove", "clerk@bright.example")
+    assert refused.exit_code == 1
+    assert "may not perform 'rules.remove'" in refused.output
+    assert "Staples UK" in listed()
+
+    other_kind = rule("remove", "owner@bright.example", "--kind", "customer")
+    assert other_kind.exit_code == 1
+    assert "no customer rule for 'Staples UK' in business 'bright-smile'" in other_kind.output
+    assert "Staples UK" in listed()
+
+    removed = rule("remove", "books@ledger.example")
+    assert removed.exit_code == 0, removed.output
+    assert "supplier rule for 'Staples UK' removed" in removed.output
+    assert "Staples UK" not in listed()
+
+    again = rule("remove", "owner@bright.example")
+    assert again.exit_code == 1
+    assert "no supplier rule for 'Staples UK'" in again.output
+
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        audit = db.exec(
+            select(AuditLog).where(AuditLog.action == "rules.remove").order_by(col(AuditLog.at))
+        ).all()
+    engine.dispose()
+    # The refusal, then the removal; the two lookups that found nothing left no trace.
+    assert [a.allowed for a in audit] == [False, True]

@@ -266,3 +266,34 @@ def test_a_rule_change_lets_auto_publish_retry_the_rejected_items_it_changes(
     assert _stored(engine, moved).last_error_code is None
     assert _stored(engine, untouched).last_error_code == "category_archived"
     assert [a.allowed for a in _audit(engine, "rules.add")] == [True, True]
+
+
+def test_removing_the_rule_an_item_published_by_sends_it_back_to_review(
+    engine: Engine, shop: Shop
+) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        admin = make_user(s)
+        make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
+        crud.add_rule(
+            s,
+            business=shop.business,
+            actor=admin,
+            kind="supplier",
+            name="office supplies",  # matches "Office Supplies Ltd" once normalised
+            category_nomi_id=shop.category,
+        )
+        s.commit()
+    external_id = _item(engine, shop)
+    assert _stored(engine, external_id).status == ItemStatus.READY
+
+    with db_session(engine, write=True) as s:
+        crud.remove_rule(
+            s, business=shop.business, actor=admin, kind="supplier", name="Office Supplies Ltd"
+        )
+        report, _ = reassess_after_change(s, shop.business.id)
+        s.commit()
+
+    stored = _stored(engine, external_id)
+    assert stored.status == ItemStatus.REVIEW
+    assert any("no category" in reason for reason in stored.review_reasons)
+    assert stored.id in report.became_review

@@ -271,14 +271,10 @@ def add_rule(
             written).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
-    if kind not in {k.value for k in ContactKind}:
-        raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
+    key = _rule_key(kind, name)
     unknown = sorted(set(fields) - set(RULE_FIELDS))
     if unknown:
         raise ValueError(f"unknown rule field(s) {', '.join(unknown)}; known: {RULE_FIELDS}")
-    key = normalise_name(name)
-    if not key:
-        raise ValueError("a rule needs a supplier or customer name")
     for field, what in (("category_nomi_id", "category"), ("tax_rate_nomi_id", "tax-rate")):
         if fields.get(field) is not None:
             fields[field] = nomi_id_or_none(f"--{what}", fields[field], what=what)
@@ -294,14 +290,7 @@ def add_rule(
         },
     )
     connection = connection_of(session, business)
-    rule = session.exec(
-        select(ContactRule).where(
-            ContactRule.connection_id == connection.id,
-            ContactRule.kind == kind,
-            ContactRule.name_normalised == key,
-            ContactRule.source == RuleSource.USER,
-        )
-    ).first()
+    rule = _user_rule(session, connection, kind, key)
     if rule is None:
         rule = ContactRule(connection_id=connection.id, kind=kind, name=name, name_normalised=key)
     rule.name = name
@@ -322,11 +311,7 @@ def remove_rule(session: Session, *, business: Business, actor: User, kind: str,
         PermissionDeniedError: The actor is not an admin or accountant of the business.
         NotFoundError: The business has no user rule for that name.
     """
-    if kind not in {k.value for k in ContactKind}:
-        raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
-    key = normalise_name(name)
-    if not key:
-        raise ValueError("a rule needs a supplier or customer name")
+    key = _rule_key(kind, name)
     require_admin(
         session,
         business_id=business.id,
@@ -335,7 +320,26 @@ def remove_rule(session: Session, *, business: Business, actor: User, kind: str,
         detail={"kind": kind, "name": name},
     )
     connection = connection_of(session, business)
-    rule = session.exec(
+    rule = _user_rule(session, connection, kind, key)
+    if rule is None:
+        raise NotFoundError(f"no {kind} rule for {name!r} in business '{business.slug}'")
+    session.delete(rule)
+    session.flush()
+
+
+def _rule_key(kind: str, name: str) -> str:
+    """The matching key of a rule's name, after checking the kind and that a name is given."""
+    if kind not in {k.value for k in ContactKind}:
+        raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
+    key = normalise_name(name)
+    if not key:
+        raise ValueError("a rule needs a supplier or customer name")
+    return key
+
+
+def _user_rule(session: Session, connection: Connection, kind: str, key: str) -> ContactRule | None:
+    """The connection's user rule of ``kind`` for the normalised name ``key``, if any."""
+    return session.exec(
         select(ContactRule).where(
             ContactRule.connection_id == connection.id,
             ContactRule.kind == kind,
@@ -343,10 +347,6 @@ def remove_rule(session: Session, *, business: Business, actor: User, kind: str,
             ContactRule.source == RuleSource.USER,
         )
     ).first()
-    if rule is None:
-        raise NotFoundError(f"no {kind} rule for {name!r} in business '{business.slug}'")
-    session.delete(rule)
-    session.flush()
 
 
 def list_rules(session: Session, business: Business) -> list[ContactRule]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,8 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentTriggerTypes, TriggerTypes
 from prefect.schedules import Cron, Interval, Schedule
 from pydantic import TypeAdapter
+
+from deployments.automations import HEARTBEAT_ENV, HEARTBEAT_SECONDS
 
 PREFECT_YAML = Path(__file__).with_name("prefect.yaml")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     from prefect import serve
 
     args = parse_args(argv)
+    # The runs are subprocesses of this one: they send heartbeats as often as the
+    # crash-zombie-nomi-runs automation expects (a worker gets it from prefect.yaml's pool).
+    os.environ.setdefault(HEARTBEAT_ENV, str(HEARTBEAT_SECONDS))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     deployments, skipped = available_deployments(
         load_specs(),

@@ -1,4 +1,4 @@
-"""The optional notification automation on nomi.connection.expired."""
+"""The automations ops create: notification on nomi.connection.expired, crashed-run detection."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import uuid
 
 import pytest
 
-from deployments.automations import AUTOMATION_NAME, block_document_id, create_or_replace
+from deployments.automations import (
+    AUTOMATION_NAME,
+    HEARTBEAT_SECONDS,
+    ZOMBIE_AFTER_SECONDS,
+    ZOMBIE_AUTOMATION_NAME,
+    block_document_id,
+    create_or_replace,
+    main,
+)
 
 pytestmark = pytest.mark.prefect
 
@@ -30,3 +38,35 @@ def test_automation_notifies_through_the_named_block_and_replaces_an_older_one(p
 def test_block_must_be_named_with_its_type():
     with pytest.raises(ValueError, match="type-slug"):
         block_document_id("ops-alerts")
+
+
+def test_crash_zombies_creates_one_automation_that_leaves_paused_flows_alone(prefect_server):
+    """What it watches; that it really crashes a dead run is shown by test_crash_recovery."""
+    from prefect.client.orchestration import get_client
+
+    from flows.auto_publish_to_nomi import auto_publish_to_nomi
+    from flows.connect_to_nomi import connect_to_nomi
+    from flows.reconnect_to_nomi import reconnect_to_nomi
+
+    main(["--crash-zombies"])
+    main(["--crash-zombies"])  # again: replaced, not doubled
+    with get_client(sync_client=True) as client:
+        (automation,) = client.read_automations_by_name(ZOMBIE_AUTOMATION_NAME)
+    trigger = automation.trigger
+    assert trigger.posture == "Proactive"
+    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    assert {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"} <= trigger.expect
+    assert trigger.within.total_seconds() == ZOMBIE_AFTER_SECONDS >= 3 * HEARTBEAT_SECONDS
+    watched = trigger.match_related.get("prefect.resource.name")
+    assert auto_publish_to_nomi.name in watched
+    assert connect_to_nomi.name not in watched
+    assert reconnect_to_nomi.name not in watched
+    (action,) = automation.actions
+    assert action.type == "change-flow-run-state"
+    assert action.state == "CRASHED"
+
+
+def test_the_command_asks_for_something_to_create(capsys):
+    with pytest.raises(SystemExit):
+        main([])
+    assert "--block TYPE/NAME and/or --crash-zombies" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deployments.automations import HEARTBEAT_ENV, HEARTBEAT_SECONDS
 from deployments.serve import load_specs
 from tests.deployments.conftest import REPO_ROOT, wait_for
 
@@ -86,6 +87,8 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedules(subproce
     for spec, name in zip(specs, names, strict=True):
         deployment = found[name]
         assert deployment.work_pool_name == "nomi-connector"
+        # Workers send heartbeats as often as the zombie automation expects them.
+        assert deployment.job_variables == {"env": {HEARTBEAT_ENV: str(HEARTBEAT_SECONDS)}}, name
         assert deployment.entrypoint == spec.entrypoint
         assert deployment.pull_steps == [
             {

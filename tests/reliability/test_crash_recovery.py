@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 from blocks.app import NomiApp
 from connector.db import make_engine
 from connector.models import Connection, Item, ItemKind, ItemStatus, PublishAttempt
+from deployments.automations import ZOMBIE_AFTER_SECONDS, replace_automation, zombie_run_automation
 from deployments.local import free_port
 from deployments.local import prefect_server as local_prefect_server
 from deployments.scale import GroupProcess, start_group
@@ -214,9 +215,9 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
     from prefect.deployments import run_deployment
-    from prefect.states import Crashed
 
     sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+    replace_automation(zombie_run_automation())  # what ops create once per server
     business, ids, images = prepare(connect_business, nomi_app, connector_db, tmp_path)
     sandbox.fault(
         "latency",
@@ -256,15 +257,27 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     published_before = sum(1 for s in left.values() if s == ItemStatus.PUBLISHED)
     assert published_before >= 1
 
-    # The dead run stays Running (nobody is left to report it) and holds the deployment's slot:
-    # Prefect's zombie detection (or ops, in the UI) marks it Crashed, which frees that slot.
-    with get_client(sync_client=True) as client:
-        assert client.read_flow_run(first.id).state_type == StateType.RUNNING
-        client.set_flow_run_state(first.id, Crashed(message="worker killed"), force=True)
+    # The dead run stays Running (nobody is left to report it) and holds the deployment's slot,
+    # until the zombie automation sees its heartbeats stop and marks it Crashed.
+    def run_state() -> Any:
+        with get_client(sync_client=True) as client:
+            return client.read_flow_run(first.id).state
+
+    assert run_state().type == StateType.RUNNING
     # The business's publishing lock is a 60 s lease: the repossessor frees it soon after.
     wait_for(lambda: lock_slots(business.slug) == 0, timeout=150, what="the dead run's lock lease")
     freed_after = time.monotonic() - killed_at
     assert freed_after < PUBLISH_LOCK_LEASE_SECONDS + 30, freed_after
+    # Heartbeats every 30 s, so the last one came at most that long before the kill; 90 s of
+    # silence after it, and the automation's next evaluation (every 5 s), mark the run Crashed.
+    crashed: Any = wait_for(
+        lambda: (state := run_state()).type == StateType.CRASHED and state,
+        timeout=ZOMBIE_AFTER_SECONDS + 30,
+        what="the zombie automation to mark the dead run Crashed",
+    )
+    crashed_after = time.monotonic() - killed_at
+    assert crashed_after < ZOMBIE_AFTER_SECONDS + 30, crashed_after
+    assert f"No heartbeat for {ZOMBIE_AFTER_SECONDS} s" in str(crashed.message), crashed
 
     sandbox.clear_faults()
     serve()  # the worker comes back
@@ -292,5 +305,6 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     assert recovered == set(stuck)
     print(  # the measured numbers docs/reliability.md quotes
         f"CRASH items={ITEMS} published_before_kill={published_before} stuck={len(stuck)} "
-        f"lock_freed_after={freed_after:.1f}s rerun_seconds={rerun_seconds:.1f}"
+        f"lock_freed_after={freed_after:.1f}s crashed_after={crashed_after:.1f}s "
+        f"rerun_seconds={rerun_seconds:.1f}"
     )

@@ -207,13 +207,21 @@ def add_payment_method(
     Payment methods decide which Nomi bank account a paid item is paid from, so adding one is
     managing the connection: admins and accountants only, audited as ``payment_methods.add``.
 
+    Names are unique in a business regardless of case, as lookups by name ignore case.
+
     Raises:
-        ValueError: An empty name or a malformed bank-account id (nothing written).
+        ValueError: An empty name, a name the business already has, or a malformed bank-account
+            id (nothing written).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
     name = name.strip()
     if not name:
         raise ValueError("a payment method needs a name")
+    for existing in list_payment_methods(session, business):
+        if existing.name.casefold() == name.casefold():
+            raise ValueError(
+                f"business '{business.slug}' already has the payment method '{existing.name}'"
+            )
     bank = nomi_id_or_none("--bank-account", bank_account_nomi_id or "", what="bank-account")
     require_admin(
         session,

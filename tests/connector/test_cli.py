@@ -465,3 +465,25 @@ def test_a_rule_is_removed_by_an_admin_only_and_removing_it_again_names_the_prob
     engine.dispose()
     # The refusal, then the removal; the two lookups that found nothing left no trace.
     assert [a.allowed for a in audit] == [False, True]
+
+
+def test_a_payment_method_named_twice_is_refused_by_name_whatever_the_case(
+    run: Run, bright_smile: None
+) -> None:
+    again = run(
+        "payment-methods",
+        "add",
+        "COMPANY credit card",
+        "--business",
+        "bright-smile",
+        "--actor",
+        "owner@bright.example",
+    )
+    assert again.exit_code == 1
+    assert (
+        "business 'bright-smile' already has the payment method 'Company credit card'"
+        in again.output
+    )
+    assert "Traceback" not in again.output
+    listed = run("payment-methods", "list", "--business", "bright-smile").output
+    assert listed.casefold().count("company credit card") == 1

@@ -217,11 +217,11 @@ def add_payment_method(
     name = name.strip()
     if not name:
         raise ValueError("a payment method needs a name")
-    for existing in list_payment_methods(session, business):
-        if existing.name.casefold() == name.casefold():
-            raise ValueError(
-                f"business '{business.slug}' already has the payment method '{existing.name}'"
-            )
+    existing = _payment_method_named(session, business, name)
+    if existing is not None:
+        raise ValueError(
+            f"business '{business.slug}' already has the payment method '{existing.name}'"
+        )
     bank = nomi_id_or_none("--bank-account", bank_account_nomi_id or "", what="bank-account")
     require_admin(
         session,
@@ -248,10 +248,18 @@ def list_payment_methods(session: Session, business: Business) -> list[PaymentMe
 
 def get_payment_method(session: Session, business: Business, name: str) -> PaymentMethod:
     """The business's payment method with this name (case-insensitive)."""
-    for method in list_payment_methods(session, business):
-        if method.name.casefold() == name.casefold():
-            return method
-    raise NotFoundError(f"no payment method '{name}' in business '{business.slug}'")
+    method = _payment_method_named(session, business, name)
+    if method is None:
+        raise NotFoundError(f"no payment method '{name}' in business '{business.slug}'")
+    return method
+
+
+def _payment_method_named(session: Session, business: Business, name: str) -> PaymentMethod | None:
+    """The business's payment method whose name equals ``name`` ignoring case, if any."""
+    wanted = name.casefold()
+    return next(
+        (m for m in list_payment_methods(session, business) if m.name.casefold() == wanted), None
+    )
 
 
 #: What a user rule may set (``add_rule``'s keyword arguments besides kind and name).

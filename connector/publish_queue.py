@@ -7,7 +7,7 @@
 - ``claim_next``: claim the next batch of candidates (skipping items other runs hold).
 - ``recover_stale``: give back claims left by dead runs and leave a trace in history, so the next
   attempt looks its record up by ``source_id`` before creating it.
-- ``require_member``, ``apply_contact_choices``, ``allow_retry``.
+- ``require_member``, ``apply_contact_choices``, ``allow_retry``, ``reassess_after_change``.
 """
 
 from __future__ import annotations

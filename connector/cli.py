@@ -158,11 +158,21 @@ def member_add(
     business: str = typer.Option(..., "--business", help="Business slug."),
     user: str = typer.Option(..., "--user", help="User email."),
     role: str = typer.Option(..., "--role", help="admin, standard or accountant."),
+    actor: str | None = typer.Option(
+        None,
+        "--actor",
+        help="Email of an admin or accountant of the business (not needed for the first admin "
+        "of a new business).",
+    ),
 ) -> None:
-    """Give a user a role in a business."""
+    """Give a user a role in a business (an admin or accountant of it must be the actor)."""
     with _db(ctx, write=True) as db:
         member = crud.add_member(
-            db, business=crud.get_business(db, business), user=crud.get_user(db, user), role=role
+            db,
+            business=crud.get_business(db, business),
+            user=crud.get_user(db, user),
+            role=role,
+            actor=crud.get_user(db, actor) if actor else None,
         )
         typer.echo(f"{user} is {member.role} of {business}")
 

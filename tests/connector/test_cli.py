@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 
 from connector.cli import app
 from connector.db import make_engine
-from connector.models import AuditLog, ConnectionSettings, Item
+from connector.models import AuditLog, ConnectionSettings, Item, Membership, User
 from tests.connector.conftest import commit_elsewhere_before_first_write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -58,6 +58,8 @@ def bright_smile(run: Run) -> None:
             "clerk@bright.example",
             "--role",
             "standard",
+            "--actor",
+            "owner@bright.example",
         ),
         (
             "member",
@@ -68,6 +70,8 @@ def bright_smile(run: Run) -> None:
             "books@ledger.example",
             "--role",
             "accountant",
+            "--actor",
+            "owner@bright.example",
         ),
         (
             "payment-methods",
@@ -487,3 +491,99 @@ def test_a_payment_method_named_twice_is_refused_by_name_whatever_the_case(
     assert "Traceback" not in again.output
     listed = run("payment-methods", "list", "--business", "bright-smile").output
     assert listed.casefold().count("company credit card") == 1
+
+
+def test_members_are_changed_by_admins_only_and_the_last_admin_stays(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    """Roles decide who manages the connection: a standard member cannot make anyone admin."""
+    run("user", "add", "temp@bright.example", "--name", "Temp")
+    member = ("member", "add", "--business", "bright-smile")
+
+    no_actor = run(*member, "--user", "clerk@bright.example", "--role", "admin")
+    assert no_actor.exit_code == 1
+    assert "business 'bright-smile' has admins" in no_actor.output
+    assert "--actor" in no_actor.output
+    self_promotion = run(
+        *member,
+        "--user",
+        "clerk@bright.example",
+        "--role",
+        "admin",
+        "--actor",
+        "clerk@bright.example",
+    )
+    assert self_promotion.exit_code == 1
+    assert (
+        "user clerk@bright.example may not perform 'members.add' on business 'bright-smile'"
+        in self_promotion.output
+    )
+    assert "Traceback" not in no_actor.output + self_promotion.output
+    # Still standard: a settings change by the clerk is refused.
+    still = run(
+        "settings", "set", "auto_publish=true", "--business", "bright-smile",
+        "--actor", "clerk@bright.example",
+    )  # fmt: skip
+    assert still.exit_code == 1
+
+    by_accountant = run(
+        *member, "--user", "temp@bright.example", "--role", "standard",
+        "--actor", "books@ledger.example",
+    )  # fmt: skip
+    assert by_accountant.exit_code == 0, by_accountant.output
+
+    # The owner demotes the accountant (the owner stays admin), then cannot demote themself.
+    demoted = run(
+        *member, "--user", "books@ledger.example", "--role", "standard",
+        "--actor", "owner@bright.example",
+    )  # fmt: skip
+    assert demoted.exit_code == 0, demoted.output
+    last = run(
+        *member, "--user", "owner@bright.example", "--role", "standard",
+        "--actor", "owner@bright.example",
+    )  # fmt: skip
+    assert last.exit_code == 1
+    assert "owner@bright.example is the last admin or accountant of 'bright-smile'" in last.output
+
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        audit = db.exec(
+            select(AuditLog).where(AuditLog.action == "members.add").order_by(col(AuditLog.at))
+        ).all()
+        roles = {m.user_id: m.role for m in db.exec(select(Membership))}
+        users = {u.email: u.id for u in db.exec(select(User))}
+    engine.dispose()
+    assert roles[users["owner@bright.example"]] == "admin"
+    assert roles[users["clerk@bright.example"]] == "standard"
+    assert roles[users["books@ledger.example"]] == "standard"
+    # The fixture's bootstrap (owner) and two adds by the owner, then this test's attempts.
+    assert [(a.allowed, a.detail.get("bootstrap", False)) for a in audit] == [
+        (True, True),
+        (True, False),
+        (True, False),
+        (False, False),
+        (True, False),
+        (True, False),
+    ]
+    assert audit[-1].detail["role"] == "standard"
+    assert audit[-1].detail["member_user_id"] == str(users["books@ledger.example"])
+
+
+def test_a_new_business_starts_with_an_admin(run: Run) -> None:
+    """The first admin needs no actor; a standard member cannot come first."""
+    for args in [
+        ("business", "add", "new-co", "--name", "New Co"),
+        ("user", "add", "staff@new.example", "--name", "Staff"),
+        ("user", "add", "boss@new.example", "--name", "Boss"),
+    ]:
+        assert run(*args).exit_code == 0
+    first = run(
+        "member", "add", "--business", "new-co", "--user", "staff@new.example", "--role", "standard"
+    )
+    assert first.exit_code == 1
+    assert "business 'new-co' has no admin yet" in first.output
+    boss = run(
+        "member", "add", "--business", "new-co", "--user", "boss@new.example", "--role", "admin"
+    )
+    assert boss.exit_code == 0, boss.output
+    assert "boss@new.example is admin of new-co" in boss.output

@@ -371,9 +371,18 @@ def cli(database_url: str, tmp_path: Path) -> Callable[..., tuple[int, str]]:
         ("user", "add", "owner@bright.example", "--name", "Owner"),
         ("user", "add", "clerk@bright.example", "--name", "Clerk"),
         ("member", "add", "--business", "bright-smile", "--user", "owner@bright.example"),
-        ("member", "add", "--business", "bright-smile", "--user", "clerk@bright.example"),
+        (
+            "member",
+            "add",
+            "--business",
+            "bright-smile",
+            "--user",
+            "clerk@bright.example",
+            "--actor",
+            "owner@bright.example",
+        ),
     ]:
-        role = ["--role", "admin" if "owner" in " ".join(args) else "standard"]
+        role = ["--role", "admin" if "owner@bright.example" in args[:6] else "standard"]
         code, output = invoke(*args, *(role if args[0] == "member" else []))
         assert code == 0, output
     return invoke

@@ -27,13 +27,12 @@ from connector.models import (
     ConnectionSettings,
     ConnectionStatus,
     User,
+    short_error,
     table_of,
     utcnow,
 )
 from connector.oauth_states import OAuthPurpose
 from nomi.models import Organisation
-
-MAX_LAST_ERROR = 500  # characters of a reason kept as a connection's last_error
 
 CONSENT_TTL = timedelta(days=365)
 
@@ -280,7 +279,7 @@ def mark_connection_expired(session: Session, business_id: uuid.UUID, reason: st
         .where(connections.c.business_id == business_id)
         .values(
             status=ConnectionStatus.EXPIRED,
-            last_error=reason[:MAX_LAST_ERROR],
+            last_error=short_error(reason),
             updated_at=utcnow(),
         )
     )

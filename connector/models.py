@@ -46,6 +46,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+MAX_ERROR_CHARS = 500
+"""Characters of an error message kept in a row (a connection's ``last_error``, a sync run's
+``error``, a connection check's detail): enough to read, never a whole response body."""
+
+
+def short_error(text: str) -> str:
+    """``text`` cut to what a row keeps (``MAX_ERROR_CHARS``)."""
+    return text[:MAX_ERROR_CHARS]
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table of a table model (typed: SQLModel does not declare ``__table__``)."""
     table: sa.Table = model.__table__  # type: ignore[attr-defined]

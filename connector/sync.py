@@ -45,6 +45,7 @@ from connector.models import (
     ListName,
     Supplier,
     TaxRate,
+    short_error,
     table_of,
     utcnow,
 )
@@ -66,7 +67,6 @@ SQLITE_CHECKPOINT_PAGES = 10_000
 #: Rows written by one sync after which it checkpoints the WAL itself before it ends (a small
 #: incremental sync leaves that to SQLite's automatic checkpoint instead of paying an fsync).
 CHECKPOINT_AFTER_ROWS = 10_000
-_MAX_ERROR = 500
 
 
 class SyncStatus(StrEnum):
@@ -266,7 +266,7 @@ def sync_list(
     except Exception as exc:
         lost = isinstance(exc, ConnectionLostError)
         report.status = SyncStatus.CONNECTION_LOST if lost else SyncStatus.FAILED
-        report.error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+        report.error = short_error(f"{type(exc).__name__}: {exc}")
         _finish(engine, report, move_bookmark_to=None)
         raise
     report.status = SyncStatus.INCOMPLETE if drifting else SyncStatus.OK

@@ -19,7 +19,7 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from connector.history import record_connection_check
-from connector.models import Connection, ConnectionStatus, utcnow
+from connector.models import Connection, ConnectionStatus, short_error, utcnow
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError, NomiError
 from nomi.tokens import TokenProvider
@@ -31,7 +31,6 @@ REQUIRED_SCOPES: tuple[str, ...] = (
     "expenses.write",
     "sales.write",
 )
-_MAX_DETAIL = 500
 
 
 class CheckOutcome(StrEnum):
@@ -64,7 +63,7 @@ class CheckResult:
     @property
     def detail(self) -> str:
         """The problems found, as one line (no secrets)."""
-        return "; ".join(self.problems)[:_MAX_DETAIL]
+        return short_error("; ".join(self.problems))
 
 
 def check_connection(

@@ -46,6 +46,7 @@ from connector.connecting import (
     record_connection,
     record_failure,
 )
+from connector.models import short_error
 from connector.oauth_states import (
     OAuthPurpose,
     StateOutcome,
@@ -488,7 +489,7 @@ def connect_with_consent(
 
 def _reason(exc: BaseException) -> str:
     """A secret-free description of why a run failed (our errors carry no secrets)."""
-    return f"{type(exc).__name__}: {exc}"[:500]
+    return short_error(f"{type(exc).__name__}: {exc}")
 
 
 def run_follow_up(name: str, call: Callable[[], object]) -> tuple[str, bool]:

@@ -14,7 +14,11 @@ Measured in the same run, against the same sandbox process:
 * ours: ``auto_publish_to_nomi`` (the real flow, under a local Prefect server) publishing every
   item, claims, attempt rows and summaries included.
 
-Prints ``BENCH publish ratio=<our items/s / baseline items/s> target=0.8`` with both throughputs.
+Prints ``BENCH publish ratio=<our items/s / baseline items/s> target=0.8`` with both throughputs,
+and where each side's CPU went (``bench._cpu``): milliseconds per item of the measured process, the
+sandbox and the Prefect server, the machine's busy share, and two ceilings of the ratio:
+``gil_bound`` (our process given a whole core: it runs on one interpreter) and ``cores_bound``
+(every process of our side given every core). The ratio cannot pass either.
 ``python -m bench.publish [ITEMS [BUSINESSES]]`` runs another size.
 """
 
@@ -29,13 +33,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlmodel import select
 
+from bench._cpu import CpuSpan, cores, measure_cpu
 from bench._harness import (
     NO_LIMITS,
     BenchBusiness,
@@ -74,6 +79,8 @@ class PublishResult:
     baseline_seconds: float
     published: int
     task_runs: int
+    baseline_cpu: CpuSpan = field(default_factory=CpuSpan)
+    ours_cpu: CpuSpan = field(default_factory=CpuSpan)
 
     @property
     def ours_rate(self) -> float:
@@ -89,6 +96,22 @@ class PublishResult:
     def ratio(self) -> float:
         """Our throughput divided by the baseline's."""
         return self.ours_rate / self.baseline_rate
+
+    @property
+    def gil_bound(self) -> float:
+        """The ratio if our process had a whole core: its CPU per item is the least time per item.
+
+        One interpreter runs the flow (Prefect's thread pool, one GIL), so while it is the
+        bottleneck the flow cannot publish faster than one item per CPU-time-per-item.
+        """
+        own = self.ours_cpu.own / self.items
+        return (1 / own) / self.baseline_rate if own > 0 else float("inf")
+
+    @property
+    def cores_bound(self) -> float:
+        """The ratio if our side (flow, sandbox, Prefect server) had every core of the machine."""
+        total = self.ours_cpu.total / self.items
+        return (cores() / total) / self.baseline_rate if total > 0 else float("inf")
 
 
 LAST: dict[str, PublishResult] = {}  # the task-runs benchmark reuses this process's run
@@ -264,9 +287,11 @@ def run(*, items: int = 10_000, businesses: int = 50, own_server: bool = True) -
             sandbox, Path(folder), businesses=businesses, items=items, limits=NO_LIMITS
         )
         posts = baseline_posts(url, connected)
-        baseline_seconds = post_all(sandbox.api_url, posts, workers=concurrency)
+        with measure_cpu() as baseline_cpu:
+            baseline_seconds = post_all(sandbox.api_url, posts, workers=concurrency)
         limits = NomiLimits(per_minute=0, concurrent=PER_TENANT_CONCURRENCY)
-        ours_seconds, published, flow_run_id = run_flow(url, app_block, limits)
+        with measure_cpu() as ours_cpu:
+            ours_seconds, published, flow_run_id = run_flow(url, app_block, limits)
         duplicates = sandbox.admin.get("/duplicates").json()
         if any(duplicates.values()):
             raise RuntimeError(f"records created twice: {duplicates}")
@@ -280,13 +305,17 @@ def run(*, items: int = 10_000, businesses: int = 50, own_server: bool = True) -
             baseline_seconds=baseline_seconds,
             published=published,
             task_runs=count_task_runs(flow_run_id),
+            baseline_cpu=baseline_cpu,
+            ours_cpu=ours_cpu,
         )
     LAST["publish"] = result
     return result
 
 
 def report(result: PublishResult) -> str:
-    """The BENCH line of a publish measurement."""
+    """The BENCH line of a publish measurement (CPU per item in ms: ``*_cpu_ms``)."""
+    ours = result.ours_cpu.per_item_ms(result.items)
+    base = result.baseline_cpu.per_item_ms(result.items)
     return bench_line(
         "publish",
         result.ratio,
@@ -298,7 +327,22 @@ def report(result: PublishResult) -> str:
         items=result.items,
         businesses=result.businesses,
         concurrency=result.concurrency,
+        gil_bound=f"{result.gil_bound:.3f}",
+        cores_bound=f"{result.cores_bound:.3f}",
+        cores=cores(),
+        ours_flow_cpu_ms=f"{ours['own']:.2f}",
+        ours_sandbox_cpu_ms=f"{ours.get('sandbox', 0.0):.2f}",
+        ours_prefect_cpu_ms=f"{ours.get('prefect', 0.0):.2f}",
+        ours_busy=_busy(result.ours_cpu),
+        baseline_client_cpu_ms=f"{base['own']:.2f}",
+        baseline_sandbox_cpu_ms=f"{base.get('sandbox', 0.0):.2f}",
+        baseline_busy=_busy(result.baseline_cpu),
     )
+
+
+def _busy(span: CpuSpan) -> str:
+    """The machine's busy time over a span, in percent of one core."""
+    return f"{100 * span.machine / span.wall:.0f}%" if span.wall > 0 else "n/a"
 
 
 def main(argv: list[str] | None = None) -> None:

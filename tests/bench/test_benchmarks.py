@@ -8,10 +8,14 @@ process and the session's Prefect server.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 
 from bench import publish, publish_throttled, sync, task_runs
+from bench._cpu import measure_cpu
 
 LINE = re.compile(r"^BENCH [a-z0-9-]+ ratio=\d+\.\d{3} target=\S+( [a-z_0-9]+=\S+)*$")
 
@@ -30,6 +34,15 @@ def test_publish_benchmark_publishes_every_item_once_and_counts_task_runs(
     assert result.task_runs == 1 + 2 + 2
     assert LINE.match(publish.report(result))
     assert publish.LAST["publish"] is result
+    # Where the CPU went, per side: the sandbox is a child of this process (the session's
+    # Prefect server is not, so it is not counted here).
+    assert result.ours_cpu.own > 0
+    assert result.baseline_cpu.children["sandbox"] > 0
+    assert result.ours_cpu.children["sandbox"] > 0
+    assert 0 < result.gil_bound < float("inf")
+    assert 0 < result.cores_bound < float("inf")
+    for key in ("gil_bound=", "ours_flow_cpu_ms=", "baseline_sandbox_cpu_ms=", "ours_busy="):
+        assert key in publish.report(result)
     line = task_runs.report(result)
     assert LINE.match(line)
     assert f"task_runs={result.task_runs}" in line
@@ -81,3 +94,28 @@ def test_sync_benchmark_syncs_all_suppliers_and_an_incremental_one_percent() -> 
     assert results["full"] in runs["full"]
     assert 0 < results["full"]["peak_rss_mb"] < 1000
     assert all(LINE.match(line) for line in sync.report(results))
+
+
+def test_cpu_of_this_process_and_of_a_child_is_measured_by_role() -> None:
+    """``measure_cpu`` attributes CPU to this process and to its children by command line."""
+    burn = "import sys, time\nsys.stdin.readline()\nend = time.process_time() + 0.4\n"
+    burn += "while time.process_time() < end: pass\nsys.stdin.readline()  # sandbox.cli\n"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # the child is started (and idle)
+        with measure_cpu() as span:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            end = time.process_time() + 0.3
+            while time.process_time() < end:
+                pass
+            time.sleep(0.8)  # the child burns its 0.4 s
+        assert span.own >= 0.25
+        assert 0.3 <= span.children["sandbox"] <= 1.0
+        assert span.machine >= span.own + span.children["sandbox"] - 0.1
+        assert span.wall >= 1.0
+        assert span.per_item_ms(100)["own"] == pytest.approx(10 * span.own)
+    finally:
+        child.kill()
+        child.wait()

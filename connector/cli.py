@@ -27,6 +27,7 @@ from connector.intake import IntakeError, import_items
 from connector.item_edits import edit_item
 from connector.models import Item, ItemStatus
 from connector.publish_queue import reassess_after_change
+from connector.review import NoConnectionError
 from connector.settings import ConnectorSettings
 
 app = typer.Typer(help="Administer the Nomi connector database.", no_args_is_help=True)
@@ -208,8 +209,15 @@ def settings_set(
 
 
 def _reassess(db: Session, business_id: uuid.UUID) -> str:
-    """Reassess after a rules or settings change; says how many rejected items go again."""
-    _, retried = reassess_after_change(db, business_id)
+    """Reassess after a rules or settings change; says how many rejected items go again.
+
+    A business not connected yet has nothing to reassess against: its items are assessed once
+    its lists are mirrored.
+    """
+    try:
+        _, retried = reassess_after_change(db, business_id)
+    except NoConnectionError:
+        return ""
     return f" ({retried} item(s) Nomi had rejected will be published again)" if retried else ""
 
 
@@ -294,6 +302,47 @@ def methods_add(
             bank_account_nomi_id=bank_account,
         )
         typer.echo(f"payment method {name!r} added")
+
+
+@methods_app.command("link")
+def methods_link(
+    ctx: typer.Context,
+    name: str,
+    business: str = typer.Option(..., "--business"),
+    bank_account: str = typer.Option(
+        ..., help="Nomi bank-account id, or none to unlink (paid items then publish unpaid)."
+    ),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+) -> None:
+    """Link a payment method to another Nomi bank account (admins and accountants; audited)."""
+    with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
+        method = crud.link_payment_method(
+            db,
+            business=target,
+            actor=crud.get_user(db, actor),
+            name=name,
+            bank_account_nomi_id=bank_account,
+        )
+        retried = _reassess(db, target.id)
+        bank = method.bank_account_nomi_id
+        linked = f"linked to bank account {bank}" if bank else "no longer linked to a bank account"
+        typer.echo(f"payment method {method.name!r} {linked}{retried}")
+
+
+@methods_app.command("remove")
+def methods_remove(
+    ctx: typer.Context,
+    name: str,
+    business: str = typer.Option(..., "--business"),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+) -> None:
+    """Remove a payment method no rule or item uses (admins and accountants; audited)."""
+    with _db(ctx, write=True) as db:
+        crud.remove_payment_method(
+            db, business=crud.get_business(db, business), actor=crud.get_user(db, actor), name=name
+        )
+        typer.echo(f"payment method {name!r} removed")
 
 
 @methods_app.command("list")

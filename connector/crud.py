@@ -22,6 +22,7 @@ from connector.models import (
     ConnectionSettings,
     ContactKind,
     ContactRule,
+    Item,
     Membership,
     PaymentMethod,
     Role,
@@ -280,6 +281,73 @@ def add_payment_method(
     return _add(
         session, PaymentMethod(business_id=business.id, name=name, bank_account_nomi_id=bank)
     )
+
+
+def link_payment_method(
+    session: Session,
+    *,
+    business: Business,
+    actor: User,
+    name: str,
+    bank_account_nomi_id: str | None,
+) -> PaymentMethod:
+    """Link a payment method to another Nomi bank account (or to none), as ``actor``.
+
+    The way out of "payment method X is linked to a Nomi bank account that is archived": items
+    held for it are reassessed by the caller. Admins and accountants only, audited as
+    ``payment_methods.link`` with the old and new account.
+
+    Raises:
+        NotFoundError: The business has no payment method of that name.
+        ValueError: A malformed bank-account id (nothing written).
+        PermissionDeniedError: The actor is not an admin or accountant of the business.
+    """
+    method = get_payment_method(session, business, name)
+    bank = nomi_id_or_none("--bank-account", bank_account_nomi_id or "", what="bank-account")
+    require_admin(
+        session,
+        business_id=business.id,
+        user_id=actor.id,
+        action="payment_methods.link",
+        detail={"name": method.name, "from": method.bank_account_nomi_id, "to": bank},
+    )
+    method.bank_account_nomi_id = bank
+    return _add(session, method)
+
+
+def remove_payment_method(session: Session, *, business: Business, actor: User, name: str) -> None:
+    """Remove a payment method nothing uses, as ``actor`` (audited as ``payment_methods.remove``).
+
+    A method a rule or an item refers to stays: removing it would silently change what those
+    items publish as (a paid item would publish unpaid), and published items keep it as the
+    record of how they were paid. The refusal says what uses it.
+
+    Raises:
+        NotFoundError: The business has no payment method of that name.
+        ValueError: A rule or an item uses the method (nothing written).
+        PermissionDeniedError: The actor is not an admin or accountant of the business.
+    """
+    method = get_payment_method(session, business, name)
+    rules = list(
+        session.exec(select(ContactRule.name).where(ContactRule.payment_method_id == method.id))
+    )
+    items = len(list(session.exec(select(Item.id).where(Item.payment_method_id == method.id))))
+    if rules or items:
+        uses = [f"{len(rules)} rule(s) ({', '.join(sorted(rules)[:3])})"] if rules else []
+        uses += [f"{items} item(s)"] if items else []
+        raise ValueError(
+            f"payment method '{method.name}' is used by {' and '.join(uses)}: it stays (link it "
+            "to another bank account with 'payment-methods link' instead)"
+        )
+    require_admin(
+        session,
+        business_id=business.id,
+        user_id=actor.id,
+        action="payment_methods.remove",
+        detail={"name": method.name, "bank_account_nomi_id": method.bank_account_nomi_id},
+    )
+    session.delete(method)
+    session.flush()
 
 
 def list_payment_methods(session: Session, business: Business) -> list[PaymentMethod]:

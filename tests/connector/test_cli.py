@@ -587,3 +587,44 @@ def test_a_new_business_starts_with_an_admin(run: Run) -> None:
     )
     assert boss.exit_code == 0, boss.output
     assert "boss@new.example is admin of new-co" in boss.output
+
+
+def test_payment_methods_are_linked_and_removed_by_admins_only(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    """The fixture's "Company credit card" (bank-3) and "Business current account" (none)."""
+    method = ("--business", "bright-smile")
+    refused = run("payment-methods", "link", "Company credit card", *method,
+                  "--bank-account", "bank-9", "--actor", "clerk@bright.example")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "may not perform 'payment_methods.link'" in refused.output
+    refused = run("payment-methods", "remove", "Business current account", *method,
+                  "--actor", "clerk@bright.example")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "may not perform 'payment_methods.remove'" in refused.output
+    assert "Traceback" not in refused.output
+
+    linked = run("payment-methods", "link", "company credit card", *method,
+                 "--bank-account", "bank-9", "--actor", "owner@bright.example")  # fmt: skip
+    assert linked.exit_code == 0, linked.output
+    assert "'Company credit card' linked to bank account bank-9" in linked.output
+    unlinked = run("payment-methods", "link", "Company credit card", *method,
+                   "--bank-account", "none", "--actor", "owner@bright.example")  # fmt: skip
+    assert "no longer linked to a bank account" in unlinked.output
+
+    ruled = run("rules", "add", "Acme Ltd", *method, "--payment-method", "Company credit card",
+                "--actor", "owner@bright.example")  # fmt: skip
+    assert ruled.exit_code == 0, ruled.output
+    in_use = run("payment-methods", "remove", "Company credit card", *method,
+                 "--actor", "owner@bright.example")  # fmt: skip
+    assert in_use.exit_code == 1
+    assert "'Company credit card' is used by 1 rule(s) (Acme Ltd)" in in_use.output
+    removed = run("payment-methods", "remove", "Business current account", *method,
+                  "--actor", "books@ledger.example")  # fmt: skip
+    assert removed.exit_code == 0, removed.output
+    assert run("payment-methods", "list", *method).output.splitlines() == [
+        "Company credit card\tbank_account=-"
+    ]
+    missing = run("payment-methods", "remove", "Nope", *method, "--actor", "owner@bright.example")
+    assert missing.exit_code == 1
+    assert "no payment method 'Nope' in business 'bright-smile'" in missing.output

@@ -1,6 +1,7 @@
 """Edits on the item itself: category and tax rate, by members, on review/ready items, audited.
 
-Also the other fix a user makes for a rejected item: changing the rule it publishes by.
+Also the other fixes a user makes for a held or rejected item: changing the rule it publishes by,
+or the bank account its payment method is linked to.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from connector.models import (
 from connector.publish_queue import reassess_after_change
 from connector.review import reassess
 from tests.connector.factories import (
+    make_bank_account,
     make_business,
     make_category,
     make_connection,
     make_item,
     make_membership,
+    make_payment_method,
     make_supplier,
     make_tax_rate,
     make_user,
@@ -297,3 +300,61 @@ def test_removing_the_rule_an_item_published_by_sends_it_back_to_review(
     assert stored.status == ItemStatus.REVIEW
     assert any("no category" in reason for reason in stored.review_reasons)
     assert stored.id in report.became_review
+
+
+def test_relinking_a_payment_method_to_an_active_bank_account_releases_its_held_items(
+    engine: Engine, shop: Shop
+) -> None:
+    """The review reason says "link it to an active bank account": that is what link does."""
+    with Session(engine, expire_on_commit=False) as s:
+        admin = make_user(s)
+        make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
+        connection = crud.connection_of(s, shop.business)
+        archived = make_bank_account(s, connection=connection, status="ARCHIVED").nomi_id
+        active = make_bank_account(s, connection=connection).nomi_id
+        method = make_payment_method(
+            s, business=shop.business, name="Company card", bank_account_nomi_id=archived
+        )
+        s.commit()
+    held = _item(engine, shop, category_edit=shop.category, paid=True, payment_method_id=method.id)
+    assert _stored(engine, held).status == ItemStatus.REVIEW
+    assert any("is archived" in r for r in _stored(engine, held).review_reasons)
+
+    with db_session(engine, write=True) as s:
+        crud.link_payment_method(
+            s, business=shop.business, actor=admin, name="company CARD", bank_account_nomi_id=active
+        )
+        report, _ = reassess_after_change(s, shop.business.id)
+        s.commit()
+
+    stored = _stored(engine, held)
+    assert stored.status == ItemStatus.READY
+    assert stored.resolved_bank_account_nomi_id == active
+    assert stored.id in report.became_ready
+    [audit] = _audit(engine, "payment_methods.link")
+    assert audit.allowed
+    assert (audit.detail["from"], audit.detail["to"]) == (archived, active)
+
+
+def test_a_payment_method_in_use_is_not_removed_and_an_unused_one_is(
+    engine: Engine, shop: Shop
+) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        admin = make_user(s)
+        make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
+        used = make_payment_method(s, business=shop.business, name="Company card")
+        make_payment_method(s, business=shop.business, name="Petty cash")
+        s.commit()
+    _item(engine, shop, paid=True, payment_method_id=used.id)
+
+    with db_session(engine, write=True) as s, pytest.raises(ValueError) as refused:
+        crud.remove_payment_method(s, business=shop.business, actor=admin, name="Company card")
+    assert "payment method 'Company card' is used by 1 item(s)" in str(refused.value)
+
+    with db_session(engine, write=True) as s:
+        crud.remove_payment_method(s, business=shop.business, actor=admin, name="petty cash")
+
+    with Session(engine) as s:
+        names = [m.name for m in crud.list_payment_methods(s, shop.business)]
+    assert names == ["Company card"]
+    assert [a.detail["name"] for a in _audit(engine, "payment_methods.remove")] == ["Petty cash"]

@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy blocks tasks flows deployments nomi connector sandbox
+	$(BIN)/mypy blocks tasks flows deployments nomi connector sandbox bench tests
 
 check: lint typecheck
 

@@ -8,6 +8,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 from pydantic import SecretStr
@@ -42,7 +43,7 @@ def test_prefect_block_register_finds_both_blocks(prefect_server: None) -> None:
 def test_blocks_round_trip_and_never_print_secrets(prefect_server: None) -> None:
     name = f"app-{uuid.uuid4().hex[:8]}"
     make_app().save(name)
-    app = NomiApp.load(name)
+    app = cast(NomiApp, NomiApp.load(name))
     assert app.client_secret.get_secret_value() == "sandbox-client-secret"
     assert "sandbox-client-secret" not in repr(app)
     assert "sandbox-client-secret" not in repr(app.oauth())
@@ -54,8 +55,10 @@ def test_blocks_round_trip_and_never_print_secrets(prefect_server: None) -> None
         access_token_expires_at=datetime(2030, 1, 1, tzinfo=UTC),
     )
     creds.save(f"conn-{name}")
-    loaded = NomiCredentials.load(f"conn-{name}")
-    assert loaded.token_set().refresh_token.get_secret_value() == "ref-secret"
+    loaded = cast(NomiCredentials, NomiCredentials.load(f"conn-{name}"))
+    refresh_token = loaded.token_set().refresh_token
+    assert refresh_token is not None
+    assert refresh_token.get_secret_value() == "ref-secret"
     for text in (repr(loaded), str(loaded), repr(loaded.token_set())):
         assert "acc-secret" not in text
         assert "ref-secret" not in text

@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import httpx
 import pytest
@@ -60,7 +61,7 @@ def test_threads_share_one_refresh_and_the_rotated_token_is_saved(block_name: st
     assert set(tokens) == {"access-1"}
     assert endpoint.refreshes == 1
     assert endpoint.invalid_grants == 0
-    saved = NomiCredentials.load(block_name)
+    saved = cast(NomiCredentials, NomiCredentials.load(block_name))
     assert saved.refresh_token.get_secret_value() == "refresh-1"
     assert not saved.expires_within(timedelta(minutes=20))
 
@@ -133,7 +134,7 @@ def test_the_refresh_lock_is_a_global_limit_of_one(block_name: str) -> None:
 def test_a_reconnect_is_picked_up_after_forgetting_the_cache(block_name: str) -> None:
     tokens = provider(block_name, FakeTokenEndpoint())
     assert tokens.access_token() == "access-1"
-    creds = NomiCredentials.load(block_name)
+    creds = cast(NomiCredentials, NomiCredentials.load(block_name))
     creds.access_token = SecretStr("access-reconnected")
     creds.save(block_name, overwrite=True)
     assert tokens.access_token() == "access-1"  # cached in the process
@@ -161,4 +162,5 @@ def test_rotated_tokens_are_saved_even_when_the_prefect_api_fails_for_a_moment(
     assert provider(block_name, endpoint).access_token() == "access-1"
     assert failures["left"] == 0
     monkeypatch.setattr(NomiCredentials, "save", real_save)
-    assert NomiCredentials.load(block_name).refresh_token.get_secret_value() == "refresh-1"
+    saved = cast(NomiCredentials, NomiCredentials.load(block_name))
+    assert saved.refresh_token.get_secret_value() == "refresh-1"

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from typing import cast
 
 
 def main(app_block: str, credentials_block: str, duration: float, threads: int) -> None:
@@ -23,7 +24,7 @@ def main(app_block: str, credentials_block: str, duration: float, threads: int) 
     from nomi.errors import NomiError
     from nomi.retry import RetryPolicy
 
-    app = NomiApp.load(app_block)
+    app = cast(NomiApp, NomiApp.load(app_block))
     tokens = BlockTokenProvider(credentials_block, app, leeway=timedelta(seconds=1))
     tenant_id = tokens.tenant_id
     counts: Counter[str] = Counter()

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from connector.access import PermissionDeniedError
 from connector.connecting import ConnectRefusedError, ConsentRequest
 from connector.models import AuditLog, Connection, ConnectionStatus, Role
+from connector.oauth_states import OAuthPurpose
 from nomi.models import Organisation
 from tasks.connect import check_request, record_connected
 from tasks.runtime import engine_for
@@ -47,7 +48,7 @@ def test_a_reconnect_is_recorded_while_another_connection_commits(
         connection_id = record_connected.fn(
             database_url,
             request,
-            purpose="reconnect",
+            purpose=OAuthPurpose.RECONNECT,
             organisation=organisation,
             scopes=["offline_access"],
             block_name=f"nomi-credentials-{uuid.uuid4().hex[:6]}",
@@ -74,7 +75,7 @@ def test_an_allowed_request_is_audited_while_another_connection_commits(
         disable_run_logger(),
         commit_elsewhere_before_first_write(engine_for(database_url)) as errors,
     ):
-        request = check_request.fn(database_url, business.slug, admin.email, "connect")
+        request = check_request.fn(database_url, business.slug, admin.email, OAuthPurpose.CONNECT)
 
     assert errors == []
     assert request.business_id == business.id
@@ -99,7 +100,7 @@ def test_a_refusal_is_audited_from_inside_the_write_transaction(
     refusal = ConnectRefusedError if who == "connected already" else PermissionDeniedError
 
     with pytest.raises(refusal):
-        check_request.fn(database_url, business.slug, email, "connect")
+        check_request.fn(database_url, business.slug, email, OAuthPurpose.CONNECT)
 
     with Session(engine) as s:
         audit = s.exec(select(AuditLog).where(AuditLog.business_id == business.id)).all()

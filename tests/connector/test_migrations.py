@@ -76,6 +76,8 @@ def test_sqlite_engine_uses_wal_busy_timeout_and_foreign_keys(tmp_path: object) 
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+            busy_timeout = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            assert busy_timeout is not None
+            assert busy_timeout >= 5000
     finally:
         engine.dispose()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from connector.access import PermissionDeniedError
 from connector.connecting import (
@@ -36,7 +36,7 @@ def _member(db: Session, role: str = Role.ADMIN) -> tuple[str, str]:
 
 def _audit(engine: Engine) -> list[tuple[str, bool]]:
     with Session(engine) as s:
-        return [(a.action, a.allowed) for a in s.exec(select(AuditLog).order_by(AuditLog.at))]
+        return [(a.action, a.allowed) for a in s.exec(select(AuditLog).order_by(col(AuditLog.at)))]
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.ACCOUNTANT])

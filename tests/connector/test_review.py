@@ -291,9 +291,10 @@ def test_build_context_refuses_a_business_without_a_connection(db: Session) -> N
 
 def test_build_context_falls_back_to_default_settings_without_a_settings_row(db: Session) -> None:
     business = make_business(db)
-    make_connection(db, business=business, with_settings=False)
+    connection = make_connection(db, business=business, with_settings=False)
     ctx = build_context(db, business.id)
-    assert ctx.settings.warn_new_supplier == ConnectionSettings().warn_new_supplier
+    defaults = ConnectionSettings(connection_id=connection.id)
+    assert ctx.settings.warn_new_supplier == defaults.warn_new_supplier
     assert ctx.suppliers == ()
 
 

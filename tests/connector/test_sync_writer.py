@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,7 +50,7 @@ def _write(
     table: sa.Table,
     columns: tuple[str, ...],
     connection_id: uuid.UUID,
-    records: list[tuple[str, tuple[Any, ...], datetime | None]],
+    records: Sequence[tuple[str, tuple[Any, ...], datetime | None]],
     seen_at: datetime,
 ) -> tuple[int, int, int]:
     writer = PageWriter(

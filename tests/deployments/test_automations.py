@@ -22,16 +22,20 @@ pytestmark = pytest.mark.prefect
 def test_automation_notifies_through_the_named_block_and_replaces_an_older_one(prefect_server):
     from prefect.blocks.notifications import SlackWebhook
     from prefect.client.orchestration import get_client
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger
 
     name = f"ops-{uuid.uuid4().hex[:8]}"
-    SlackWebhook(url="http://127.0.0.1:9/hook").save(name)  # type: ignore[arg-type]
+    SlackWebhook(url="http://127.0.0.1:9/hook").save(name)
     first = create_or_replace(f"slack-webhook/{name}")
     second = create_or_replace(f"slack-webhook/{name}")
     with get_client(sync_client=True) as client:
         (automation,) = client.read_automations_by_name(AUTOMATION_NAME)
     assert automation.id == second != first
+    assert isinstance(automation.trigger, EventTrigger)
     assert automation.trigger.expect == {"nomi.connection.expired"}
     (action,) = automation.actions
+    assert isinstance(action, SendNotification)
     assert action.block_document_id == block_document_id(f"slack-webhook/{name}")
 
 
@@ -43,6 +47,9 @@ def test_block_must_be_named_with_its_type():
 def test_crash_zombies_creates_one_automation_that_leaves_paused_flows_alone(prefect_server):
     """What it watches; that it really crashes a dead run is shown by test_crash_recovery."""
     from prefect.client.orchestration import get_client
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger
+    from prefect.events.schemas.events import ResourceSpecification
 
     from flows.auto_publish_to_nomi import auto_publish_to_nomi
     from flows.connect_to_nomi import connect_to_nomi
@@ -53,16 +60,21 @@ def test_crash_zombies_creates_one_automation_that_leaves_paused_flows_alone(pre
     with get_client(sync_client=True) as client:
         (automation,) = client.read_automations_by_name(ZOMBIE_AUTOMATION_NAME)
     trigger = automation.trigger
+    assert isinstance(trigger, EventTrigger)
     assert trigger.posture == "Proactive"
     assert trigger.after == {"prefect.flow-run.heartbeat"}
     assert {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"} <= trigger.expect
+    assert trigger.within is not None
     assert trigger.within.total_seconds() == ZOMBIE_AFTER_SECONDS >= 3 * HEARTBEAT_SECONDS
+    assert isinstance(trigger.match_related, ResourceSpecification)
     watched = trigger.match_related.get("prefect.resource.name")
+    assert watched is not None
     assert auto_publish_to_nomi.name in watched
     assert connect_to_nomi.name not in watched
     assert reconnect_to_nomi.name not in watched
     (action,) = automation.actions
     assert action.type == "change-flow-run-state"
+    assert isinstance(action, ChangeFlowRunState)
     assert action.state == "CRASHED"
 
 

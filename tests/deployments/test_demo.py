@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.timeout(420)]
 SERVING = "Your deployments are being served"
 
 
-def wait_until_polled(api: str, timeout: float = 60) -> list[dict[str, object]]:
+def wait_until_polled(api: str, timeout: float = 60) -> list[dict[str, Any]]:
     """The deployments, once every one has been polled by the serving runner (status READY)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -99,7 +100,9 @@ def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_da
 
     engine = create_engine(f"sqlite:///{home / 'connector.db'}")
     with engine.connect() as db:
-        counts = dict(db.execute(text("SELECT status, count(*) FROM items GROUP BY status")).all())
+        counts: dict[str, int] = dict(
+            db.execute(text("SELECT status, count(*) FROM items GROUP BY status")).all()
+        )
         with_record = db.execute(
             text(
                 "SELECT count(*) FROM items"

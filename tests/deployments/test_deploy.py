@@ -124,6 +124,7 @@ def test_prefect_deploy_all_creates_every_deployment_with_its_schedules(subproce
 
 
 def test_a_served_deployment_runs_to_completion_like_the_run_button(serve_process):
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     serve_process("--only", "notify-ops", "--no-schedules")
@@ -143,6 +144,7 @@ def test_a_served_deployment_runs_to_completion_like_the_run_button(serve_proces
         parameters={"params": {"resource_id": f"nomi.connection.{business}", "detail": "test"}},
         timeout=90,
     )
+    assert isinstance(run, FlowRun)
     assert run.state is not None
     assert run.state.is_completed(), run.state
     assert run.name == f"notify-ops-{business}"
@@ -166,6 +168,7 @@ def test_a_served_deployment_runs_to_completion_like_the_run_button(serve_proces
 def test_served_sync_deployment_fills_the_lists_from_the_sandbox(
     serve_process, subprocess_env, connector_db, connect_business, nomi_app, db_session_for
 ):
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from sqlmodel import select
 
@@ -195,6 +198,7 @@ def test_served_sync_deployment_fills_the_lists_from_the_sandbox(
         parameters={"params": {"business": business.slug, "mode": "full", "app_block": nomi_app}},
         timeout=120,
     )
+    assert isinstance(run, FlowRun)
     assert run.state is not None
     assert run.state.is_completed(), run.state
     with db_session_for() as s:

@@ -153,6 +153,7 @@ def test_served_deployments_copy_the_yaml_schedules_and_limits():
     deployments, skipped = available_deployments(SPECS)
     assert len(deployments) + len(skipped) == len(SPECS)
     for deployment in deployments:
+        assert deployment.flow_name is not None
         spec = spec_named(deployment.flow_name, deployment.name)
         slugs = [s.slug for s in deployment.schedules or []]
         assert slugs == [s["slug"] for s in spec.schedules]

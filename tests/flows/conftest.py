@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -65,7 +66,7 @@ def nomi_app(prefect_server: None, sandbox: SandboxHandle) -> str:
     name = f"nomi-test-{uuid.uuid4().hex[:8]}"
     NomiApp(
         client_id="nomi-connector-sandbox",
-        client_secret="sandbox-client-secret",  # type: ignore[arg-type]
+        client_secret="sandbox-client-secret",
         authorize_url=sandbox.authorize_url,
         token_url=sandbox.token_url,
         revoke_url=sandbox.revoke_url,
@@ -96,7 +97,7 @@ def connect_business(
     from blocks.app import NomiApp
     from blocks.credentials import NomiCredentials
 
-    app = NomiApp.load(nomi_app)
+    app = cast(NomiApp, NomiApp.load(nomi_app))
     engine = make_engine(connector_db)
 
     def connect(

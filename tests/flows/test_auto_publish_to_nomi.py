@@ -6,7 +6,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlmodel import Session, select
@@ -70,7 +70,9 @@ def prepare(
     with Session(engine, expire_on_commit=False) as s:
         connection = s.get(Connection, business.connection_id)
         assert connection is not None
-        with nomi_client(NomiApp.load(nomi_app), connection, limits=FAST_LIMITS) as nomi:
+        with nomi_client(
+            cast(NomiApp, NomiApp.load(nomi_app)), connection, limits=FAST_LIMITS
+        ) as nomi:
             mirror_lists(s, nomi, connection.id)
         method = bank_method(s, business.business_id, org)
         for n in range(costs):
@@ -117,7 +119,7 @@ def reconsent(nomi_app: str, business: ConnectedBusiness) -> None:
     from sandbox.browser import complete_consent
     from tests.flows.conftest import ACCOUNTANT_EMAIL, ACCOUNTANT_PASSWORD
 
-    app = NomiApp.load(nomi_app)
+    app = cast(NomiApp, NomiApp.load(nomi_app))
     with app.oauth() as oauth, httpx.Client(timeout=30) as browser:
         verifier, _ = oauth.new_pkce()
         state = oauth.new_state()

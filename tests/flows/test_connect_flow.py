@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import cast
 
 import httpx
 import pytest
+from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
 from sqlmodel import Session, select
 
@@ -53,9 +55,10 @@ def _connection(db_session_for: Callable[[], Session], business_id: uuid.UUID) -
         return s.exec(select(Connection).where(Connection.business_id == business_id)).first()
 
 
-def _block_exists(name: str, kind: type) -> bool:
+def _block_exists(name: str, kind: type[Block]) -> bool:
     try:
-        kind.load(name, _sync=True)
+        # Prefect's async_dispatch wrapper takes _sync; load's typed signature does not show it.
+        kind.load(name, _sync=True)  # type: ignore[call-arg]
     except ValueError:
         return False
     return True
@@ -119,7 +122,7 @@ def test_connect_pauses_for_consent_and_the_callback_finishes_the_connection(
     assert closed.used_at is not None
 
     # The saved tokens work: the connection reads Nomi through the block.
-    app = NomiApp.load(app_block)
+    app = cast(NomiApp, NomiApp.load(app_block))
     tokens = BlockTokenProvider(connection.credentials_block_name, app)
     with NomiClient(app.api_base_url, connection.nomi_tenant_id, tokens) as nomi:
         assert [o.tenant_id for o in nomi.connections()] == [connection.nomi_tenant_id]
@@ -132,7 +135,7 @@ def test_connect_pauses_for_consent_and_the_callback_finishes_the_connection(
     assert "already used" in replay.text
 
     # No secret anywhere ops or analysts look.
-    creds = NomiCredentials.load(connection.credentials_block_name)
+    creds = cast(NomiCredentials, NomiCredentials.load(connection.credentials_block_name))
     secrets = {
         answer["code"],
         creds.access_token.get_secret_value(),

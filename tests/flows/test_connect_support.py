@@ -23,6 +23,7 @@ import uvicorn
 from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter
+from prefect.client.schemas.objects import Artifact as ArtifactResponse
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from sqlalchemy import inspect, text
@@ -81,7 +82,7 @@ def app_block(prefect_server: None, sandbox: SandboxHandle, callback: CallbackSe
     name = f"nomi-cb-{uuid.uuid4().hex[:8]}"
     NomiApp(
         client_id="nomi-connector-sandbox",
-        client_secret="sandbox-client-secret",  # type: ignore[arg-type]
+        client_secret="sandbox-client-secret",
         authorize_url=sandbox.authorize_url,
         token_url=sandbox.token_url,
         revoke_url=sandbox.revoke_url,
@@ -168,7 +169,7 @@ def read_run(run_id: uuid.UUID) -> FlowRun:
 def authorize_link(business: str) -> str:
     """The authorize URL the run published as its link artifact."""
     artifact = Artifact.get(f"authorize-{business}", _sync=True)  # type: ignore[call-arg]
-    assert artifact is not None
+    assert isinstance(artifact, ArtifactResponse)
     data = artifact.data
     assert isinstance(data, str)
     start = data.index("(") + 1

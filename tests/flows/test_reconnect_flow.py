@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import cast
 
 import httpx
 import pytest
@@ -72,7 +73,7 @@ def _consent(callback: CallbackServer, business: str, tenant_id: str) -> None:
 
 
 def _expense_category(app_block: str, connected: ConnectedBusiness) -> str:
-    app = NomiApp.load(app_block)
+    app = cast(NomiApp, NomiApp.load(app_block))
     tokens = BlockTokenProvider(connected.credentials_block, app)
     with NomiClient(app.api_base_url, connected.tenant_id, tokens) as nomi:
         return next(c.id for c in nomi.iter_categories() if c.type == "EXPENSE")
@@ -102,7 +103,7 @@ def test_reconnect_after_consent_expiry_connects_again_and_publishes_what_waited
         connection.status = ConnectionStatus.EXPIRED
         s.add(connection)
     sandbox.admin.post("/clock/advance", json={"seconds": 366 * 86400}).raise_for_status()
-    app = NomiApp.load(app_block)
+    app = cast(NomiApp, NomiApp.load(app_block))
     old = BlockTokenProvider(connected.credentials_block, app)
     with (
         NomiClient(app.api_base_url, connected.tenant_id, old) as nomi,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlmodel import select
 
 from blocks.app import NomiApp
@@ -17,7 +19,7 @@ def test_a_connected_business_gets_a_client_that_reads_its_organisations_supplie
         _, connection = business_and_connection(session, business.slug)
         assert connection is not None
         assert session.exec(select(Connection)).all() == [connection]
-    with nomi_client(NomiApp.load(nomi_app), connection) as nomi:
+    with nomi_client(cast(NomiApp, NomiApp.load(nomi_app)), connection) as nomi:
         suppliers = list(nomi.iter_suppliers())
         organisations = nomi.connections()
     assert suppliers, "the sandbox seeds suppliers for every organisation"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -13,6 +14,9 @@ from nomi.models import TokenSet
 from nomi.oauth import NomiOAuth
 from nomi.retry import RetryPolicy
 from nomi.tokens import RefreshingTokenProvider
+
+if TYPE_CHECKING:
+    from sandbox.testing import SandboxHandle
 
 CLIENT_ID = "nomi-connector-sandbox"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -26,22 +30,22 @@ FAST = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.2, max_retry_aft
 class Connected:
     """An organisation connected through the consent pages."""
 
-    sandbox: object
+    sandbox: SandboxHandle
     oauth: NomiOAuth
     tokens: TokenSet
     tenant_id: str
     code: str
     verifier: str
 
-    def client(self, **kwargs: object) -> NomiClient:
+    def client(self, **kwargs: Any) -> NomiClient:
         """A client for the organisation with a refreshing in-memory token provider."""
         provider = RefreshingTokenProvider(self.oauth, self.tokens)
         kwargs.setdefault("retry", FAST)
-        return NomiClient(self.sandbox.base_url, self.tenant_id, provider, **kwargs)  # type: ignore[arg-type]
+        return NomiClient(self.sandbox.base_url, self.tenant_id, provider, **kwargs)
 
 
 @pytest.fixture
-def sandbox() -> Iterator[object]:
+def sandbox() -> Iterator[SandboxHandle]:
     """A fresh sandbox in test mode with its rate limits off (tests switch on what they need)."""
     from sandbox.settings import SandboxSettings
     from sandbox.testing import running_sandbox
@@ -51,18 +55,18 @@ def sandbox() -> Iterator[object]:
         yield handle
 
 
-def make_oauth(sandbox: object) -> NomiOAuth:
+def make_oauth(sandbox: SandboxHandle) -> NomiOAuth:
     return NomiOAuth(
         CLIENT_ID,
         CLIENT_SECRET,
-        sandbox.authorize_url,  # type: ignore[attr-defined]
-        sandbox.token_url,  # type: ignore[attr-defined]
-        sandbox.revoke_url,  # type: ignore[attr-defined]
+        sandbox.authorize_url,
+        sandbox.token_url,
+        sandbox.revoke_url,
         REDIRECT_URI,
     )
 
 
-def consent(sandbox: object, oauth: NomiOAuth, tenant_id: str) -> tuple[str, str]:
+def consent(sandbox: SandboxHandle, oauth: NomiOAuth, tenant_id: str) -> tuple[str, str]:
     """Walk the consent pages as the owner; returns (code, verifier)."""
     from sandbox.browser import complete_consent
 
@@ -81,10 +85,10 @@ def consent(sandbox: object, oauth: NomiOAuth, tenant_id: str) -> tuple[str, str
 
 
 @pytest.fixture
-def connected(sandbox: object) -> Iterator[Connected]:
+def connected(sandbox: SandboxHandle) -> Iterator[Connected]:
     """Bright Smile connected: tokens exchanged from a real authorization code."""
     oauth = make_oauth(sandbox)
-    tenant_id = sandbox.tenant_id(ORG)  # type: ignore[attr-defined]
+    tenant_id = sandbox.tenant_id(ORG)
     code, verifier = consent(sandbox, oauth, tenant_id)
     tokens = oauth.exchange_code(code, verifier)
     yield Connected(sandbox, oauth, tokens, tenant_id, code, verifier)

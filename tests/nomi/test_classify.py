@@ -48,6 +48,7 @@ def test_429s_are_told_apart_by_their_problem_header(problem_header, retry_after
         headers["Retry-After"] = retry_after
     error = classify(httpx.Response(429, json={"status": 429}, headers=headers))
     assert type(error) is kind
+    assert isinstance(error, (RateLimitError, DailyLimitError))
     assert error.retry_after == (float(retry_after) if retry_after else None)
     assert isinstance(error, TransientError) is (kind is RateLimitError)
 

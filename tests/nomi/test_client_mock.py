@@ -317,7 +317,9 @@ def test_find_by_source_id_returns_the_record_or_none() -> None:
         return httpx.Response(200, json={"items": items})
 
     with make_client(handler) as nomi:
-        assert nomi.find_expense_by_source_id("item-1").id == "e9"
+        found = nomi.find_expense_by_source_id("item-1")
+        assert found is not None
+        assert found.id == "e9"
         assert nomi.find_expense_by_source_id("missing") is None
 
 

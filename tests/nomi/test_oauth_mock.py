@@ -85,6 +85,7 @@ def test_client_secret_post_puts_the_credentials_in_the_form() -> None:
     tokens = oauth(handler, "client_secret_post").refresh("r1")
     assert form(seen[0])["client_secret"] == SECRET
     assert "Authorization" not in seen[0].headers
+    assert tokens.refresh_token is not None
     assert tokens.refresh_token.get_secret_value() == "r1"  # kept when none was sent
 
 
@@ -102,6 +103,7 @@ def test_refresh_returns_the_rotated_token() -> None:
         )
 
     tokens = oauth(handler).refresh("r1")
+    assert tokens.refresh_token is not None
     assert tokens.refresh_token.get_secret_value() == "r2"
     assert tokens.refresh_token_expires_at is not None
 

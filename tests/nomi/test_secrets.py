@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,12 +14,15 @@ from nomi.retry import RetryPolicy
 from nomi.tokens import RefreshingTokenProvider
 from tests.nomi.conftest import CLIENT_SECRET, consent, make_oauth
 
+if TYPE_CHECKING:
+    from sandbox.testing import SandboxHandle
+
 
 def test_secrets_never_reach_logs_errors_or_reprs(
-    sandbox: object, caplog: pytest.LogCaptureFixture
+    sandbox: SandboxHandle, caplog: pytest.LogCaptureFixture
 ) -> None:
     oauth = make_oauth(sandbox)
-    tenant_id = sandbox.tenant_id("Bright Smile Dental Ltd")  # type: ignore[attr-defined]
+    tenant_id = sandbox.tenant_id("Bright Smile Dental Ltd")
     code, verifier = consent(sandbox, oauth, tenant_id)
     caplog.clear()  # the consent pages are the user's browser, not our code
     caplog.set_level(logging.DEBUG)
@@ -28,15 +32,15 @@ def test_secrets_never_reach_logs_errors_or_reprs(
     texts: list[str] = []
     tokens = oauth.exchange_code(code, verifier)
     provider = RefreshingTokenProvider(oauth, tokens)
-    faults = [
+    faults: list[dict[str, Any]] = [
         {"fault": "token_rejected", "method": "GET", "path": "/api/v1/users", "count": 1},
         {"fault": "server_error", "method": "GET", "path": "/api/v1/users", "count": 1},
         {"fault": "validation", "method": "POST", "path": "/api/v1/suppliers", "count": 1},
     ]
     for spec in faults:
-        sandbox.fault(tenant_id=tenant_id, **spec)  # type: ignore[attr-defined]
+        sandbox.fault(tenant_id=tenant_id, **spec)
     retry = RetryPolicy(base_delay=0.01)
-    base_url = sandbox.base_url  # type: ignore[attr-defined]
+    base_url = sandbox.base_url
     with NomiClient(base_url, tenant_id, provider, retry=retry) as nomi:
         nomi.list_users()
         with pytest.raises(RejectedError) as rejected:

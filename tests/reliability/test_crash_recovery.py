@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlmodel import Session, select
@@ -127,7 +127,7 @@ def prepare(
         connection = s.get(Connection, business.connection_id)
         assert connection is not None
         with nomi_client(
-            NomiApp.load(nomi_app), connection, limits=NomiLimits(per_minute=0)
+            cast(NomiApp, NomiApp.load(nomi_app)), connection, limits=NomiLimits(per_minute=0)
         ) as nomi:
             mirror_lists(s, nomi, connection.id)
         for n in range(ITEMS):
@@ -213,7 +213,7 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     tmp_path: Path,
 ) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.objects import FlowRun, StateType
     from prefect.deployments import run_deployment
 
     sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
@@ -230,6 +230,7 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
     waited(served, timeout=90, what="the served deployment", process=worker)
 
     first = run_deployment(DEPLOYMENT, parameters=run_params(business, nomi_app), timeout=0)
+    assert isinstance(first, FlowRun)
 
     def midway() -> dict[uuid.UUID, str] | None:
         with get_client(sync_client=True) as client:
@@ -287,6 +288,7 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
         parameters=run_params(business, nomi_app, claim_timeout_minutes=0.01),
         timeout=180,
     )
+    assert isinstance(second, FlowRun)
 
     rerun_seconds = time.monotonic() - rerun_started
     assert second.state is not None

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -69,7 +70,7 @@ FAILURES = {
 }
 
 
-def arm(sandbox: SandboxHandle, fault: str, **spec: object) -> None:
+def arm(sandbox: SandboxHandle, fault: str, **spec: Any) -> None:
     """Switch a fault on for every organisation's API requests."""
     sandbox.fault(fault, **{"path": API, **spec})
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -169,16 +169,16 @@ def _prefect_texts(client: SyncPrefectClient, since: datetime) -> tuple[str, int
     for task_run in client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": ids})):
         parts += [task_run.name, repr(task_run.task_inputs), repr(task_run.state)]
     query = {"occurred": {"since": since.isoformat()}, "resource": {"id_prefix": ["nomi."]}}
-    page: Any = client.request(
+    events_page: dict[str, Any] = client.request(
         "POST",
-        "/events/filter",  # type: ignore[arg-type]
+        "/events/filter",
         json={"filter": query, "limit": 50},
     ).json()
     while True:
-        parts += [repr(event) for event in page["events"]]
-        if not page.get("next_page"):
+        parts += [repr(event) for event in events_page["events"]]
+        if not events_page.get("next_page"):
             break
-        page = client._client.get(page["next_page"]).json()
+        events_page = client._client.get(events_page["next_page"]).json()
     return "\n".join(parts), logs
 
 
@@ -187,7 +187,7 @@ def _masked_block(client: SyncPrefectClient, name: str, block_type: str) -> dict
     document = client.read_block_document_by_name(name, block_type, include_secrets=False)
     response = client.request(
         "GET",
-        "/block_documents/{id}",  # type: ignore[arg-type]
+        "/block_documents/{id}",
         path_params={"id": document.id},
     )
     response.raise_for_status()
@@ -208,7 +208,7 @@ def test_no_secret_reaches_logs_artifacts_runs_events_tables_or_exception_texts(
     since = datetime.now(UTC) - timedelta(seconds=1)
     member = make_member()
     tenant_id = sandbox.tenant_id(BRIGHT_SMILE)
-    app = NomiApp.load(app_block)
+    app = cast(NomiApp, NomiApp.load(app_block))
     texts: list[str] = []  # exception texts and reprs collected on the way
     states = []
 
@@ -283,7 +283,7 @@ def test_no_secret_reaches_logs_artifacts_runs_events_tables_or_exception_texts(
     assert states[-1].is_completed(), states[-1].message
 
     # 5. the refresh token is revoked at Nomi: the next refresh is a lost connection
-    creds = NomiCredentials.load(block)
+    creds = cast(NomiCredentials, NomiCredentials.load(block))
     with app.oauth() as oauth:
         oauth.revoke(creds.refresh_token.get_secret_value())
         oauth.revoke(creds.access_token.get_secret_value())

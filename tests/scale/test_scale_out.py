@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -132,7 +132,7 @@ def add_businesses(
     images: Path,
 ) -> list[ConnectedBusiness]:
     """BUSINESSES new organisations, each connected, its lists mirrored, items Ready."""
-    app = NomiApp.load(nomi_app)
+    app = cast(NomiApp, NomiApp.load(nomi_app))
     engine = make_engine(connector_db)
     businesses: list[ConnectedBusiness] = []
     for n in range(BUSINESSES):
@@ -199,6 +199,7 @@ def test_two_workers_on_a_postgres_redis_prefect_publish_many_businesses_exactly
     tmp_path: Path,
 ) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
 
     sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
@@ -214,21 +215,23 @@ def test_two_workers_on_a_postgres_redis_prefect_publish_many_businesses_exactly
             POOL, name, limit=WORKER_LIMIT, server=number, cwd=REPO_ROOT, env=worker_env
         )
 
-    started = time.monotonic()
-    runs = [
-        run_deployment(
+    def start(business: ConnectedBusiness) -> FlowRun:
+        run = run_deployment(
             f"auto-publish-to-nomi/{DEPLOYMENT_NAME}",
             parameters={
                 "params": {
-                    "business": b.slug,
+                    "business": business.slug,
                     "app_block": nomi_app,
                     "limits": {"per_minute": 0, "concurrent": 5},
                 }
             },
             timeout=0,
         )
-        for b in businesses
-    ]
+        assert isinstance(run, FlowRun)
+        return run
+
+    started = time.monotonic()
+    runs = [start(b) for b in businesses]
 
     def finished() -> list[Any] | None:
         with get_client(sync_client=True) as client:

@@ -242,6 +242,11 @@ def nomi_id_or_none(key: str, text: str, what: str = "tax-rate") -> str | None:
     return value
 
 
+def _bank_account_id(text: str | None) -> str | None:
+    """The ``--bank-account`` a payment method is linked to (``none`` or empty: not linked)."""
+    return nomi_id_or_none("--bank-account", text or "", what="bank-account")
+
+
 def add_payment_method(
     session: Session,
     *,
@@ -270,7 +275,7 @@ def add_payment_method(
         raise ValueError(
             f"business '{business.slug}' already has the payment method '{existing.name}'"
         )
-    bank = nomi_id_or_none("--bank-account", bank_account_nomi_id or "", what="bank-account")
+    bank = _bank_account_id(bank_account_nomi_id)
     require_admin(
         session,
         business_id=business.id,
@@ -303,7 +308,7 @@ def link_payment_method(
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
     method = get_payment_method(session, business, name)
-    bank = nomi_id_or_none("--bank-account", bank_account_nomi_id or "", what="bank-account")
+    bank = _bank_account_id(bank_account_nomi_id)
     require_admin(
         session,
         business_id=business.id,

@@ -112,8 +112,12 @@ def add_member(
     """
     if role not in {r.value for r in Role}:
         raise ValueError(f"unknown role {role!r}: use admin, standard or accountant")
+    # Locked (PostgreSQL; SQLite's write transaction already excludes other writers): two admins
+    # demoting each other at once must not both see the other still admin.
     memberships = list(
-        session.exec(select(Membership).where(Membership.business_id == business.id))
+        session.exec(
+            select(Membership).where(Membership.business_id == business.id).with_for_update()
+        )
     )
     admins = [m for m in memberships if m.role in ADMIN_ROLES]
     found = next((m for m in memberships if m.user_id == user.id), None)

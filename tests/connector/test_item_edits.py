@@ -6,6 +6,7 @@ or the bank account its payment method is linked to.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +23,7 @@ from connector.models import (
     ConnectionSettings,
     Item,
     ItemStatus,
+    Membership,
     Role,
 )
 from connector.publish_queue import reassess_after_change
@@ -358,3 +360,37 @@ def test_a_payment_method_in_use_is_not_removed_and_an_unused_one_is(
         names = [m.name for m in crud.list_payment_methods(s, shop.business)]
     assert names == ["Company card"]
     assert [a.detail["name"] for a in _audit(engine, "payment_methods.remove")] == ["Petty cash"]
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(engine: Engine) -> None:
+    """The last-admin rule holds under concurrency: the second demotion waits, then is refused."""
+    with Session(engine, expire_on_commit=False) as s:
+        business = make_business(s)
+        first, second = make_user(s), make_user(s)
+        for user in (first, second):
+            make_membership(s, user=user, business=business, role=Role.ADMIN)
+        s.commit()
+    errors: list[BaseException] = []
+
+    def demote_first() -> None:
+        try:
+            with db_session(engine, write=True) as s:
+                crud.add_member(s, business=business, user=first, role="standard", actor=second)
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+
+    other = threading.Thread(target=demote_first)
+    with db_session(engine, write=True) as s:
+        crud.add_member(s, business=business, user=second, role="standard", actor=first)
+        s.flush()
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive()  # waiting for this transaction
+    other.join(timeout=30)
+
+    assert not other.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], ValueError | PermissionDeniedError)
+    with Session(engine) as s:
+        roles = {m.user_id: m.role for m in s.exec(select(Membership))}
+    assert roles == {first.id: Role.ADMIN, second.id: Role.STANDARD}

@@ -12,6 +12,7 @@ import re
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.access import ADMIN_ROLES, require_admin
@@ -340,7 +341,9 @@ def remove_payment_method(session: Session, *, business: Business, actor: User, 
     rules = list(
         session.exec(select(ContactRule.name).where(ContactRule.payment_method_id == method.id))
     )
-    items = len(list(session.exec(select(Item.id).where(Item.payment_method_id == method.id))))
+    items = session.exec(
+        select(sa.func.count()).select_from(Item).where(Item.payment_method_id == method.id)
+    ).one()
     if rules or items:
         uses = [f"{len(rules)} rule(s) ({', '.join(sorted(rules)[:3])})"] if rules else []
         uses += [f"{items} item(s)"] if items else []

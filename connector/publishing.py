@@ -60,7 +60,7 @@ from connector.payloads import (
 )
 from connector.publish_book import PublishBook
 from connector.review import facts_from_item
-from connector.rules import Resolution, RulesContext, resolve
+from connector.rules import ZERO_RATE_NOTE, Resolution, RulesContext, resolve
 from nomi.client import NomiClient
 from nomi.errors import (
     ConnectionLostError,
@@ -218,6 +218,7 @@ class _Run:
     # ---- the pipeline ------------------------------------------------------------------------
 
     def publish(self, res: Resolution) -> ItemOutcome:
+        self.flags.extend(note for note in res.notes if note.endswith(ZERO_RATE_NOTE))
         contact_id = self.contact(res)
         user_id = self.claimant()
         record_id, resumed = self.record(res, contact_id, user_id)

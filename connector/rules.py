@@ -459,6 +459,11 @@ def _validate_tax_rate(
     return None
 
 
+#: The end of the note saying an extracted tax was not published because the rate is 0%
+#: (publishing shows these notes on the run's summary).
+ZERO_RATE_NOTE = " is a 0% rate: 0 tax is published"
+
+
 def _amounts(
     item: ItemFacts, rate: TaxRateRef | None, draft: _Draft
 ) -> tuple[Decimal, Decimal, Decimal]:
@@ -470,6 +475,15 @@ def _amounts(
         draft.sources["tax_amount"] = Source.NONE
         if extracted:
             draft.notes.append(f"extracted tax {extracted} is not published: no tax rate applies")
+        net, tax = split_gross(total, Decimal(0))
+        return net, tax, total
+    if rate.rate == 0:  # zero, exempt, no VAT: no tolerance, whatever was extracted
+        matched = extracted is not None and extracted == 0
+        draft.sources["tax_amount"] = Source.EXTRACTED if matched else Source.COMPUTED
+        if extracted:
+            draft.notes.append(
+                f"extracted tax {extracted} is not published: '{rate.name}'{ZERO_RATE_NOTE}"
+            )
         net, tax = split_gross(total, Decimal(0))
         return net, tax, total
     computed = tax_in_gross(total, rate.rate)

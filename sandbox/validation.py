@@ -87,6 +87,14 @@ class Validator:
             )
             return
         rate = Decimal(doc["rate"])
+        if rate == 0 and tax != 0:  # a real ledger allows no tolerance on a zero rate
+            _err(
+                errors,
+                tax_field,
+                "totals_mismatch",
+                f"Tax {tax} on {doc['name']} (0%): a zero-rate line must carry 0 tax",
+            )
+            return
         expected = (gross * rate / (Decimal(100) + rate)).quantize(CENT)
         if abs(expected - tax) > self.tolerance:
             _err(

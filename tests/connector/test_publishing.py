@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -478,3 +479,28 @@ def test_connection_lost_mid_batch_gives_every_item_back_ready(world: World) -> 
         connection = s.get(Connection, world.connection_id)
         assert connection is not None
         assert connection.status == ConnectionStatus.EXPIRED
+
+
+def test_a_zero_rated_sale_publishes_no_tax_whatever_was_extracted(world: World) -> None:
+    """Issue 15: 0.11 with 0.01 extracted at EXEMPT (0%) published 0.01 tax; now 0 and a note."""
+    item_id = world.add(
+        ItemKind.SALES,
+        total=Decimal("0.11"),
+        tax_amount=Decimal("0.01"),
+        tax_rate_edit=world.org.tax_rate("EXEMPT"),
+    )
+    world.ready()
+
+    result = world.publish()
+
+    assert result.count("published") == 1, result
+    (outcome,) = result.outcomes
+    assert any("0.01 is not published" in flag for flag in outcome.flags), outcome.flags
+    item = world.item(item_id)
+    assert item.status == ItemStatus.PUBLISHED
+    assert item.tax_amount == Decimal("0.01")  # the extracted amount is kept on the item
+    invoice = world.nomi.find_sales_invoice_by_source_id(str(item_id))
+    assert invoice is not None
+    assert [(str(line.amount), str(line.tax_amount)) for line in invoice.lines] == [
+        ("0.11", "0.00")
+    ]

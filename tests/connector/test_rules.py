@@ -131,6 +131,41 @@ TABLE = [
         {"contact_name": "ACME limited.", "category_id": None},
         {**READY, "contact_id": "sup-acme", "category_id": "cat-travel"},
     ),
+    # Tax at 0% is 0 (issue 15): the penny tolerance never applies to a zero rate.
+    row(
+        "a zero rate from a customer rule publishes 0 tax although a penny was extracted",
+        {
+            "kind": "sales",
+            "contact_name": "Harbour Coffee Co",
+            "category_id": None,
+            "total": D("0.11"),
+            "extracted_tax": D("0.01"),
+        },
+        {
+            **READY,
+            "tax_rate_id": "zero",
+            "tax": D("0.00"),
+            "net": D("0.11"),
+            "total": D("0.11"),
+            "sources": {"tax_rate": "user_rule", "tax_amount": "computed"},
+            "notes": [
+                "extracted tax 0.01 is not published: 'Zero rated' is a 0% rate: 0 tax is published"
+            ],
+        },
+        rules=(ContactRule("customer", "Harbour Coffee Co", "user", "cat-sales", "zero"),),
+    ),
+    row(
+        "a zero rate publishes 0 tax for an extracted tax within the tolerance of several lines",
+        {"tax_rate_id": "zero", "extracted_tax": D("0.03"), "line_count": 4},
+        {
+            **READY,
+            "tax": D("0.00"),
+            "net": D("120.00"),
+            "notes": [
+                "extracted tax 0.03 is not published: 'Zero rated' is a 0% rate: 0 tax is published"
+            ],
+        },
+    ),
     # Rank 4: extracted tax amount is 0.
     row(
         "a zero extracted tax on a cost item uses the zero tax code for costs",

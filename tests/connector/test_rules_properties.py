@@ -147,6 +147,64 @@ def test_net_plus_tax_equals_the_total_to_the_penny(item: ItemFacts, ctx: RulesC
         assert res.tax == 0
 
 
+zero_heavy_rates = st.sampled_from([Decimal("0"), Decimal("0.00")]) | st.decimals(
+    min_value=0, max_value=100, places=2
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    rate=zero_heavy_rates,
+    total=st.decimals(min_value=Decimal("-500"), max_value=Decimal("5000"), places=2),
+    offset=st.sampled_from([Decimal("0"), Decimal("0.01"), Decimal("-0.01"), Decimal("0.02")])
+    | st.decimals(min_value=Decimal("-5"), max_value=Decimal("5"), places=2),
+    blank=st.booleans(),
+    kind=st.sampled_from(KINDS),
+    line_count=st.integers(min_value=1, max_value=4),
+)
+def test_published_tax_is_consistent_with_every_rate(
+    rate: Decimal,
+    total: Decimal,
+    offset: Decimal,
+    blank: bool,
+    kind: str,
+    line_count: int,
+) -> None:
+    """For every rate: 0% publishes 0 tax; otherwise within the tolerance of the computed tax."""
+    ctx = RulesContext(
+        settings=RulesSettings(use_tax_list=True),
+        categories=(
+            CategoryRef("cat-exp", "Costs", "EXPENSE"),
+            CategoryRef("cat-inc", "Sales", "INCOME"),
+        ),
+        tax_rates=(TaxRateRef("the-rate", "The rate", rate, "BOTH"),),
+    )
+    computed = tax_in_gross(total, rate)
+    item = ItemFacts(
+        kind=kind,
+        contact_name="Acme Ltd",
+        date=dt.date(2025, 1, 31),
+        total=total,
+        extracted_tax=None if blank else computed + offset,
+        category_id="cat-inc" if kind == "sales" else "cat-exp",
+        tax_rate_id="the-rate",
+        claimant="user-1",
+        confirmed_new_contact=True,
+        line_count=line_count,
+    )
+    res = resolve(item, ctx)
+    assert res.is_ready, res.reasons
+    assert res.tax_rate_id == "the-rate"
+    assert res.net is not None and res.tax is not None
+    assert res.net + res.tax == res.total == to_money(total)
+    if rate == 0:
+        assert res.tax == 0
+        if not blank and computed + offset != 0:
+            assert any("is a 0% rate" in note for note in res.notes), res.notes
+    else:
+        assert abs(res.tax - computed) <= Decimal("0.01") * line_count
+
+
 @settings(max_examples=400, deadline=None)
 @given(item=items(), ctx=contexts)
 def test_a_ready_item_never_carries_an_archived_or_wrong_kind_rate_or_category(

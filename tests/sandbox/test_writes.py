@@ -125,6 +125,22 @@ def test_expense_validation_codes(
     assert code in codes(response)
 
 
+@pytest.mark.parametrize("code", ["ZERO", "EXEMPT", "NOVAT"])
+def test_a_zero_rate_refuses_even_a_penny_of_tax(api: httpx.Client, refs: Any, code: str) -> None:
+    # issue 15: the few-pence tolerance must not apply at 0%; a real ledger refuses any tax
+    small = expense(refs, total="0.11", tax_rate_id=refs["tax"][code], tax_amount="0.01")
+    response = api.post("/expenses", json=small)
+    assert response.status_code == 400
+    assert codes(response) == ["totals_mismatch"]
+    assert "0%" in response.json()["detail"]
+    zero = api.post("/expenses", json={**small, "tax_amount": "0.00", "source_id": "item-z"})
+    assert zero.status_code == 201, zero.text
+    lines = invoice(refs)["lines"]
+    lines[0] = {**lines[0], "tax_rate_id": refs["tax"][code], "tax_amount": "0.01"}
+    bad_invoice = api.post("/sales-invoices", json=invoice(refs, lines=lines))
+    assert codes(bad_invoice) == ["totals_mismatch"]
+
+
 def test_tax_within_a_few_pence_is_accepted(api: httpx.Client, refs: Any) -> None:
     assert api.post("/expenses", json=expense(refs, tax_amount="20.03")).status_code == 201
 

@@ -30,7 +30,7 @@ from connector.models import (
     RuleSource,
     User,
 )
-from connector.names import normalise_name
+from connector.names import matching_key
 
 BOOL_SETTINGS = (
     "warn_new_supplier",
@@ -474,10 +474,9 @@ def _rule_key(kind: str, name: str) -> str:
     """The matching key of a rule's name, after checking the kind and that a name is given."""
     if kind not in {k.value for k in ContactKind}:
         raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
-    key = normalise_name(name)
-    if not key:
+    if not name.strip():
         raise ValueError("a rule needs a supplier or customer name")
-    return key
+    return matching_key(name)  # UnmatchableNameError (a ValueError) names the problem
 
 
 def _user_rule(session: Session, connection: Connection, kind: str, key: str) -> ContactRule | None:

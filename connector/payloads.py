@@ -12,7 +12,7 @@ import uuid
 from decimal import Decimal
 
 from connector.models import Item, ItemKind
-from connector.names import normalise_name
+from connector.names import matching_key
 from connector.rules import Resolution
 from nomi.models import ContactCreate, ExpenseCreate, InvoiceLine, PaymentCreate, SalesInvoiceCreate
 
@@ -58,9 +58,15 @@ def contact_key(connection_id: uuid.UUID, kind: str, name: str) -> str:
         name: The contact's name as written on the item.
 
     Returns:
-        64 lowercase hex characters.
+        64 lowercase hex characters. Two names share a key exactly when they share a matching
+        key (``connector.names``); the text hashed is unambiguous because a matching key holds
+        no ``:``.
+
+    Raises:
+        UnmatchableNameError: The name has no letter or digit (never a key shared by all such
+            names, issue 15).
     """
-    text = f"{connection_id}:{kind}:{normalise_name(name)}:{STEP_CONTACT}"
+    text = f"{connection_id}:{kind}:{matching_key(name)}:{STEP_CONTACT}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -224,6 +224,7 @@ def apply_contact_choices(
         The ids of the items that changed.
     """
     mapping = {normalise_name(name): nomi_id for name, nomi_id in map_contacts.items()}
+    mapping.pop("", None)  # a name with nothing to match on maps no item
     if not confirm_new_contacts and not mapping:
         return []
     ctx = build_context(session, business_id)
@@ -238,7 +239,8 @@ def apply_contact_choices(
     for item in rows:
         if not item.contact_name:
             continue
-        mapped = mapping.get(normalise_name(item.contact_name))
+        key = normalise_name(item.contact_name)
+        mapped = mapping.get(key) if key else None
         if mapped is not None and mapped != item.contact_mapped_nomi_id:
             item.contact_mapped_nomi_id = mapped
             action, detail = "publish.map_contact", {"nomi_id": mapped}

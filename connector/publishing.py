@@ -492,10 +492,13 @@ class _Run:
     def _stored_contact(self, kind: str, name: str) -> str | None:
         """An active mirrored contact with this normalised name (created by a peer meanwhile)."""
         table: type[Supplier] | type[Customer] = Customer if kind == "customer" else Supplier
+        key = normalise_name(name)
+        if not key:  # nothing to match on: never another contact's row
+            return None
         row = self.s.exec(
             select(table.nomi_id).where(
                 table.connection_id == self.book.connection_id,
-                table.name_normalised == normalise_name(name),
+                table.name_normalised == key,
                 table.status == "ACTIVE",
             )
         ).first()

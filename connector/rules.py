@@ -138,7 +138,9 @@ class RulesSettings:
 def _by_name(contacts: Iterable[ContactRef]) -> dict[str, list[ContactRef]]:
     index: dict[str, list[ContactRef]] = {}
     for contact in contacts:
-        index.setdefault(normalise_name(contact.name), []).append(contact)
+        key = normalise_name(contact.name)
+        if key:  # a name with no letter or digit matches nothing (issue 15)
+            index.setdefault(key, []).append(contact)
     return index
 
 
@@ -188,7 +190,11 @@ class RulesContext:
         put(
             self,
             "_rules",
-            {(r.contact_kind, r.source, normalise_name(r.name)): r for r in self.rules},
+            {
+                (r.contact_kind, r.source, key): r
+                for r in self.rules
+                if (key := normalise_name(r.name))
+            },
         )
 
     def category(self, nomi_id: str) -> CategoryRef | None:
@@ -209,7 +215,8 @@ class RulesContext:
 
     def contacts_named(self, contact_kind: str, name: str) -> list[ContactRef]:
         """Nomi contacts of this kind whose normalised name equals that of ``name``."""
-        return self._contacts[contact_kind].get(normalise_name(name), [])
+        key = normalise_name(name)
+        return self._contacts[contact_kind].get(key, []) if key else []
 
     def contact(self, contact_kind: str, nomi_id: str) -> ContactRef | None:
         """The Nomi contact of this kind with this id, if listed."""
@@ -218,7 +225,8 @@ class RulesContext:
     def rule(self, contact_kind: str, source: str, names: Iterable[str]) -> ContactRule | None:
         """The first rule of this kind and source matching any of ``names`` (normalised)."""
         for name in names:
-            found = self._rules.get((contact_kind, source, normalise_name(name)))
+            key = normalise_name(name)
+            found = self._rules.get((contact_kind, source, key)) if key else None
             if found is not None:
                 return found
         return None
@@ -342,6 +350,13 @@ def _resolve_contact(
     if not name:
         if item.kind == SALES:
             draft.reasons.append("no customer: enter the customer's name on the item")
+        draft.sources["contact"] = Source.NONE
+        return None, None
+    if not normalise_name(name):
+        draft.reasons.append(
+            f"the {ck} name '{name}' has no letters or digits to match on: correct the name or "
+            f"map the item to an existing {ck}"
+        )
         draft.sources["contact"] = Source.NONE
         return None, None
     matches = ctx.contacts_named(ck, name)

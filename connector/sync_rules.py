@@ -69,6 +69,7 @@ def reconcile_nomi_supplier_rules(session: Session, connection_id: uuid.UUID) ->
         suppliers.c.connection_id == connection_id,
         suppliers.c.status == ACTIVE,
         suppliers.c.default_tax_rate_id.is_not(None),
+        suppliers.c.name_normalised != "",  # a name with nothing to match on matches nothing
     )
     rank = (
         sa.func.row_number()

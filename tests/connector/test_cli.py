@@ -628,3 +628,50 @@ def test_payment_methods_are_linked_and_removed_by_admins_only(
     missing = run("payment-methods", "remove", "Nope", *method, "--actor", "owner@bright.example")
     assert missing.exit_code == 1
     assert "no payment method 'Nope' in business 'bright-smile'" in missing.output
+
+
+def test_rules_for_names_in_any_script_are_added_as_separate_rules(
+    run: Run, bright_smile: None
+) -> None:
+    """Issue 15: `rules add "مكتبة النور"` was refused ("a rule needs a supplier or customer")."""
+    for name in ("مكتبة النور", "東京デンタル", 'שוקולד טוב בע"מ'):
+        added = run(
+            "rules",
+            "add",
+            name,
+            "--business",
+            "bright-smile",
+            "--category",
+            "cat-453",
+            "--actor",
+            "owner@bright.example",
+        )
+        assert added.exit_code == 0, added.output
+    listed = run("rules", "list", "--business", "bright-smile")
+    assert listed.exit_code == 0, listed.output
+    names = sorted(line.split("\t")[1] for line in listed.output.splitlines())
+    assert names == sorted(["مكتبة النور", "東京デンタル", 'שוקולד טוב בע"מ'])
+
+
+def test_a_rule_for_an_emoji_only_name_is_refused_saying_why(
+    run: Run, bright_smile: None, database_url: str
+) -> None:
+    refused = run(
+        "rules",
+        "add",
+        "🦷🦷",
+        "--business",
+        "bright-smile",
+        "--category",
+        "cat-453",
+        "--actor",
+        "owner@bright.example",
+    )
+    assert refused.exit_code == 1
+    assert "no letters or digits to match on" in refused.output
+    assert "Traceback" not in refused.output
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        audited = db.exec(select(AuditLog).where(AuditLog.action == "rules.add")).all()
+    engine.dispose()
+    assert audited == []

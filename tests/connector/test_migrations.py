@@ -81,3 +81,55 @@ def test_sqlite_engine_uses_wal_busy_timeout_and_foreign_keys(tmp_path: object) 
             assert busy_timeout >= 5000
     finally:
         engine.dispose()
+
+
+def test_0005_recomputes_the_name_keys_stored_by_the_latin_only_normaliser(
+    database_url: str,
+) -> None:
+    """Issue 15: non-Latin names were stored with the key ''; the migration gives each its own."""
+    from sqlmodel import select
+
+    from connector.models import ContactRule, Customer, Supplier
+    from tests.connector.factories import (
+        make_business,
+        make_connection,
+        make_contact_rule,
+        make_customer,
+        make_supplier,
+    )
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, "0004_list_connection_indexes")
+        with session(engine) as s:
+            connection = make_connection(s, business=make_business(s))
+            for name in ("مطعم الشرق", "東京デンタル", 'שוקולד טוב בע"מ', "🦷"):
+                make_supplier(s, connection=connection, name=name, name_normalised="")
+            make_supplier(s, connection=connection, name="Acme Ltd")
+            make_customer(s, connection=connection, name="Αθηνά \u0391\u0395", name_normalised="")
+            make_customer(s, connection=connection, name="CAFÉ NOIR", name_normalised="cafe noir")
+            # the sync derived one nomi rule per '' key; a user rule's key was always non-empty
+            make_contact_rule(
+                s, connection=connection, name="東京デンタル", name_normalised="", source="nomi"
+            )
+            make_contact_rule(s, connection=connection, name="Acme Ltd")
+            connection_id = connection.id
+        migrate(engine)
+        with session(engine) as s:
+            suppliers = {
+                row.name: row.name_normalised
+                for row in s.exec(select(Supplier).where(Supplier.connection_id == connection_id))
+            }
+            customers = {row.name: row.name_normalised for row in s.exec(select(Customer))}
+            rules = {(r.name, r.source): r.name_normalised for r in s.exec(select(ContactRule))}
+        assert suppliers == {
+            "مطعم الشرق": "مطعم الشرق",
+            "東京デンタル": "東京デンタル",
+            'שוקולד טוב בע"מ': "שוקולד טוב בע מ",
+            "🦷": "",
+            "Acme Ltd": "acme",
+        }
+        assert customers == {"Αθηνά \u0391\u0395": "αθηνα αε", "CAFÉ NOIR": "cafe noir"}
+        assert rules == {("東京デンタル", "nomi"): "東京デンタル", ("Acme Ltd", "user"): "acme"}
+    finally:
+        engine.dispose()

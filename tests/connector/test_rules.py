@@ -639,3 +639,48 @@ def test_money_rounds_half_up_to_the_penny_and_refuses_floats() -> None:
     assert split_gross(D("10"), D("1.666")) == (D("8.33"), D("1.67"))
     with pytest.raises(TypeError, match="not a float"):
         to_money(0.1)  # type: ignore[arg-type]
+
+
+def test_names_in_every_script_resolve_to_their_own_contact_and_rule() -> None:
+    """Issue 15: every non-Latin name shared the key '' and matched the first such contact."""
+    from dataclasses import replace
+
+    from connector.rules import ContactRef
+
+    suppliers = (
+        ContactRef("sup-arabic", "مطعم الشرق"),
+        ContactRef("sup-hebrew", 'שוקולד טוב בע"מ'),
+        ContactRef("sup-tokyo", "東京デンタル"),
+    )
+    rules = (ContactRule("supplier", "東京デンタル", "user", category_id="cat-office"),)
+    ctx = replace(context(rules=rules), suppliers=suppliers)
+    for written, contact in [
+        ("مطعم الشرق", "sup-arabic"),
+        ("שוקולד טוב בע״מ", "sup-hebrew"),
+        ("東京デンタル", "sup-tokyo"),
+    ]:
+        res = resolve(item(contact_name=written), ctx)
+        assert res.contact_id == contact, (written, res)
+    tokyo = resolve(item(contact_name="東京デンタル", category_id=None), ctx)
+    assert (tokyo.category_id, tokyo.sources["category"]) == ("cat-office", "user_rule")
+    other = resolve(item(contact_name="東京文具", category_id=None), ctx)
+    assert other.sources["category"] == "none"  # the Tokyo rule is not another supplier's rule
+    new = resolve(item(contact_name="東京文具"), ctx)
+    assert (new.contact_id, new.new_contact_name) == (None, "東京文具")
+
+
+def test_an_item_whose_contact_name_has_no_letters_goes_to_review_unless_mapped() -> None:
+    from dataclasses import replace
+
+    from connector.rules import ContactRef
+
+    suppliers = (ContactRef("sup-tooth", "🦷"), ContactRef("sup-bolt", "Bolt Supplies"))
+    ctx = replace(context(), suppliers=suppliers)
+    res = resolve(item(contact_name="🦷🦷", confirmed_new_contact=True), ctx)
+    assert res.status == "review"
+    assert any("has no letters or digits to match on" in r for r in res.reasons), res.reasons
+    assert res.new_contact_name is None
+    assert res.contact_id is None
+    mapped = resolve(item(contact_name="🦷🦷", mapped_contact_id="sup-bolt"), ctx)
+    assert mapped.is_ready
+    assert mapped.contact_id == "sup-bolt"

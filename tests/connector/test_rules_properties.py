@@ -195,7 +195,8 @@ def test_published_tax_is_consistent_with_every_rate(
     res = resolve(item, ctx)
     assert res.is_ready, res.reasons
     assert res.tax_rate_id == "the-rate"
-    assert res.net is not None and res.tax is not None
+    assert res.net is not None
+    assert res.tax is not None
     assert res.net + res.tax == res.total == to_money(total)
     if rate == 0:
         assert res.tax == 0

@@ -18,8 +18,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.models import (
+    AttemptOutcome,
     AuditLog,
     ConnectionCheck,
+    Item,
+    ItemStatus,
     PublishAttempt,
     PublishRun,
     SyncBookmark,
@@ -61,6 +64,43 @@ def record_audit(
 def record_publish_run(session: Session, **fields: Any) -> PublishRun:
     """Append a finished publish run (pass ``id=`` the run id used for claims)."""
     return _insert(session, PublishRun(**fields))
+
+
+#: The steps that create an item's Nomi record (``connector.payloads.record_step``).
+_RECORD_STEPS = ("expense", "sales_invoice", "lookup")  # as docs/history.md "published"
+
+
+def published_in_run(session: Session, run_id: uuid.UUID) -> set[uuid.UUID]:
+    """The items a publish run published, read from the durable attempt rows (issue 15).
+
+    An item counts for the run whose attempt created (or found, after a lost answer) its Nomi
+    record, provided it is published now: every try of every batch of the run is seen, also a
+    try that stopped on a transient failure and was retried by Prefect (its in-memory results
+    are lost). Each published item therefore counts for exactly one run.
+
+    Args:
+        session: A session on the connector database.
+        run_id: The run id its claims and attempts were made under.
+
+    Returns:
+        The ids of the items.
+    """
+    attempts = table_of(PublishAttempt)
+    items = table_of(Item)
+    rows = session.execute(
+        sa.select(attempts.c.item_id)
+        .distinct()
+        .join(items, items.c.id == attempts.c.item_id)
+        .where(
+            attempts.c.run_id == run_id,
+            attempts.c.step.in_(_RECORD_STEPS),
+            attempts.c.outcome.in_(
+                [AttemptOutcome.PUBLISHED.value, AttemptOutcome.RECOVERED.value]
+            ),
+            items.c.status == ItemStatus.PUBLISHED.value,
+        )
+    ).all()
+    return {row[0] for row in rows}
 
 
 def record_attempt(session: Session, **fields: Any) -> PublishAttempt:

@@ -126,7 +126,7 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     )
     flow_run_id = _flow_run_id()
 
-    def record(target: Target) -> PrefectFuture[None]:
+    def record(target: Target) -> PrefectFuture[BusinessSummary]:
         """Record a business's run (PublishRun row, summary artifact, event) on the task runner."""
         return record_publish_run.submit(
             url,
@@ -139,7 +139,7 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
 
     # One record per business, submitted as soon as the business is done (skipped ones first)
     # so the task runner writes them while other businesses still publish.
-    records: list[PrefectFuture[None]] = []
+    records: list[PrefectFuture[BusinessSummary]] = []
     with ExitStack() as locks:
         held = take_publish_locks(
             locks,
@@ -211,7 +211,8 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
                 update_progress_artifact(progress, progress=min(100.0, 100.0 * handled / total))
         update_progress_artifact(progress, progress=100.0)
     for written in records:
-        written.result()
+        recorded = written.result()  # counted again from the durable attempt rows
+        summary.businesses[recorded.business] = recorded
     logger.info("published %d items", summary.published)
     if summary.failed:
         failed = sorted(s for s, b in summary.businesses.items() if b.failed)

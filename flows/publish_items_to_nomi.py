@@ -116,7 +116,7 @@ def publish_items_to_nomi(params: PublishItemsParams) -> PublishItemsResult:
         ready = [i for i in ready if i not in handled]
         if not batch.claimed or batch.stopped is not None:
             break
-    record_publish_run(
+    summary = record_publish_run(  # counted again from the durable attempt rows
         url,
         unwalked(summary),
         business_id=business_id,

@@ -35,6 +35,7 @@ class FaultSpec(BaseModel):
     path: str | None = None
     count: int | None = Field(default=None, ge=1)
     probability: float = Field(default=1.0, gt=0, le=1)
+    after: int = Field(default=0, ge=0)
     params: dict[str, Any] = {}
 
 

@@ -30,7 +30,11 @@ FAULT_NAMES = frozenset(
 
 @dataclass
 class Fault:
-    """One fault rule; ``count`` is how many more times it fires (None: until cleared)."""
+    """One fault rule; ``count`` is how many more times it fires (None: until cleared).
+
+    ``after``: how many more matching requests pass untouched before it starts firing (a fault
+    "after N successes", e.g. a batch stopping part way).
+    """
 
     id: int
     fault: str
@@ -41,6 +45,7 @@ class Fault:
     probability: float = 1.0
     params: dict[str, Any] = field(default_factory=dict)
     fired: int = 0
+    after: int = 0
 
 
 class FaultRegistry:
@@ -61,6 +66,7 @@ class FaultRegistry:
         count: int | None = None,
         probability: float = 1.0,
         params: dict[str, Any] | None = None,
+        after: int = 0,
     ) -> Fault:
         """Switch a fault on.
 
@@ -78,6 +84,7 @@ class FaultRegistry:
             count,
             probability,
             dict(params or {}),
+            after=after,
         )
         self._faults.append(rule)
         return rule
@@ -109,6 +116,9 @@ class FaultRegistry:
             if rule.method is not None and rule.method != method.upper():
                 continue
             if rule.path is not None and not path.startswith(rule.path):
+                continue
+            if rule.after > 0:
+                rule.after -= 1
                 continue
             if rule.probability < 1.0 and self._rng.random() >= rule.probability:
                 continue

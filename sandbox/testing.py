@@ -59,7 +59,7 @@ class SandboxHandle:
         Args:
             fault: The fault's name (``server_error``, ``latency``, ``consent_expired``, ...).
             tenant_id: Only this organisation's requests (default: every organisation's).
-            **spec: ``path``, ``method``, ``count``, ``probability``, ``params``.
+            **spec: ``path``, ``method``, ``count``, ``probability``, ``params``, ``after``.
 
         Raises:
             httpx.HTTPStatusError: The sandbox refused it (unknown fault, bad spec).

@@ -290,6 +290,19 @@ class BusinessSummary(BaseModel):
         self.rows.extend(batch.rows)
         self.stopped = batch.stopped or self.stopped
 
+    def count_published(self, published: set[uuid.UUID]) -> None:
+        """Take the published count from the durable attempt rows (``history.published_in_run``).
+
+        A batch try that stopped on a transient failure raised, so its results never reached
+        ``add``; Prefect's retry reported only what it did itself (issue 15: 54 published items
+        showed as 30). The items published by a lost try are added as claimed and published.
+        """
+        seen = {r.item_id for r in self.rows}
+        lost = published - seen
+        self.claimed += len(lost)
+        self.rows.extend(ItemRow(item_id=i, outcome="published") for i in sorted(lost))
+        self.published = len(published)
+
 
 @task(name="record-publish-run", cache_policy=NO_CACHE, task_run_name="record-{summary.business}")
 def record_publish_run(
@@ -300,9 +313,19 @@ def record_publish_run(
     trigger: str,
     flow_run_id: uuid.UUID | None,
     started_at: datetime,
-) -> None:
-    """Append the PublishRun row, publish the summary table and emit ``nomi.publish.finished``."""
+) -> BusinessSummary:
+    """Append the PublishRun row, publish the summary table and emit ``nomi.publish.finished``.
+
+    The published count (and the claimed count) are first taken from the run's durable attempt
+    rows, so they include items published by a batch try that failed and was retried.
+
+    Returns:
+        The summary as recorded.
+    """
+    summary = summary.model_copy(deep=True)
     with db(database_url) as session:
+        if summary.skipped is None:
+            summary.count_published(history.published_in_run(session, summary.run_id))
         history.record_publish_run(
             session,
             id=summary.run_id,
@@ -344,6 +367,7 @@ def record_publish_run(
         resource={"prefect.resource.id": f"nomi.connection.{summary.business}"},
         payload=summary.model_dump(mode="json"),
     )
+    return summary
 
 
 def publish_lock_name(slug: str) -> str:

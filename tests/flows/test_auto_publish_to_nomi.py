@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from blocks.app import NomiApp
 from blocks.tokens import forget_cached_credentials
@@ -377,3 +377,84 @@ def test_publishing_threads_open_no_prefect_client(
 
     assert summary.published == 6
     assert not [name for name in opened if name.startswith("nomi-publish")], opened
+
+
+def summary_head(slug: str) -> str:
+    """The totals row of the business's latest publish-summary artifact."""
+    import json
+
+    from prefect.artifacts import Artifact
+    from prefect.client.schemas.objects import Artifact as ArtifactResponse
+
+    from tasks.publish import artifact_slug
+
+    artifact = Artifact.get(f"publish-summary-{artifact_slug(slug)}", _sync=True)  # type: ignore[call-arg]
+    assert isinstance(artifact, ArtifactResponse)
+    data = artifact.data
+    rows = json.loads(data) if isinstance(data, str) else data
+    assert isinstance(rows, list)
+    head = rows[0]
+    assert head["item"] == "(totals)"
+    return str(head["outcome"])
+
+
+def test_a_batch_retried_after_a_partial_success_counts_every_item_it_published(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    """Issue 15: a batch that published 24 items then stopped on a transient failure was retried
+    by Prefect and only the retry was counted (54 published items showed as 30)."""
+    business, _ = prepare(
+        connect_business,
+        nomi_app,
+        connector_db,
+        BRIGHT_SMILE,
+        tmp_path / "a",
+        costs=0,
+        sales=0,
+        claims=0,
+        auto_publish=True,
+    )
+    engine = make_engine(connector_db)
+    org = Org(business.tenant_id)
+    with Session(engine, expire_on_commit=False) as s:
+        wanted = [
+            add_item(s, business.business_id, org, ItemKind.COST, contact_name="Staples UK").id
+            for _ in range(30)
+        ]
+        s.commit()
+        make_ready(s, business.business_id)
+    # After 12 expenses, 503s outlast the client's own retries: the first try of batch 1 stops
+    # on a transient failure part way, and Prefect retries the batch.
+    sandbox.fault(
+        "server_error",
+        tenant_id=business.tenant_id,
+        method="POST",
+        path="/api/v1/expenses",
+        after=12,
+        count=25,  # five items at once, each retried five times by the client
+        params={"status": 503},
+    )
+
+    summary = auto_publish_to_nomi(params(app_block=nomi_app, batch_size=25, batch_retries=2))
+
+    by_id = {i.id: i for i in engine_items(engine, business.business_id)}
+    assert all(by_id[i].status == ItemStatus.PUBLISHED for i in wanted)
+    created = records(sandbox, business.tenant_id, "expense")
+    assert len(created) == 30
+    assert duplicates(sandbox) == {"expenses": {}, "sales_invoices": {}}
+    with Session(engine) as s:
+        attempts = s.exec(
+            select(PublishAttempt).where(col(PublishAttempt.outcome).in_(["transient", "unknown"]))
+        ).all()
+        (run,) = s.exec(select(PublishRun)).all()
+    assert attempts, "the fault did not stop a batch: the test would pass vacuously"
+    assert summary.businesses[business.slug].published == 30
+    assert summary.businesses[business.slug].claimed >= 30
+    assert run.published == 30
+    assert run.claimed >= 30
+    assert summary_head(business.slug).startswith("published 30,")
+    engine.dispose()

@@ -70,6 +70,15 @@ def test_server_error_on_the_token_endpoint(sandbox: SandboxHandle) -> None:
     assert exchange(sandbox, code, verifier).status_code == 200
 
 
+def test_a_fault_after_n_lets_n_matching_requests_pass_first(
+    sandbox: SandboxHandle, api: httpx.Client
+) -> None:
+    sandbox.fault("server_error", path="/api/v1/tax-rates", after=2, count=1)
+    assert api.get("/users").status_code == 200  # not matching: not counted
+    statuses = [api.get("/tax-rates").status_code for _ in range(4)]
+    assert statuses == [200, 200, 500, 200]
+
+
 def test_faults_are_per_tenant_and_method(sandbox: SandboxHandle, api: httpx.Client) -> None:
     sandbox.fault("server_error", tenant_id=HCC)
     sandbox.fault("server_error", method="POST")

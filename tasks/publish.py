@@ -323,9 +323,12 @@ def record_publish_run(
         The summary as recorded.
     """
     summary = summary.model_copy(deep=True)
-    with db(database_url) as session:
-        if summary.skipped is None:
+    if summary.skipped is None:
+        # A read of its own: a SQLite read transaction that then writes cannot wait for the
+        # lock ("database is locked" at once) while other businesses still publish.
+        with db(database_url) as session:
             summary.count_published(history.published_in_run(session, summary.run_id))
+    with db(database_url) as session:
         history.record_publish_run(
             session,
             id=summary.run_id,

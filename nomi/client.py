@@ -59,6 +59,11 @@ M = TypeVar("M", bound=BaseModel)
 _API = "/api/v1"
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _MAX_PAGE_SIZE = 1000
+# Refreshes one logical request may make after a 401 before the rejection is called transient.
+# Only Nomi's authoritative word (invalid_grant from the token endpoint, consent expired, 403
+# tenant not granted) means a lost connection; a token rejected after fresh refreshes (a token
+# that expired in flight on a busy machine, a peer's rotation) is retried later instead.
+MAX_REFRESHES_PER_REQUEST = 3
 
 
 @functools.cache
@@ -357,7 +362,7 @@ class NomiClient:
         retryable = not is_write or idempotency_key is not None
         started = time.monotonic()
         attempt = 0
-        refreshed = False
+        refreshes = 0
         may_have_landed = False
         token = self._tokens.access_token()
         while True:
@@ -383,10 +388,20 @@ class NomiClient:
                 return response
             if isinstance(error, ServerError) and is_write:
                 may_have_landed = True
-            if isinstance(error, TokenExpiredError) and not refreshed:
-                refreshed = True
-                token = self._tokens.refresh_after_rejection(token)
-                continue
+            if isinstance(error, TokenExpiredError):
+                if refreshes < MAX_REFRESHES_PER_REQUEST:
+                    refreshes += 1
+                    # Raises ConnectionLostError when Nomi refuses the refresh (invalid_grant).
+                    token = self._tokens.refresh_after_rejection(token)
+                    continue
+                if error.code != "consent_expired":
+                    # Fresh tokens keep being refused, yet Nomi never refused a refresh: not
+                    # Nomi's word that the connection is gone, so a failure to retry later.
+                    error = TransientError(
+                        f"{method} {path}: access token rejected after {refreshes} fresh "
+                        "refreshes; retried later",
+                        status=401,
+                    )
             attempt += 1
             delay = self._retry.delay(attempt - 1, getattr(error, "retry_after", None))
             if (

@@ -3,7 +3,7 @@
 ```
 NomiError
 ├── ConnectionLostError        reconnect needed: invalid_grant, revoked, consent expired, 403 tenant
-│   └── TokenExpiredError      any 401 (the client refreshes once and retries once)
+│   └── TokenExpiredError      any 401 (the client refreshes a bounded number of times)
 ├── TransientError             try again later (``retry_after`` seconds when the server said so)
 │   ├── RateLimitError         429 minute / concurrent / app (``problem`` says which)
 │   ├── ServerError            5xx, HTML bodies included
@@ -62,7 +62,7 @@ class ConnectionLostError(NomiError):
 
 
 class TokenExpiredError(ConnectionLostError):
-    """401: the access token was refused; one refresh-and-retry is worth trying."""
+    """401: the access token was refused; a refresh is worth trying (see `NomiClient`)."""
 
 
 class TransientError(NomiError):

@@ -1,7 +1,8 @@
 """Where the client gets access tokens: the `TokenProvider` protocol and two in-memory providers.
 
-The client asks for a token before each request and, when Nomi answers 401 TokenExpired, asks once
-for a fresh one (`refresh_after_rejection`) and retries once. Prefect runs use
+The client asks for a token before each request and, when Nomi answers 401 TokenExpired, asks for a
+fresh one (`refresh_after_rejection`) and retries, a bounded number of times (a rejection that
+outlasts them is transient, not a lost connection). Prefect runs use
 `blocks.tokens.BlockTokenProvider`, which persists rotated tokens; these serve scripts and tests.
 """
 

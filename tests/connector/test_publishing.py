@@ -36,6 +36,7 @@ from connector.publish_queue import (
 from connector.publishing import (
     CONNECTION_EXPIRED,
     STOP_CONNECTION_LOST,
+    TRANSIENT,
 )
 from connector.review import build_context
 from nomi.client import NomiClient
@@ -504,3 +505,53 @@ def test_a_zero_rated_sale_publishes_no_tax_whatever_was_extracted(world: World)
     assert [(str(line.amount), str(line.tax_amount)) for line in invoice.lines] == [
         ("0.11", "0.00")
     ]
+
+
+def test_a_token_rejected_twice_mid_batch_is_refreshed_and_published_not_expired(
+    world: World,
+) -> None:
+    ids = [world.add(ItemKind.COST) for _ in range(3)]
+    world.ready()
+    # Two rejections of fresh tokens in a row (a token expiring in flight on a busy machine):
+    # not Nomi's word that the connection is gone.
+    world.fault("token_rejected", method="POST", path="/api/v1/expenses", count=2)
+
+    result = world.publish(workers=1)
+
+    assert result.stopped is None, result.stop_message
+    assert result.count("published") == 3
+    assert all(world.item(i).status == ItemStatus.PUBLISHED for i in ids)
+    assert len(world.records("expense")) == 3
+    with world.session() as s:
+        connection = s.get(Connection, world.connection_id)
+        assert connection is not None
+        assert connection.status == ConnectionStatus.CONNECTED
+
+
+def test_a_token_rejected_after_every_fresh_refresh_is_transient_and_published_later(
+    world: World,
+) -> None:
+    item_id = world.add(ItemKind.COST)
+    world.ready()
+    world.fault("token_rejected", method="POST", path="/api/v1/expenses", count=None)
+
+    result = world.publish(workers=1)
+
+    assert result.stopped != STOP_CONNECTION_LOST
+    item = world.item(item_id)
+    assert item.status == ItemStatus.READY
+    assert item.last_error_code == TRANSIENT
+    with world.session() as s:
+        attempts = s.exec(select(PublishAttempt).where(PublishAttempt.item_id == item_id)).all()
+        connection = s.get(Connection, world.connection_id)
+    assert [a.error_code for a in attempts] == [TRANSIENT]
+    assert connection is not None
+    assert connection.status == ConnectionStatus.CONNECTED
+    assert world.records("expense") == []
+
+    world.sandbox.clear_faults()
+    again = world.publish(workers=1)
+
+    assert again.count("published") == 1
+    assert world.item(item_id).status == ItemStatus.PUBLISHED
+    assert len(world.records("expense")) == 1

@@ -9,6 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from nomi.client import MAX_REFRESHES_PER_REQUEST
 from nomi.errors import (
     ConnectionLostError,
     DailyLimitError,
@@ -16,6 +17,7 @@ from nomi.errors import (
     RateLimitError,
     RejectedError,
     ServerError,
+    TransientError,
 )
 from nomi.models import ContactCreate, ExpenseCreate, InvoiceLine, PaymentCreate, SalesInvoiceCreate
 from nomi.retry import RetryPolicy
@@ -282,6 +284,25 @@ def test_a_token_rejected_before_expiry_is_refreshed_once(connected: Connected) 
     with connected.client() as nomi:
         assert list(nomi.iter_categories())
         assert nomi._tokens.refreshes == 1  # type: ignore[attr-defined]
+
+
+def test_a_token_rejected_after_every_fresh_refresh_is_transient_not_a_lost_connection(
+    connected: Connected,
+) -> None:
+    fault(connected, "token_rejected", method="GET", path="/api/v1/categories")
+    with connected.client() as nomi:
+        with pytest.raises(TransientError) as caught:
+            list(nomi.iter_categories())
+        assert nomi._tokens.refreshes == MAX_REFRESHES_PER_REQUEST  # type: ignore[attr-defined]
+    assert not isinstance(caught.value, ConnectionLostError)
+    assert caught.value.status == 401
+
+
+def test_a_token_rejected_twice_is_refreshed_twice_and_answers(connected: Connected) -> None:
+    fault(connected, "token_rejected", method="GET", path="/api/v1/categories", count=2)
+    with connected.client() as nomi:
+        assert list(nomi.iter_categories())
+        assert nomi._tokens.refreshes == 2  # type: ignore[attr-defined]
 
 
 def test_a_revoked_refresh_token_is_a_lost_connection(connected: Connected) -> None:

@@ -2,10 +2,15 @@
 
 A connect or reconnect run makes a random ``state`` (32 bytes), keeps it in memory, and stores here
 only its SHA-256 with the flow run that waits for it. The OAuth callback looks the hash up and
-refuses a state that is unknown (forged), already used (replayed) or past ``expires_at`` (stale);
-otherwise it marks the row used in one guarded UPDATE, so two callbacks racing on one state cannot
-both win. The run closes its row with an ``outcome`` whatever happens (connected, denied, timed
-out, failed), and a closed row is refused like a used one.
+refuses a state that is unknown (forged), already used (replayed) or past ``expires_at`` or timed
+out (stale: "expired"); otherwise it marks the row used in one guarded UPDATE, so two callbacks
+racing on one state cannot both win. It marks it used only once the code is parked with Prefect,
+and gives it back (``release_state``) when the run could then not be resumed for a passing reason,
+so a reload of the same link works. The run closes its row with an ``outcome`` whatever happens
+(connected, denied, timed out, failed), and a closed row is refused like a used one (a timed-out
+one as expired).
+
+``OAuthErrorCode`` lists the only ``error`` values the callback accepts (RFC 6749, 4.1.2.1).
 """
 
 from __future__ import annotations
@@ -38,6 +43,26 @@ class StateOutcome(StrEnum):
     DENIED = "denied"
     TIMED_OUT = "timed_out"
     FAILED = "failed"
+
+
+class OAuthErrorCode(StrEnum):
+    """The error codes of an authorization response (RFC 6749, section 4.1.2.1): nothing else."""
+
+    INVALID_REQUEST = "invalid_request"
+    UNAUTHORIZED_CLIENT = "unauthorized_client"
+    ACCESS_DENIED = "access_denied"
+    UNSUPPORTED_RESPONSE_TYPE = "unsupported_response_type"
+    INVALID_SCOPE = "invalid_scope"
+    SERVER_ERROR = "server_error"
+    TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"
+
+
+def oauth_error_code(value: str) -> OAuthErrorCode | None:
+    """The RFC 6749 error code ``value`` is exactly, or None (any other text)."""
+    try:
+        return OAuthErrorCode(value)
+    except ValueError:
+        return None
 
 
 class RefusalReason(StrEnum):
@@ -120,11 +145,47 @@ def open_state(
     return row
 
 
+def check_state(session: Session, state: str, *, now: datetime | None = None) -> OAuthState:
+    """The state's row if a callback may still use it (read only: nothing is marked).
+
+    A row its run closed as timed out, or past ``expires_at``, is refused as expired; one already
+    used, or closed otherwise, as used.
+
+    Args:
+        session: A session on the connector database.
+        state: The ``state`` query parameter the browser brought back.
+        now: The current time (tests).
+
+    Returns:
+        The row, still unused.
+
+    Raises:
+        StateRefusedError: Unknown, already used or closed, or expired.
+    """
+    now = now or utcnow()
+    query = select(OAuthState).where(OAuthState.state_hash == hash_state(state))
+    row = session.exec(query.execution_options(populate_existing=True)).first()
+    if row is None:
+        raise StateRefusedError(
+            RefusalReason.UNKNOWN, "this authorization request is unknown to the connector"
+        )
+    if row.used_at is not None:
+        raise StateRefusedError(RefusalReason.USED, "this authorization request was already used")
+    if row.outcome == StateOutcome.TIMED_OUT or row.expires_at <= now:
+        raise StateRefusedError(RefusalReason.EXPIRED, "this authorization request has expired")
+    if row.outcome is not None:
+        raise StateRefusedError(RefusalReason.USED, "this authorization request was already used")
+    return row
+
+
 def consume_state(session: Session, state: str, *, now: datetime | None = None) -> OAuthState:
     """Accept a callback's state once: refuse forged, replayed or stale ones, mark it used.
 
+    Reads, then writes: open ``session`` with ``connector.db.session(engine, write=True)``, or a
+    SQLite read snapshot that another connection committed past fails the write at once.
+
     Args:
-        session: A session on the connector database (the caller commits).
+        session: A write session on the connector database (the caller commits).
         state: The ``state`` query parameter the browser brought back.
         now: The current time (tests).
 
@@ -135,15 +196,7 @@ def consume_state(session: Session, state: str, *, now: datetime | None = None) 
         StateRefusedError: Unknown, already used or closed, or expired.
     """
     now = now or utcnow()
-    row = session.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).first()
-    if row is None:
-        raise StateRefusedError(
-            RefusalReason.UNKNOWN, "this authorization request is unknown to the connector"
-        )
-    if row.used_at is not None or row.outcome is not None:
-        raise StateRefusedError(RefusalReason.USED, "this authorization request was already used")
-    if row.expires_at <= now:
-        raise StateRefusedError(RefusalReason.EXPIRED, "this authorization request has expired")
+    row = check_state(session, state, now=now)
     table = table_of(OAuthState)
     claimed = session.execute(
         sa.update(table)
@@ -154,6 +207,32 @@ def consume_state(session: Session, state: str, *, now: datetime | None = None) 
         raise StateRefusedError(RefusalReason.USED, "this authorization request was already used")
     session.refresh(row)
     return row
+
+
+def release_state(session: Session, state_id: uuid.UUID, *, used_at: datetime) -> bool:
+    """Give back a state whose callback could not hand its answer to the run (Prefect down).
+
+    Only the claim made at ``used_at`` is undone, and only while the run has not closed the row:
+    the same link then works again.
+
+    Args:
+        session: A write session on the connector database (the caller commits).
+        state_id: The row's id.
+        used_at: The ``used_at`` that ``consume_state`` set.
+
+    Returns:
+        True when the state is usable again.
+    """
+    table = table_of(OAuthState)
+    released = session.execute(
+        sa.update(table)
+        .where(table.c.id == state_id, table.c.used_at == used_at, table.c.outcome.is_(None))
+        .values(used_at=None)
+    )
+    row = session.get(OAuthState, state_id)
+    if row is not None:
+        session.refresh(row)
+    return bool(released.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def close_state(

@@ -17,11 +17,13 @@ from connector.oauth_states import (
     RefusalReason,
     StateOutcome,
     StateRefusedError,
+    check_state,
     close_state,
     consume_state,
     hash_state,
     new_state,
     open_state,
+    release_state,
 )
 from tests.connector.factories import make_business
 
@@ -89,16 +91,46 @@ def test_a_state_past_its_expiry_is_refused_and_stays_unused(db: Session) -> Non
     assert db.exec(select(OAuthState)).one().used_at is None
 
 
-def test_a_timed_out_run_expires_its_state_at_once(db: Session) -> None:
+def test_a_timed_out_run_expires_its_state_at_once_and_says_expired(db: Session) -> None:
     state = new_state()
     row = _open(db, state)
     closed = close_state(db, row.id, outcome=StateOutcome.TIMED_OUT, now=NOW + timedelta(minutes=2))
     db.commit()
     assert closed.outcome == StateOutcome.TIMED_OUT
     assert closed.expires_at == NOW + timedelta(minutes=2)
-    with pytest.raises(StateRefusedError) as refused:
-        consume_state(db, state, now=NOW + timedelta(minutes=3))
-    assert refused.value.reason == RefusalReason.USED
+    for now in (NOW + timedelta(minutes=1), NOW + timedelta(minutes=3)):  # clock skew too
+        with pytest.raises(StateRefusedError) as refused:
+            consume_state(db, state, now=now)
+        assert refused.value.reason == RefusalReason.EXPIRED
+        assert "expired" in str(refused.value)
+
+
+def test_checking_a_state_marks_nothing(db: Session) -> None:
+    state = new_state()
+    opened = _open(db, state)
+    assert check_state(db, state, now=NOW + timedelta(minutes=1)).id == opened.id
+    db.commit()
+    assert db.exec(select(OAuthState)).one().used_at is None
+
+
+def test_a_released_state_can_be_used_again_but_not_once_its_run_closed_it(db: Session) -> None:
+    state = new_state()
+    _open(db, state)
+    claimed = consume_state(db, state, now=NOW + timedelta(minutes=1))
+    assert claimed.used_at is not None
+    assert release_state(db, claimed.id, used_at=claimed.used_at)
+    db.commit()
+    again = consume_state(db, state, now=NOW + timedelta(minutes=2))
+    db.commit()
+    assert again.used_at == NOW + timedelta(minutes=2)
+    # Only the claim it made is given back: an older claim's time releases nothing.
+    assert not release_state(db, again.id, used_at=NOW + timedelta(minutes=1))
+    close_state(db, again.id, outcome=StateOutcome.CONNECTED)
+    assert again.used_at is not None
+    assert not release_state(db, again.id, used_at=again.used_at)
+    db.commit()
+    db.expire_all()
+    assert db.exec(select(OAuthState)).one().used_at == NOW + timedelta(minutes=2)
 
 
 def test_closing_keeps_the_first_outcome_and_marks_the_state_used(db: Session) -> None:

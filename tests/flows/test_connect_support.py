@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter
@@ -49,11 +51,9 @@ class CallbackServer:
         return f"{self.base_url}/oauth/callback"
 
 
-@pytest.fixture
-def callback(connector_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CallbackServer]:
-    """The callback web app on a free port, on the test's connector database."""
-    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
-    app = create_callback_app(ConnectorSettings(database_url=connector_db))
+@contextmanager
+def serve_callback(app: FastAPI) -> Iterator[CallbackServer]:
+    """Serve a callback app on a free loopback port in a uvicorn thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -72,6 +72,14 @@ def callback(connector_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture
+def callback(connector_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CallbackServer]:
+    """The callback web app on a free port, on the test's connector database."""
+    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
+    with serve_callback(create_callback_app(ConnectorSettings(database_url=connector_db))) as cb:
+        yield cb
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ What tests/flows/test_connect_*.py already prove is not repeated here (a forged 
 waits, a replay after success, a late state after a timeout). This adds: no 3xx for any input
 (hostile ``redirect``/``next`` parameters, header injection, a forged Host header, trailing-slash
 and double-slash paths), a state past its ``expires_at``, a state a run already closed, and a
-valid state whose run is gone (the parked code is deleted, the page is the callback's own).
+valid state whose run is gone (the parked code is deleted, the page is the callback's own), and
+(issue 16) an ``error`` that is not an RFC 6749 code or comes with a code: refused, audited, the
+state left unused; a state whose run timed out is refused as expired.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from prefect.blocks.system import Secret
 from sqlmodel import Session, select
 
+from connector.models import AuditLog
 from connector.oauth_states import (
     OAuthPurpose,
     OAuthState,
@@ -172,3 +175,121 @@ def test_a_valid_state_with_a_hostile_redirect_gets_the_callbacks_own_page_and_n
     _assert_own_page(replay)
     assert replay.status_code == 400
     assert "already used" in replay.text
+
+
+def _row(db_session_for: Callable[[], Session], state: str) -> OAuthState:
+    with db_session_for() as s:
+        return s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+
+
+def _refusals(db_session_for: Callable[[], Session]) -> list[AuditLog]:
+    with db_session_for() as s:
+        return list(s.exec(select(AuditLog).where(AuditLog.action == "oauth_callback.refused")))
+
+
+def test_a_state_whose_run_timed_out_is_refused_as_expired_not_used(
+    callback: CallbackServer,
+    browser: httpx.Client,
+    open_states: Callable[..., str],
+    db_session_for: Callable[[], Session],
+) -> None:
+    state = open_states()
+    with db_session_for() as s:
+        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+        close_state(s, row.id, outcome=StateOutcome.TIMED_OUT)
+    response = browser.get(callback.redirect_uri, params={"state": state, "code": "c"})
+
+    _assert_own_page(response)
+    assert response.status_code == 400
+    assert "expired" in response.text
+    assert "already used" not in response.text
+
+
+HOSTILE_ERRORS = [
+    "**Your account is locked.** [Unlock it here](https://evil.example/unlock)",
+    '<script>alert("x")</script><a href="https://evil.example">continue</a>',
+    "A" * 300,
+    "Access_Denied",
+    "access_denied ",
+    "access_denied\nLocation: https://evil.example",
+    "",
+]
+
+
+@pytest.mark.parametrize("error", HOSTILE_ERRORS)
+def test_an_error_that_is_not_an_oauth_code_is_refused_audited_and_leaves_the_state_unused(
+    callback: CallbackServer,
+    browser: httpx.Client,
+    open_states: Callable[..., str],
+    db_session_for: Callable[[], Session],
+    caplog: pytest.LogCaptureFixture,
+    error: str,
+) -> None:
+    state = open_states()
+    response = browser.get(callback.redirect_uri, params={"state": state, "error": error})
+
+    _assert_own_page(response)
+    assert response.status_code == 400
+    assert "Not a valid Nomi answer" in response.text
+    assert "not an OAuth 2.0 (RFC 6749) error code" in response.text
+    for raw in ("<script", "<a href", "**Your", "[Unlock", "A" * 41):
+        assert raw not in response.text
+    row = _row(db_session_for, state)
+    assert row.used_at is None
+    assert row.outcome is None
+    [refusal] = _refusals(db_session_for)
+    assert refusal.allowed is False
+    assert refusal.business_id == row.business_id
+    assert refusal.detail["purpose"] == "connect"
+    assert refusal.detail["flow_run_id"] == str(row.flow_run_id)
+    assert "RFC 6749" in refusal.detail["reason"]
+    kept = refusal.detail["error"]
+    assert len(kept) <= 40
+    assert set(kept) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-?")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for raw in ("<script", "**Your", "A" * 41):
+        assert raw not in logged
+
+
+def test_an_invalid_error_with_an_unknown_state_is_refused_and_audited_without_a_business(
+    callback: CallbackServer, browser: httpx.Client, db_session_for: Callable[[], Session]
+) -> None:
+    response = browser.get(
+        callback.redirect_uri, params={"state": "forged", "error": "<b>pwned</b>"}
+    )
+
+    _assert_own_page(response)
+    assert response.status_code == 400
+    assert "<b>" not in response.text
+    [refusal] = _refusals(db_session_for)
+    assert refusal.business_id is None
+    assert refusal.detail["error"] == "?b?pwned??b?"
+
+
+def test_a_code_sent_beside_an_error_is_refused_and_the_state_stays_usable(
+    prefect_server: None,
+    callback: CallbackServer,
+    browser: httpx.Client,
+    open_states: Callable[..., str],
+    db_session_for: Callable[[], Session],
+) -> None:
+    state = open_states()
+    both = {"state": state, "code": "a-real-code", "error": "access_denied"}
+    response = browser.get(callback.redirect_uri, params=both)
+
+    _assert_own_page(response)
+    assert response.status_code == 400
+    assert "both an authorization code and an error" in response.text
+    assert "a-real-code" not in response.text
+    row = _row(db_session_for, state)
+    assert row.used_at is None
+    [refusal] = _refusals(db_session_for)
+    assert refusal.business_id == row.business_id
+    assert refusal.detail["error"] == "access_denied"
+    with pytest.raises(ValueError, match="Unable to find block document"):
+        Secret.load(code_block_name(row.flow_run_id), _sync=True)  # type: ignore[call-arg]
+
+    # The state was not used up: the proper answer still goes through (its run is gone here).
+    answer = browser.get(callback.redirect_uri, params={"state": state, "code": "a-real-code"})
+    assert answer.status_code == 409
+    assert "no longer waiting" in answer.text

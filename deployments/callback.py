@@ -49,15 +49,18 @@ from prefect.settings import (
     temporary_settings,
 )
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from connector.db import make_engine, session
 from connector.history import record_audit
 from connector.oauth_states import (
     OAuthErrorCode,
     OAuthState,
+    RefusalReason,
     StateRefusedError,
     check_state,
     consume_state,
+    hash_state,
     oauth_error_code,
     release_state,
 )
@@ -171,28 +174,52 @@ def create_callback_app(
         error: str | None = None,
         error_description: str | None = None,
     ) -> HTMLResponse:
-        if not state or not (code or error is not None):
-            return _page(
-                "Not a Nomi authorization",
-                "This address only accepts the answer Nomi sends back after consent.",
-                400,
-            )
-        if error is not None:
-            refused = _refuse_malformed(engine, state=state, error=error, with_code=bool(code))
-            if refused is not None:
-                return refused
         try:
-            with session(engine) as db:
-                row = check_state(db, state)
-        except StateRefusedError as exc:
-            return _state_refused(exc)
-        handover = _Handover(engine, retry, row)
-        if error is not None:
-            return handover.deny(state, OAuthErrorCode(error), error_description)
-        assert code is not None
-        return handover.allow(state, code)
+            return _answer(engine, retry, state, code, error, error_description)
+        except Exception as exc:  # never a bare 500; the text may hold the code: type only
+            log.error("callback failed: %s", _kind(exc))
+            return _page(
+                "Something went wrong",
+                "The connector could not take this authorization. Reload this page in a "
+                "minute; if it keeps failing, start the run again from Prefect.",
+                500,
+            )
 
     return app
+
+
+def _answer(
+    engine: Engine,
+    retry: PrefectRetry,
+    state: str | None,
+    code: str | None,
+    error: str | None,
+    error_description: str | None,
+) -> HTMLResponse:
+    """What the callback answers to one request (see the module docstring)."""
+    if not state or not (code or error is not None):
+        return _page(
+            "Not a Nomi authorization",
+            "This address only accepts the answer Nomi sends back after consent.",
+            400,
+        )
+    if error is not None:
+        refused = _refuse_malformed(engine, state=state, error=error, with_code=bool(code))
+        if refused is not None:
+            return refused
+    try:
+        with session(engine) as db:
+            row = check_state(db, state)
+    except StateRefusedError as exc:
+        return _state_refused(exc)
+    except sa.exc.OperationalError as exc:
+        log.warning("callback could not read its state: %s", type(exc).__name__)
+        return _reload_page()
+    handover = _Handover(engine, retry, row)
+    if error is not None:
+        return handover.deny(state, OAuthErrorCode(error), error_description)
+    assert code is not None
+    return handover.allow(state, code)
 
 
 def _refuse_malformed(
@@ -209,32 +236,32 @@ def _refuse_malformed(
     log.warning("callback refused: %s", reason)
     return _page(
         "Not a valid Nomi answer",
-        f"The connector refused this answer: {reason}. Nothing was connected and the "
-        "authorization link is still unused: open it again from the Prefect run to retry.",
+        f"The connector refused this answer: {reason}. Nothing was connected, and this answer "
+        "did not use up the authorization link: open it again from the Prefect run to retry.",
         400,
     )
 
 
 def _audit_refusal(engine: Engine, *, state: str, reason: str, error: str) -> None:
     """Audit a refused answer, with the business of its state when the state is known."""
-    row: OAuthState | None
-    try:
-        with session(engine) as db:
-            row = check_state(db, state)
-    except StateRefusedError:
-        row = None
     detail: dict[str, str] = {"reason": reason, "error": _safe_excerpt(error)}
-    if row is not None:
-        detail |= {"purpose": row.purpose, "flow_run_id": str(row.flow_run_id)}
-    with session(engine, write=True) as db:
-        record_audit(
-            db,
-            action=REFUSED_ACTION,
-            allowed=False,
-            business_id=row.business_id if row is not None else None,
-            user_id=None,
-            detail=detail,
-        )
+    try:
+        with session(engine, write=True) as db:
+            row = db.exec(
+                select(OAuthState).where(OAuthState.state_hash == hash_state(state))
+            ).first()
+            if row is not None:
+                detail |= {"purpose": row.purpose, "flow_run_id": str(row.flow_run_id)}
+            record_audit(
+                db,
+                action=REFUSED_ACTION,
+                allowed=False,
+                business_id=row.business_id if row is not None else None,
+                user_id=None,
+                detail=detail,
+            )
+    except sa.exc.OperationalError as exc:  # refuse all the same
+        log.error("callback could not audit a refused answer: %s", type(exc).__name__)
 
 
 def _state_refused(exc: StateRefusedError) -> HTMLResponse:
@@ -303,7 +330,11 @@ class _Handover:
             with session(self.engine, write=True) as db:
                 claimed = consume_state(db, state)
         except StateRefusedError as exc:
-            return _state_refused(exc)  # a racing reload won, or it expired meanwhile
+            # Expired (or closed by its run) meanwhile: no run will read a code parked now. Used
+            # by a racing reload: the code is the winner's run's to read and delete.
+            if exc.reason != RefusalReason.USED or self._run_ended(state):
+                self._discard()
+            return _state_refused(exc)
         except sa.exc.OperationalError as exc:
             log.warning("callback could not claim its state: %s", type(exc).__name__)
             return _reload_page()
@@ -317,7 +348,7 @@ class _Handover:
             self._give_back(claimed)
             return _reload_page()
         except (NotPausedError, FlowPauseTimeout, ObjectNotFound, RuntimeError) as exc:
-            discard_parked_code(self.run_id)
+            self._discard()
             log.warning("callback could not resume run %s: %s", self.run_id, type(exc).__name__)
             return _page(
                 "Authorization arrived too late",
@@ -325,7 +356,25 @@ class _Handover:
                 "connected. Start the run again from Prefect to get a new link.",
                 409,
             )
+        except BaseException:
+            self._give_back(claimed)  # not known to have resumed: a reload may try again
+            raise
         return None
+
+    def _run_ended(self, state: str) -> bool:
+        """Whether the run of this state has closed it (it will read no code any more)."""
+        with session(self.engine) as db:
+            row = db.exec(
+                select(OAuthState).where(OAuthState.state_hash == hash_state(state))
+            ).first()
+        return row is not None and row.outcome is not None
+
+    def _discard(self) -> None:
+        """Delete a code parked for this run (best effort: the run's end deletes it too)."""
+        try:
+            call_prefect(self.retry, "delete the code", lambda: discard_parked_code(self.run_id))
+        except PrefectUnavailableError:
+            log.error("callback could not delete the code parked for run %s", self.run_id)
 
     def _give_back(self, claimed: OAuthState) -> None:
         """Unmark the state, so that a reload of the same link resumes the run."""

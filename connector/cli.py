@@ -168,12 +168,15 @@ def member_add(
 ) -> None:
     """Give a user a role in a business (an admin or accountant of it must be the actor)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         member = crud.add_member(
             db,
-            business=crud.get_business(db, business),
+            business=target,
             user=crud.get_user(db, user),
             role=role,
-            actor=crud.get_user(db, actor) if actor else None,
+            actor=crud.get_actor(db, actor, business=target, action="members.add")
+            if actor
+            else None,
         )
         typer.echo(f"{user} is {member.role} of {business}")
 
@@ -203,7 +206,12 @@ def settings_set(
         pairs[key.strip()] = value
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
-        crud.set_settings(db, business=target, actor=crud.get_user(db, actor), changes=pairs)
+        crud.set_settings(
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="settings.set"),
+            changes=pairs,
+        )
         retried = _reassess(db, target.id)
         typer.echo(f"updated {', '.join(pairs)} for {business}{retried}")
 
@@ -242,7 +250,7 @@ def rules_add(
         crud.add_rule(
             db,
             business=target,
-            actor=crud.get_user(db, actor),
+            actor=crud.get_actor(db, actor, business=target, action="rules.add"),
             kind=kind,
             name=name,
             category_nomi_id=category,
@@ -267,7 +275,13 @@ def rules_remove(
     """Remove a supplier or customer rule (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
-        crud.remove_rule(db, business=target, actor=crud.get_user(db, actor), kind=kind, name=name)
+        crud.remove_rule(
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="rules.remove"),
+            kind=kind,
+            name=name,
+        )
         retried = _reassess(db, target.id)
         typer.echo(f"{kind} rule for {name!r} removed{retried}")
 
@@ -294,10 +308,11 @@ def methods_add(
 ) -> None:
     """Add a payment method (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         crud.add_payment_method(
             db,
-            business=crud.get_business(db, business),
-            actor=crud.get_user(db, actor),
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.add"),
             name=name,
             bank_account_nomi_id=bank_account,
         )
@@ -320,7 +335,7 @@ def methods_link(
         method = crud.link_payment_method(
             db,
             business=target,
-            actor=crud.get_user(db, actor),
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.link"),
             name=name,
             bank_account_nomi_id=bank_account,
         )
@@ -339,8 +354,12 @@ def methods_remove(
 ) -> None:
     """Remove a payment method no rule or item uses (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         crud.remove_payment_method(
-            db, business=crud.get_business(db, business), actor=crud.get_user(db, actor), name=name
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.remove"),
+            name=name,
         )
         typer.echo(f"payment method {name!r} removed")
 

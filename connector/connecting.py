@@ -378,6 +378,9 @@ def mark_connection_expired(session: Session, business_id: uuid.UUID, reason: st
     session.connection().execute(
         sa.update(connections)
         .where(connections.c.business_id == business_id)
+        # A run still finishing after a disconnect sees Nomi refuse the revoked tokens: the
+        # connection stays disconnected (ops chose it), not expired (a reconnect is due).
+        .where(connections.c.status != ConnectionStatus.DISCONNECTED)
         .values(
             status=ConnectionStatus.EXPIRED,
             last_error=short_error(reason),

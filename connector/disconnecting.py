@@ -14,18 +14,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NoReturn
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from connector.access import PermissionDeniedError, audit_refusal, require_admin
+from connector.access import require_admin_actor
 from connector.history import record_audit
 from connector.models import (
     Business,
     Connection,
     ConnectionStatus,
-    User,
     short_error,
     table_of,
     utcnow,
@@ -62,11 +60,6 @@ class DisconnectRequest:
     credentials_block_name: str | None
 
 
-def normalise_email(email: str) -> str:
-    """An acting user's email as users are stored (trimmed, lower case)."""
-    return email.strip().lower()
-
-
 def authorise_disconnect(
     session: Session, *, business_slug: str, acting_email: str
 ) -> DisconnectRequest:
@@ -93,17 +86,13 @@ def authorise_disconnect(
     business = session.exec(select(Business).where(Business.slug == business_slug)).first()
     if business is None:
         raise LookupError(f"no business with slug {business_slug!r}")
-    email = normalise_email(acting_email)
-    user = session.exec(select(User).where(User.email == email)).first()
-    if user is None:
-        _refuse_unknown_user(session, business=business, email=email)
     connection = session.exec(
         select(Connection).where(Connection.business_id == business.id)
     ).first()
-    require_admin(
+    user, _ = require_admin_actor(
         session,
+        email=acting_email,
         business_id=business.id,
-        user_id=user.id,
         action=ACTION,
         detail={"status": connection.status if connection else None},
     )
@@ -130,24 +119,6 @@ def authorise_disconnect(
     )
     _set_status(session, connection.id, ConnectionStatus.DISCONNECTED)
     return request
-
-
-def _refuse_unknown_user(session: Session, *, business: Business, email: str) -> NoReturn:
-    """Audit (in its own transaction) and refuse an acting user the connector does not know."""
-    message = (
-        f"user {email} may not perform '{ACTION}' on business '{business.slug}': "
-        "no such user; only admins and accountants may"
-    )
-    audit_refusal(
-        session,
-        action=ACTION,
-        business_id=business.id,
-        user_id=None,
-        detail={"reason": message, "email": email},
-    )
-    raise PermissionDeniedError(
-        message, user_id=uuid.UUID(int=0), business_id=business.id, action=ACTION
-    )
 
 
 def _set_status(session: Session, connection_id: uuid.UUID, status: str) -> None:

@@ -42,6 +42,9 @@ rules_app = typer.Typer(help="Supplier and customer rules.", no_args_is_help=Tru
 methods_app = typer.Typer(help="Payment methods.", no_args_is_help=True)
 items_app = typer.Typer(help="Items to publish.", no_args_is_help=True)
 history_app = typer.Typer(help="Publish run history.", no_args_is_help=True)
+connection_app = typer.Typer(
+    help="Nomi connections (runs the flow here: needs the Prefect API).", no_args_is_help=True
+)
 for sub, name in [
     (db_app, "db"),
     (business_app, "business"),
@@ -52,6 +55,7 @@ for sub, name in [
     (methods_app, "payment-methods"),
     (items_app, "items"),
     (history_app, "history"),
+    (connection_app, "connection"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -168,12 +172,15 @@ def member_add(
 ) -> None:
     """Give a user a role in a business (an admin or accountant of it must be the actor)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         member = crud.add_member(
             db,
-            business=crud.get_business(db, business),
+            business=target,
             user=crud.get_user(db, user),
             role=role,
-            actor=crud.get_user(db, actor) if actor else None,
+            actor=crud.get_actor(db, actor, business=target, action="members.add")
+            if actor
+            else None,
         )
         typer.echo(f"{user} is {member.role} of {business}")
 
@@ -203,7 +210,12 @@ def settings_set(
         pairs[key.strip()] = value
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
-        crud.set_settings(db, business=target, actor=crud.get_user(db, actor), changes=pairs)
+        crud.set_settings(
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="settings.set"),
+            changes=pairs,
+        )
         retried = _reassess(db, target.id)
         typer.echo(f"updated {', '.join(pairs)} for {business}{retried}")
 
@@ -242,7 +254,7 @@ def rules_add(
         crud.add_rule(
             db,
             business=target,
-            actor=crud.get_user(db, actor),
+            actor=crud.get_actor(db, actor, business=target, action="rules.add"),
             kind=kind,
             name=name,
             category_nomi_id=category,
@@ -267,7 +279,13 @@ def rules_remove(
     """Remove a supplier or customer rule (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
-        crud.remove_rule(db, business=target, actor=crud.get_user(db, actor), kind=kind, name=name)
+        crud.remove_rule(
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="rules.remove"),
+            kind=kind,
+            name=name,
+        )
         retried = _reassess(db, target.id)
         typer.echo(f"{kind} rule for {name!r} removed{retried}")
 
@@ -294,10 +312,11 @@ def methods_add(
 ) -> None:
     """Add a payment method (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         crud.add_payment_method(
             db,
-            business=crud.get_business(db, business),
-            actor=crud.get_user(db, actor),
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.add"),
             name=name,
             bank_account_nomi_id=bank_account,
         )
@@ -320,7 +339,7 @@ def methods_link(
         method = crud.link_payment_method(
             db,
             business=target,
-            actor=crud.get_user(db, actor),
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.link"),
             name=name,
             bank_account_nomi_id=bank_account,
         )
@@ -339,8 +358,12 @@ def methods_remove(
 ) -> None:
     """Remove a payment method no rule or item uses (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         crud.remove_payment_method(
-            db, business=crud.get_business(db, business), actor=crud.get_user(db, actor), name=name
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.remove"),
+            name=name,
         )
         typer.echo(f"payment method {name!r} removed")
 
@@ -467,6 +490,48 @@ def history_export(
     finally:
         state.engine.dispose()
     typer.echo(f"exported {rows} attempts ({window.since} to {window.until}) to {output}")
+
+
+@connection_app.command("disconnect")
+def connection_disconnect(
+    ctx: typer.Context,
+    business: str = typer.Argument(..., help="Slug of the business to disconnect."),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin or accountant asking."),
+    app_block: str = typer.Option("nomi", "--app-block", help="Name of the NomiApp block."),
+) -> None:
+    """Disconnect a business from Nomi: revoke its tokens, delete them, stop publish and sync.
+
+    Runs the disconnect-from-nomi flow in this process (PREFECT_API_URL must reach the Prefect
+    server). Settings, rules, items and history are kept. When Nomi cannot be reached the
+    business is disconnected all the same and this exits 1 saying so: run it again to retry the
+    revoke at Nomi.
+    """
+    import os
+
+    from flows.disconnect_from_nomi import DisconnectParams, disconnect_from_nomi
+
+    state: _State = ctx.obj
+    params = DisconnectParams(business=business, acting_user=actor, app_block=app_block)
+    key = "NOMI_CONNECTOR_DATABASE_URL"  # the flow reads its settings from the environment
+    before = os.environ.get(key)
+    os.environ[key] = state.settings.database_url
+    try:
+        final = disconnect_from_nomi(params, return_state=True)
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+    if not final.is_completed():
+        _fail(_flow_error(final.message))
+    typer.echo(final.result())
+
+
+def _flow_error(message: str | None) -> str:
+    """A failed run's message without Prefect's preamble."""
+    text = message or "the run failed"
+    _, sep, rest = text.partition("encountered an exception: ")
+    return rest if sep else text
 
 
 def _show(value: object) -> str:

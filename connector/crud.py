@@ -15,7 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from connector.access import ADMIN_ROLES, require_admin
+from connector.access import (
+    ADMIN_ROLES,
+    find_user,
+    find_users,
+    normalise_email,
+    require_actor,
+    require_admin,
+    shown_email,
+)
 from connector.history import record_audit
 from connector.models import (
     Business,
@@ -78,19 +86,28 @@ def list_businesses(session: Session) -> list[Business]:
 
 
 def add_user(session: Session, *, email: str, name: str) -> User:
-    """Create a user (``email`` must be new)."""
-    email = email.strip().lower()
-    if session.exec(select(User).where(User.email == email)).first():
+    """Create a user (``email`` must be new once normalised; it is stored normalised)."""
+    email = normalise_email(email)
+    if find_users(session, email):
         raise ValueError(f"user {email} already exists")
     return _add(session, User(email=email, name=name))
 
 
 def get_user(session: Session, email: str) -> User:
-    """The user with this email."""
-    found = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    """The user with this email (compared normalised), e.g. the member a command is about."""
+    found = find_user(session, email)
     if found is None:
-        raise NotFoundError(f"no user {email}")
+        raise NotFoundError(f"no user {shown_email(email)}")
     return found
+
+
+def get_actor(session: Session, email: str, *, business: Business, action: str) -> User:
+    """The user acting on the business (``--actor``); an unknown one is refused and audited.
+
+    Raises:
+        PermissionDeniedError: No such user (the refusal is committed to the audit log).
+    """
+    return require_actor(session, email=email, business_id=business.id, action=action)
 
 
 def add_member(

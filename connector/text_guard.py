@@ -5,7 +5,8 @@ method names, business names, user names and emails) goes through ``guard_text``
 stored. It:
 
 - normalises to NFC, so "café" typed precomposed and with a combining accent is one text;
-- strips surrounding whitespace (an empty result is "absent");
+- strips surrounding spaces, tabs and line breaks (an empty result is "absent"); other
+  controls are refused wherever they are, not stripped away unseen;
 - refuses control characters (C0 and C1, DEL, NUL, ESC), unpaired surrogates and the
   bidirectional controls that can disguise text (``BIDI_CONTROLS``); line and paragraph
   separators (U+2028, U+2029) are refused in one-line text and are line breaks (stored as
@@ -96,7 +97,7 @@ def guard_text(
     text = unicodedata.normalize("NFC", value)
     if multiline:
         text = text.translate(_SEPARATORS_TO_NEWLINE)
-    text = text.strip()
+    text = _strip(text)
     if not text:
         if required:
             raise TextRefusedError(field, "required")
@@ -197,4 +198,12 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def _strip(text: str) -> str:
+    """``text`` without surrounding spaces (any Zs), tabs, CR and LF (``str.strip`` would also
+    drop controls such as U+001C and U+0085 unseen)."""
+    return _SURROUNDING_SPACE.sub("", text)
+
+
+_SPACE = "[ \t\n\r\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"  # Zs, tab, CR, LF
+_SURROUNDING_SPACE = re.compile(f"^{_SPACE}+|{_SPACE}+$")
 _SEPARATORS_TO_NEWLINE = {ord(sep): "\n" for sep in LINE_SEPARATORS}

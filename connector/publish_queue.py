@@ -178,9 +178,11 @@ def require_member(session: Session, *, business_id: uuid.UUID, email: str, acti
         PermissionDeniedError: Unknown user or not a member (audited in a transaction of its
             own, as ``require_admin`` does).
     """
-    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-    if user is None:
-        user = session.exec(select(User).where(User.email == email.strip())).first()
+    user = None
+    if "\x00" not in email:  # no stored email has one (and PostgreSQL cannot query it)
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            user = session.exec(select(User).where(User.email == email.strip())).first()
     membership = None
     if user is not None:
         membership = session.exec(

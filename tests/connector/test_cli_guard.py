@@ -131,6 +131,9 @@ def test_control_bidi_and_overlong_names_are_refused_by_field_on_both_databases(
     _refused(
         run("rules", "add", "Acme", "--business", "acme", "--actor", "a\x00@x.example"), "no user"
     )
+    edit = ("items", "edit", "--business", "acme", "--category", "cat-1", "--actor")
+    _refused(run(*edit, ADMIN, "--", "a\x00"), "has no item")
+    _refused(run(*edit, "a\x00@x.example", "--", "a1"), "may not perform")
     with Session(acme) as db:
         assert [b.slug for b in db.exec(select(Business))] == ["acme"]
         assert [u.email for u in db.exec(select(User))] == [ADMIN]

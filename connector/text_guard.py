@@ -123,9 +123,17 @@ def guard_required(value: str, *, field: str, limit: int, multiline: bool = Fals
 
 
 def refusal(text: str, *, multiline: bool = False) -> str | None:
-    """Why ``text`` cannot be stored (characters and formula prefix only), or ``None``."""
+    """Why ``text`` cannot be stored (its characters, then a formula prefix), or ``None``."""
+    return character_refusal(text, multiline=multiline) or formula_refusal(text)
+
+
+def character_refusal(text: str, *, multiline: bool = False) -> str | None:
+    """Why a character of ``text`` cannot be stored, or ``None``.
+
+    ``multiline``: tabs, line breaks and line or paragraph separators are allowed.
+    """
     for char in text:
-        if multiline and char in MULTILINE_WHITESPACE:
+        if multiline and (char in MULTILINE_WHITESPACE or char in LINE_SEPARATORS):
             continue
         code = f"U+{ord(char):04X}"
         category = unicodedata.category(char)
@@ -137,6 +145,14 @@ def refusal(text: str, *, multiline: bool = False) -> str | None:
             return f"contains the bidirectional control {code}, which can disguise text; refused"
         if char in LINE_SEPARATORS:
             return f"contains the line separator {code}; refused (write it on one line)"
+    return None
+
+
+def formula_refusal(text: str) -> str | None:
+    """Why ``text`` would be read as a spreadsheet formula, or ``None``.
+
+    For text fields only: an amount such as ``-5`` is refused by its own parser instead.
+    """
     visible = text
     while visible and (unicodedata.category(visible[0]) == "Cf" or visible[0].isspace()):
         visible = visible[1:]  # an invisible prefix must not hide a formula

@@ -122,3 +122,22 @@ def test_printable_escapes_what_would_reach_a_terminal_raw() -> None:
     assert printable("x\u202ey\u2028z\x9b") == "x\\u202ey\\u2028z\\x9b"
     assert printable("東京 Café 👩\u200d🔬") == "東京 Café 👩\u200d🔬"
     assert shown("a" * 100) == "'" + "a" * 40 + "...'"
+
+
+def test_intake_rows_go_through_the_same_guard() -> None:
+    """One definition: the bidi marks added to the guard are refused in item fields too."""
+    from connector.intake_fields import parse_row
+
+    row = {"external_id": "e1", "kind": "cost", "total": "12.00", "contact_name": "Acme"}
+    for field, value, reason in [
+        ("contact_name", "Acme\u200fLtd", "U+200F"),
+        ("reference", "INV\u061c1", "U+061C"),
+        ("contact_name", '=HYPERLINK("x")', "formula"),
+        ("description", "ok\x1b[2J", "U+001B"),
+    ]:
+        _, errors = parse_row({**row, field: value}, line=2, payment_methods={})
+        assert [(e.field, reason in e.message) for e in errors] == [(field, True)], errors
+    negative = {**row, "contact_name": "Acme", "total": "-5"}
+    _, errors = parse_row(negative, line=2, payment_methods={})
+    assert [e.field for e in errors] == ["total"]  # an amount is not refused as a formula
+    assert "more than 0" in errors[0].message

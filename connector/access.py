@@ -55,8 +55,8 @@ def find_users(session: Session, email: str) -> list[User]:
     or spaces) are found by a scan of the emails, which only an unknown email pays for.
     """
     wanted = normalise_email(email)
-    if not wanted:
-        return []
+    if not wanted or len(wanted) > EMAIL_MAX or "\x00" in wanted:
+        return []  # no stored email is empty, that long or holds a NUL (PostgreSQL cannot query it)
     found = session.exec(select(User).where(User.email == wanted)).first()
     if found is not None:
         return [found]

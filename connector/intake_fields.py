@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,16 +11,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connector.models import ItemKind
+from connector.text_guard import character_refusal, formula_refusal
 
 MAX_TOTAL = Decimal("10000000.00")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # An amount: ASCII digits, optional thousands commas, optional decimals (no exponent, no "_").
 _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)?(?:\.[0-9]+)?$")
 _NOT_FINITE = {"nan", "snan", "inf", "infinity"}
 MAX_AMOUNT_DIGITS = 15
-# Characters that can disguise text (bidirectional embeddings, overrides and isolates).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 # Line breaks and tabs are allowed inside free text only.
 _FREE_TEXT = frozenset({"description"})
 
@@ -180,34 +177,20 @@ def _text(value: Any) -> str | None:
 
 
 def _check_characters(value: str | None, *, multiline: bool) -> None:
-    """Refuse control characters, unpaired surrogates and bidirectional overrides."""
-    if value is None:
-        return
-    for char in value:
-        if multiline and char in "\n\r\t":
-            continue
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise _FieldError(f"contains the control character U+{ord(char):04X}; refused")
-        if category == "Cs":
-            raise _FieldError(f"contains an unpaired surrogate U+{ord(char):04X}; refused")
-        if char in _BIDI_CONTROLS:
-            raise _FieldError(
-                f"contains the bidirectional control U+{ord(char):04X}, which can disguise "
-                "text; refused"
-            )
+    """Refuse control characters, unpaired surrogates and bidirectional controls
+    (``connector.text_guard``, the one definition for every text we store)."""
+    reason = character_refusal(value, multiline=multiline) if value is not None else None
+    if reason is not None:
+        raise _FieldError(reason)
 
 
 def _check_text(value: str | None, limit: int) -> None:
+    """Refuse a spreadsheet formula and text longer than ``limit`` (``connector.text_guard``)."""
     if value is None:
         return
-    visible = value
-    while visible and (unicodedata.category(visible[0]) == "Cf" or visible[0].isspace()):
-        visible = visible[1:]  # an invisible prefix must not hide a formula
-    if visible.startswith(FORMULA_PREFIXES):
-        raise _FieldError(
-            f"starts with {visible[0]!r}, which looks like a spreadsheet formula; refused"
-        )
+    reason = formula_refusal(value)
+    if reason is not None:
+        raise _FieldError(reason)
     if len(value) > limit:
         raise _FieldError(f"longer than {limit} characters")
 

@@ -1,4 +1,11 @@
-"""Checking one intake row: each field parsed, impossible values refused with line and field."""
+"""Checking one intake row: each field parsed, impossible values refused with line and field.
+
+Text is NFC-normalised first (a name typed as "café" with a combining accent is the same name as
+the precomposed one), then checked for control, line-break and bidirectional characters, formula
+prefixes and the column's length. Amounts must be storable exactly on every supported database,
+dates must be ``YYYY-MM-DD``. The checks run once per row of a file that may hold hundreds of
+thousands, so they are regular expressions and table look-ups rather than per-character loops.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +26,20 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # An amount: ASCII digits, optional thousands commas, optional decimals (no exponent, no "_").
 _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)?(?:\.[0-9]+)?$")
 _NOT_FINITE = {"nan", "snan", "inf", "infinity"}
-MAX_AMOUNT_DIGITS = 15
+# Digits before the point an amount may have. The amount columns are NUMERIC(18, 2), but SQLite
+# stores NUMERIC as a double, which holds 15 significant digits exactly: 13 before the point and
+# the 2 decimals. A longer amount would be stored rounded there, so it is refused on every database.
+MAX_AMOUNT_DIGITS = 13
 # Characters that can disguise text (bidirectional embeddings, overrides and isolates).
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_LINE_BREAKS = frozenset("\u2028\u2029")  # LINE and PARAGRAPH SEPARATOR (not Cc, still a break)
+# Control characters (Cc), unpaired surrogates (Cs), bidi controls and the Unicode line breaks.
+_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+# Free text may also hold line breaks and tabs.
+_REFUSED_IN_FREE_TEXT = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
+)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # Line breaks and tabs are allowed inside free text only.
 _FREE_TEXT = frozenset({"description"})
 
@@ -98,42 +116,33 @@ def parse_row(
     Args:
         raw: Column -> value (strings from CSV; strings, numbers, booleans or null from JSON).
         line: The line the record starts on (for messages).
-        payment_methods: The business's payment methods, casefolded name -> id.
+        payment_methods: The business's payment methods, ``method_key(name)`` -> id.
 
     Returns:
         The Item attributes (plus ``image``, the relative path) and the problems found; the
-        attributes are only meaningful when there are no problems.
+        attributes are only meaningful when there are no problems. Text values are NFC-normalised.
     """
-    errors: list[RowError] = []
     if "__invalid__" in raw:
         return {}, [RowError(line, "(record)", str(raw["__invalid__"]))]
+    errors: list[RowError] = []
     if "__extra__" in raw:
         errors.append(RowError(line, "(record)", "more cells than the header has columns"))
     for name in raw:
         if name not in FIELDS and not name.startswith("__"):
             errors.append(RowError(line, name, "unknown field"))
     values: dict[str, Any] = {}
-    text = {name: _text(raw.get(name)) for name in FIELDS}
-    parsers: dict[str, Callable[[str | None], Any]] = {
-        "date": _date,
-        "due_date": _date,
-        "total": _total,
-        "tax_amount": _tax,
-        "paid": _bool,
-        "currency": _currency,
-        "kind": _kind,
-        "claimant_email": _email,
-        "payment_method": lambda v: _payment_method(v, payment_methods),
-    }
-    for name, attribute in FIELDS.items():
-        value = text[name]
+    get = raw.get
+    for name, attribute, parser, limit, multiline in _PLAN:
+        value = _text(get(name))
         try:
-            if value == _STRUCTURED:
-                raise _FieldError("must be a plain value, not a JSON object or list")
-            _check_characters(value, multiline=name in _FREE_TEXT)
-            if name in TEXT_LIMITS:
-                _check_text(value, TEXT_LIMITS[name])
-            values[attribute] = parsers[name](value) if name in parsers else value
+            if value is not None:
+                value = _checked(value, limit, multiline=multiline)
+            if parser is None:
+                values[attribute] = value
+            elif parser is _payment_method:
+                values[attribute] = _payment_method(value, payment_methods)
+            else:
+                values[attribute] = parser(value)
         except _FieldError as exc:
             errors.append(RowError(line, name, str(exc)))
     failed = {e.field for e in errors}
@@ -141,6 +150,11 @@ def parse_row(
     if values.get("currency") is None:
         values.pop("currency", None)
     return values, errors
+
+
+def method_key(name: str) -> str:
+    """How a payment method's name is looked up: NFC-normalised and casefolded."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _cross_checks(values: Mapping[str, Any], line: int) -> list[RowError]:
@@ -169,6 +183,8 @@ def _text(value: Any) -> str | None:
     """A raw value as stripped text; empty means absent."""
     if value is None:
         return None
+    if type(value) is str:
+        return value.strip() or None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -179,35 +195,42 @@ def _text(value: Any) -> str | None:
     return stripped or None
 
 
-def _check_characters(value: str | None, *, multiline: bool) -> None:
-    """Refuse control characters, unpaired surrogates and bidirectional overrides."""
-    if value is None:
-        return
-    for char in value:
-        if multiline and char in "\n\r\t":
-            continue
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise _FieldError(f"contains the control character U+{ord(char):04X}; refused")
-        if category == "Cs":
-            raise _FieldError(f"contains an unpaired surrogate U+{ord(char):04X}; refused")
-        if char in _BIDI_CONTROLS:
-            raise _FieldError(
-                f"contains the bidirectional control U+{ord(char):04X}, which can disguise "
-                "text; refused"
-            )
+def _checked(value: str, limit: int | None, *, multiline: bool) -> str:
+    """The value NFC-normalised, once it holds no refused character (and, for a text column of
+    ``limit`` characters, no formula prefix and no more than ``limit`` characters)."""
+    if value == _STRUCTURED:
+        raise _FieldError("must be a plain value, not a JSON object or list")
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    bad = (_REFUSED_IN_FREE_TEXT if multiline else _REFUSED).search(value)
+    if bad is not None:
+        raise _FieldError(_refusal(bad.group()))
+    if limit is not None:
+        _check_text(value, limit)
+    return value
 
 
-def _check_text(value: str | None, limit: int) -> None:
-    if value is None:
-        return
-    visible = value
-    while visible and (unicodedata.category(visible[0]) == "Cf" or visible[0].isspace()):
-        visible = visible[1:]  # an invisible prefix must not hide a formula
-    if visible.startswith(FORMULA_PREFIXES):
-        raise _FieldError(
-            f"starts with {visible[0]!r}, which looks like a spreadsheet formula; refused"
-        )
+def _refusal(char: str) -> str:
+    """Why a refused character is refused."""
+    code = f"U+{ord(char):04X}"
+    if char in _BIDI_CONTROLS:
+        return f"contains the bidirectional control {code}, which can disguise text; refused"
+    if char in _LINE_BREAKS:
+        return f"contains the line break {code} (only description may hold line breaks); refused"
+    if unicodedata.category(char) == "Cs":
+        return f"contains an unpaired surrogate {code}; refused"
+    return f"contains the control character {code}; refused"
+
+
+def _check_text(value: str, limit: int) -> None:
+    first = value[0]
+    if not first.isascii():
+        visible = value
+        while visible and (unicodedata.category(visible[0]) == "Cf" or visible[0].isspace()):
+            visible = visible[1:]  # an invisible prefix must not hide a formula
+        first = visible[:1]
+    if first and first in FORMULA_PREFIXES:
+        raise _FieldError(f"starts with {first!r}, which looks like a spreadsheet formula; refused")
     if len(value) > limit:
         raise _FieldError(f"longer than {limit} characters")
 
@@ -224,11 +247,13 @@ def _kind(value: str | None) -> str:
 def _date(value: str | None) -> dt.date | None:
     if value is None:
         return None
+    if not _DATE.match(value):  # fromisoformat also takes 20260302 and week dates (2026-W09-1)
+        raise _FieldError(f"{value!r} is not a date in YYYY-MM-DD form")
     try:
         parsed = dt.date.fromisoformat(value)
     except ValueError:
         raise _FieldError(f"{value!r} is not a date in YYYY-MM-DD form") from None
-    if not 1990 <= parsed.year <= 2100 or len(value) != 10:
+    if not 1990 <= parsed.year <= 2100:
         raise _FieldError(f"{value!r} is not a plausible YYYY-MM-DD date")
     return parsed
 
@@ -245,7 +270,10 @@ def _money(value: str | None) -> Decimal | None:
     except InvalidOperation:
         raise _FieldError(f"{_clip(value)!r} is not a number") from None
     if amount.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise _FieldError(f"{_clip(value)} is implausibly large (more than 15 digits)")
+        raise _FieldError(
+            f"{_clip(value)} is too large to be stored exactly: at most {MAX_AMOUNT_DIGITS} "
+            "digits before the point"
+        )
     if amount != amount.quantize(Decimal("0.01")):
         raise _FieldError(f"{value} has more than two decimal places")
     return amount.quantize(Decimal("0.01"))
@@ -299,7 +327,25 @@ def _email(value: str | None) -> str | None:
 def _payment_method(value: str | None, methods: Mapping[str, uuid.UUID]) -> uuid.UUID | None:
     if value is None:
         return None
-    found = methods.get(value.casefold())
+    found = methods.get(method_key(value))
     if found is None:
         raise _FieldError(f"no payment method named {value!r} in this business")
     return found
+
+
+_PARSERS: dict[str, Callable[..., Any]] = {
+    "date": _date,
+    "due_date": _date,
+    "total": _total,
+    "tax_amount": _tax,
+    "paid": _bool,
+    "currency": _currency,
+    "kind": _kind,
+    "claimant_email": _email,
+    "payment_method": _payment_method,
+}
+# (column, Item attribute, parser, text limit, free text) for each column, in column order.
+_PLAN: tuple[tuple[str, str, Callable[..., Any] | None, int | None, bool], ...] = tuple(
+    (name, attribute, _PARSERS.get(name), TEXT_LIMITS.get(name), name in _FREE_TEXT)
+    for name, attribute in FIELDS.items()
+)

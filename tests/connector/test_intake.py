@@ -13,16 +13,19 @@ from sqlmodel import Session, select
 
 from connector.images import sniff_content_type
 from connector.intake import NOT_ASSESSED, IntakeError, import_items
-from connector.models import Business, Item, ItemKind, ItemStatus
+from connector.models import Business, Item, ItemKind, ItemStatus, Role
 from tests.connector.conftest import commit_elsewhere_before_first_write
 from tests.connector.factories import (
     make_business,
     make_category,
     make_connection,
     make_contact_rule,
+    make_membership,
     make_payment_method,
+    make_user,
 )
 
+CLERK = "clerk@bright.example"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HEADER = (
     "external_id,kind,contact_name,reference,date,due_date,currency,total,tax_amount,description,"
@@ -33,6 +36,7 @@ HEADER = (
 @pytest.fixture
 def business(db: Session) -> Business:
     business = make_business(db, slug="bright-smile")
+    make_membership(db, user=make_user(db, email=CLERK), business=business, role=Role.STANDARD)
     make_payment_method(db, business=business, name="Company credit card")
     make_payment_method(db, business=business, name="Business current account")
     db.commit()
@@ -47,15 +51,19 @@ def test_the_example_files_import_completely_and_a_second_import_adds_nothing(
     db: Session, business: Business, tmp_path: Path
 ) -> None:
     images = tmp_path / "images"
-    first_csv = import_items(db, EXAMPLES / "items.csv", business_id=business.id, images_dir=images)
+    first_csv = import_items(
+        db, EXAMPLES / "items.csv", business_id=business.id, actor_email=CLERK, images_dir=images
+    )
     first_jsonl = import_items(
-        db, EXAMPLES / "items.jsonl", business_id=business.id, images_dir=images
+        db, EXAMPLES / "items.jsonl", business_id=business.id, actor_email=CLERK, images_dir=images
     )
     assert first_csv.errors == []
     assert first_jsonl.errors == []
     assert (len(first_csv.imported), len(first_jsonl.imported)) == (10, 5)
 
-    again = import_items(db, EXAMPLES / "items.csv", business_id=business.id, images_dir=images)
+    again = import_items(
+        db, EXAMPLES / "items.csv", business_id=business.id, actor_email=CLERK, images_dir=images
+    )
     assert again.imported == []
     assert len(again.duplicates) == 10
     items = _items(db, business)
@@ -81,7 +89,11 @@ def test_items_of_an_unconnected_business_wait_in_review_as_not_yet_assessed(
     db: Session, business: Business, tmp_path: Path
 ) -> None:
     report = import_items(
-        db, EXAMPLES / "items.csv", business_id=business.id, images_dir=tmp_path / "images"
+        db,
+        EXAMPLES / "items.csv",
+        business_id=business.id,
+        actor_email=CLERK,
+        images_dir=tmp_path / "images",
     )
     assert report.ok
     items = _items(db, business)
@@ -94,7 +106,11 @@ def test_every_kind_of_impossible_row_is_refused_with_its_line_and_field(
 ) -> None:
     images = tmp_path / "images"
     report = import_items(
-        db, EXAMPLES / "bad-items.csv", business_id=business.id, images_dir=images
+        db,
+        EXAMPLES / "bad-items.csv",
+        business_id=business.id,
+        actor_email=CLERK,
+        images_dir=images,
     )
 
     found = {(e.line, e.field) for e in report.errors}
@@ -139,7 +155,7 @@ def test_good_rows_import_while_bad_rows_beside_them_are_not_written(
     )
     stored = tmp_path / "stored"
 
-    report = import_items(db, source, business_id=business.id, images_dir=stored)
+    report = import_items(db, source, business_id=business.id, actor_email=CLERK, images_dir=stored)
 
     assert [i.external_id for i in _items(db, business)] == ["ok-1"]
     errors = {(e.line, e.field): e.message for e in report.errors}
@@ -165,7 +181,9 @@ def test_json_lines_report_bad_json_and_wrong_types_by_line(
         '["a list"]\n'
         '{"external_id": "j-2", "kind": "cost", "contact_name": {"x": 1}, "colour": "red"}\n'
     )
-    report = import_items(db, source, business_id=business.id, images_dir=tmp_path / "i")
+    report = import_items(
+        db, source, business_id=business.id, actor_email=CLERK, images_dir=tmp_path / "i"
+    )
 
     assert len(report.imported) == 1
     assert {(e.line, e.field) for e in report.errors} == {
@@ -180,13 +198,13 @@ def test_whole_file_problems_raise_a_clear_intake_error(
     db: Session, business: Business, tmp_path: Path
 ) -> None:
     with pytest.raises(IntakeError, match="not found"):
-        import_items(db, tmp_path / "missing.csv", business_id=business.id)
+        import_items(db, tmp_path / "missing.csv", business_id=business.id, actor_email=CLERK)
     (tmp_path / "items.xlsx").write_text("x")
     with pytest.raises(IntakeError, match=r"\.csv or \.jsonl"):
-        import_items(db, tmp_path / "items.xlsx", business_id=business.id)
+        import_items(db, tmp_path / "items.xlsx", business_id=business.id, actor_email=CLERK)
     (tmp_path / "cols.csv").write_text("external_id,kind,amount\n1,cost,3\n")
     with pytest.raises(IntakeError, match="amount"):
-        import_items(db, tmp_path / "cols.csv", business_id=business.id)
+        import_items(db, tmp_path / "cols.csv", business_id=business.id, actor_email=CLERK)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +231,11 @@ def test_items_of_a_connected_business_are_assessed_after_import(
     db.commit()
 
     report = import_items(
-        db, EXAMPLES / "items.csv", business_id=business.id, images_dir=tmp_path / "images"
+        db,
+        EXAMPLES / "items.csv",
+        business_id=business.id,
+        actor_email=CLERK,
+        images_dir=tmp_path / "images",
     )
 
     assert report.ok
@@ -230,7 +252,11 @@ def test_an_import_waits_its_turn_while_another_connection_commits(
     db.commit()
     with commit_elsewhere_before_first_write(engine) as errors, Session(engine) as session:
         report = import_items(
-            session, EXAMPLES / "items.csv", business_id=business.id, images_dir=tmp_path / "i"
+            session,
+            EXAMPLES / "items.csv",
+            business_id=business.id,
+            actor_email=CLERK,
+            images_dir=tmp_path / "i",
         )
     assert errors == []
     assert report.ok

@@ -39,6 +39,8 @@ _REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u206
 _REFUSED_IN_FREE_TEXT = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
 )
+_KINDS = frozenset(k.value for k in ItemKind)
+_CENT = Decimal("0.01")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # Line breaks and tabs are allowed inside free text only.
 _FREE_TEXT = frozenset({"description"})
@@ -238,10 +240,10 @@ def _check_text(value: str, limit: int) -> None:
 def _kind(value: str | None) -> str:
     if value is None:
         raise _FieldError("required: cost, sales or expense_claim")
-    kinds = {k.value for k in ItemKind}
-    if value.lower() not in kinds:
+    lowered = value.lower()
+    if lowered not in _KINDS:
         raise _FieldError(f"unknown kind {value!r}: use cost, sales or expense_claim")
-    return value.lower()
+    return lowered
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -261,12 +263,12 @@ def _date(value: str | None) -> dt.date | None:
 def _money(value: str | None) -> Decimal | None:
     if value is None:
         return None
-    if value.lower().lstrip("+-") in _NOT_FINITE:
-        raise _FieldError(f"{value!r} is not a finite amount")
-    if not _AMOUNT.match(value) or not any(c.isdigit() for c in value):
+    if not _AMOUNT.match(value) or value in ("+", "-"):  # the only matches without a digit
+        if value.lower().lstrip("+-") in _NOT_FINITE:
+            raise _FieldError(f"{value!r} is not a finite amount")
         raise _FieldError(f"{_clip(value)!r} is not a number (digits and one '.' only)")
     try:
-        amount = Decimal(value.replace(",", ""))
+        amount = Decimal(value.replace(",", "") if "," in value else value)
     except InvalidOperation:
         raise _FieldError(f"{_clip(value)!r} is not a number") from None
     if amount.adjusted() >= MAX_AMOUNT_DIGITS:
@@ -274,9 +276,10 @@ def _money(value: str | None) -> Decimal | None:
             f"{_clip(value)} is too large to be stored exactly: at most {MAX_AMOUNT_DIGITS} "
             "digits before the point"
         )
-    if amount != amount.quantize(Decimal("0.01")):
+    cents = amount.quantize(_CENT)
+    if amount != cents:
         raise _FieldError(f"{value} has more than two decimal places")
-    return amount.quantize(Decimal("0.01"))
+    return cents
 
 
 def _clip(value: str, limit: int = 40) -> str:

@@ -60,7 +60,7 @@ from connector.names import normalise_name
 TARGET_RATIO, TARGET_MB, TARGET_LOCK_S = 0.5, 300, 1.0
 ROWS = 200_000
 CONNECTED_ROWS = 20_000
-REPEATS = 2  # baseline and ours alternate; the ratio uses the median run of each
+REPEATS = 3  # baseline and ours alternate; the ratio uses the median run of each
 ACTOR = "clerk@bench.example"
 HEADER = [
     "external_id",

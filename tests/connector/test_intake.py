@@ -320,7 +320,6 @@ def test_the_memory_an_import_uses_does_not_grow_with_the_file(
     if not database_url.startswith("sqlite"):
         pytest.skip("the memory of the import itself; one database is enough")
     monkeypatch.setattr("connector.intake.CHUNK_ROWS", 100)
-    monkeypatch.setattr("connector.intake._STAGE_BATCH", 100)
     small = _write_rows(tmp_path / "small.csv", 500)
     large = _write_rows(tmp_path / "large.csv", 3000, start=500)
     peaks = []

@@ -479,3 +479,131 @@ def test_a_standard_member_changing_settings_is_refused_audited_and_changes_noth
     finally:
         engine.dispose()
     assert refusal.allowed is False
+
+
+# --- issue 17: records end at line ends only -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("separator", "why"),
+    [
+        ("\x1c", "the control character U+001C"),
+        ("\x1e", "the control character U+001E"),
+        ("\x85", "the control character U+0085"),
+        ("\u2028", "the line break U+2028"),
+        ("\u2029", "the line break U+2029"),
+    ],
+)
+def test_a_separator_inside_a_csv_line_keeps_it_one_refused_row(
+    cli: Callable[..., tuple[int, str]],
+    database_url: str,
+    tmp_path: Path,
+    separator: str,
+    why: str,
+) -> None:
+    """`str.splitlines()` split one physical line in two and imported an injected item."""
+    source = tmp_path / "injected.csv"
+    source.write_text(
+        f"external_id,kind,contact_name,total\ne1,cost,Acme{separator}e2,cost,Injected Ltd,99.00\n",
+        encoding="utf-8",
+    )
+    code, output = cli(
+        "items", "import", str(source), "--business", "bright-smile", "--actor", CLERK
+    )
+
+    assert code == 1, output
+    assert "imported 0, already present 0, refused 1 of 1 rows" in output
+    assert f"line 2, contact_name: contains {why}" in output
+    assert "line 2, (record): more cells than the header has columns" in output
+    assert _count(database_url, Item) == 0
+
+
+def test_a_raw_line_separator_inside_a_json_string_is_text_and_lines_are_counted_right(
+    run_import: Import, db: Session, business: Business, tmp_path: Path
+) -> None:
+    source = tmp_path / "separators.jsonl"
+    source.write_text(
+        '{"external_id": "ls-1", "kind": "cost", "contact_name": "Staples UK", '
+        '"description": "first\u2028second\u2029third"}\n'
+        '{"external_id": "ls-2", "kind": "nope", "contact_name": "Staples UK"}\n'
+        '{"external_id": "ls-3", "kind": "cost", "contact_name": "Acme\u2028Ltd"}\n',
+        encoding="utf-8",
+    )
+    outcome = run_import(source)
+
+    assert outcome.imported == {"ls-1"}
+    assert outcome.errors == {
+        (2, "kind"): "unknown kind 'nope': use cost, sales or expense_claim",
+        (3, "contact_name"): "contains the line break U+2028 (only description may hold line "
+        "breaks); refused",
+    }
+    [item] = db.exec(select(Item).where(Item.business_id == business.id)).all()
+    assert item.description == "first\u2028second\u2029third"
+
+
+def test_csv_error_lines_are_the_physical_lines(run_import: Import, tmp_path: Path) -> None:
+    """A 3-line file: the errors are on lines 2 and 3 (main said "line 4")."""
+    source = tmp_path / "three-lines.csv"
+    source.write_text(
+        "external_id,kind,contact_name,description,total\n"
+        'cl-1,cost,Staples UK,"two\x85parts",12.00\n'
+        "cl-2,nope,Staples UK,fine,12.00\n",
+        encoding="utf-8",
+    )
+    outcome = run_import(source)
+
+    assert outcome.imported == set()
+    assert outcome.errors == {
+        (2, "description"): "contains the control character U+0085; refused",
+        (3, "kind"): "unknown kind 'nope': use cost, sales or expense_claim",
+    }
+
+
+def test_a_jsonl_line_longer_than_the_limit_refuses_the_file(
+    run_import: Import, db: Session, business: Business, tmp_path: Path
+) -> None:
+    source = tmp_path / "long-line.jsonl"
+    source.write_text(
+        '{"external_id": "ll-1", "kind": "cost", "contact_name": "Staples UK"}\n'
+        + '{"external_id": "ll-2", "description": "'
+        + "x" * (1024 * 1024)
+        + '"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(IntakeError, match="line 2 is longer than 1048576 bytes"):
+        run_import(source)
+    assert _external_ids(db, business.id) == set()
+
+
+def test_the_cli_import_needs_a_member_as_actor_and_audits_the_import(
+    cli: Callable[..., tuple[int, str]], database_url: str
+) -> None:
+    example = str(CORPUS / "unicode-names.jsonl")
+    code, output = cli("items", "import", example, "--business", "bright-smile")
+    assert code == 2
+    assert "--actor" in output
+
+    assert cli("user", "add", "someone@else.example", "--name", "Someone")[0] == 0
+    code, output = cli(
+        "items", "import", example, "--business", "bright-smile", "--actor", "someone@else.example"
+    )
+    assert code == 1
+    assert output.strip() == (
+        "error: user someone@else.example may not perform 'items.import': they are not a member "
+        "of this business"
+    )
+    assert _count(database_url, Item) == 0
+
+    code, output = cli("items", "import", example, "--business", "bright-smile", "--actor", CLERK)
+    assert code == 0, output
+    assert "imported 4, already present 0, refused 0 of 4 rows" in output
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            audits = s.exec(select(AuditLog).where(AuditLog.action == "items.import")).all()
+    finally:
+        engine.dispose()
+    assert sorted((a.allowed, a.detail.get("imported")) for a in audits) == [
+        (False, None),
+        (True, 4),
+    ]

@@ -1,6 +1,10 @@
-"""Access control: only admins of a business (and accountants acting for it) may change it.
+"""Access control: who is acting, and only admins of a business (and its accountants) may change it.
 
-Connect, reconnect, disconnect and settings changes call ``require_admin`` first. Every decision is
+Every entry point that takes an acting user's email (the connect and reconnect flows,
+publish-items, item edits, the CLI's ``--actor``) finds the user with ``require_actor``: the email
+is compared in one normal form (``normalise_email``: trimmed, case-folded), and an unknown actor
+is refused and audited like any other refusal. Connect, reconnect, disconnect and settings changes
+then call ``require_admin`` (``require_admin_actor`` does both). Every decision is
 written to the audit log: an allowed action in the caller's transaction (it stands or falls with the
 action), a refusal in a transaction of its own, so it survives the caller rolling back. Call it
 before the session writes anything: a refusal rolls the caller's transaction back first, so that
@@ -13,12 +17,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from connector.history import record_audit
 from connector.models import Business, Membership, Role, User
 
 ADMIN_ROLES = frozenset({Role.ADMIN, Role.ACCOUNTANT})
+
+#: The longest email kept in an audit row or a message (RFC 5321's 320 characters).
+EMAIL_MAX = 320
 
 
 class PermissionDeniedError(Exception):
@@ -29,6 +36,122 @@ class PermissionDeniedError(Exception):
         self.user_id = user_id
         self.business_id = business_id
         self.action = action
+
+
+def normalise_email(email: str) -> str:
+    """The one form in which the connector compares users' emails: trimmed, then case-folded.
+
+    ``" ADMIN@Acme.example"`` and ``"admin@acme.example"`` are the same user. Users are stored
+    in this form (``crud.add_user``); rows stored before it are still found (``find_user``).
+    """
+    return email.strip().casefold()
+
+
+def find_users(session: Session, email: str) -> list[User]:
+    """The users whose email is ``email`` once both are normalised (``normalise_email``).
+
+    Normally none or one, found by the indexed column. Rows stored before the normalisation
+    (``lower()`` differs from ``casefold()`` beyond ASCII, or a row written by hand with capitals
+    or spaces) are found by a scan of the emails, which only an unknown email pays for.
+    """
+    wanted = normalise_email(email)
+    if not wanted or len(wanted) > EMAIL_MAX or "\x00" in wanted:
+        return []  # no stored email is empty, that long or holds a NUL (PostgreSQL cannot query it)
+    found = session.exec(select(User).where(User.email == wanted)).first()
+    if found is not None:
+        return [found]
+    ids = [
+        user_id
+        for user_id, stored in session.exec(select(User.id, User.email).order_by(col(User.email)))
+        if normalise_email(stored) == wanted
+    ]
+    return [user for user_id in ids if (user := session.get(User, user_id)) is not None]
+
+
+def find_user(session: Session, email: str) -> User | None:
+    """The one user with this email (normalised), or None (none, or several old rows)."""
+    users = find_users(session, email)
+    return users[0] if len(users) == 1 else None
+
+
+def shown_email(email: str) -> str:
+    """An acting user's email as given, fit for a message: cut, and quoted if it has odd spaces."""
+    cut = email[:EMAIL_MAX]
+    return cut if cut == cut.strip() and cut.isprintable() and cut else repr(cut)
+
+
+def require_actor(
+    session: Session,
+    *,
+    email: str,
+    business_id: uuid.UUID,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> User:
+    """The user acting on the business, by email (normalised); an unknown actor is refused.
+
+    Call it before the session writes anything (as ``require_admin``).
+
+    Args:
+        session: A session on the connector database.
+        email: The acting user's email as given (any case, surrounding spaces).
+        business_id: The business acted on.
+        action: What is attempted (the audited action).
+        detail: Extra audit detail for a refusal (no secrets).
+
+    Returns:
+        The user.
+
+    Raises:
+        PermissionDeniedError: No user has this email (or several old rows do); the refusal,
+            naming the email as given, the action and the reason, is committed to the audit log
+            before raising.
+    """
+    users = find_users(session, email)
+    if len(users) == 1:
+        return users[0]
+    business = session.get(Business, business_id)
+    where = f"business '{business.slug}'" if business else f"unknown business {business_id}"
+    why = (
+        "no such user (not a member of it)"
+        if not users
+        else "several users have this email once case and spaces are ignored; fix the users"
+    )
+    message = f"user {shown_email(email)} may not perform '{action}' on {where}: {why}"
+    audit_refusal(
+        session,
+        action=action,
+        business_id=business_id,
+        user_id=None,
+        detail={"reason": message, "email": email[:EMAIL_MAX], **(detail or {})},
+    )
+    raise PermissionDeniedError(
+        message, user_id=uuid.UUID(int=0), business_id=business_id, action=action
+    )
+
+
+def require_admin_actor(
+    session: Session,
+    *,
+    email: str,
+    business_id: uuid.UUID,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> tuple[User, Membership]:
+    """``require_actor`` then ``require_admin``: the acting admin or accountant, by email.
+
+    Raises:
+        PermissionDeniedError: Unknown user, not a member, or a ``standard`` member (audited,
+            with the email as given).
+    """
+    detail = {"email": email[:EMAIL_MAX], **(detail or {})}
+    user = require_actor(
+        session, email=email, business_id=business_id, action=action, detail=detail
+    )
+    membership = require_admin(
+        session, business_id=business_id, user_id=user.id, action=action, detail=detail
+    )
+    return user, membership
 
 
 def require_admin(

@@ -1,7 +1,11 @@
 """The ``nomi-connector`` command: database, businesses, users, settings, rules and items.
 
-Settings come from the environment (``NOMI_CONNECTOR_HOME``, ``NOMI_CONNECTOR_DATABASE_URL``) or the
-``--home``/``--database-url`` options. User errors print one clear line and exit with status 1.
+Settings come from the environment (``NOMI_CONNECTOR_HOME``, ``NOMI_CONNECTOR_DATABASE_URL``,
+``NOMI_CONNECTOR_BUSY_TIMEOUT``) or the ``--home``/``--database-url`` options. User errors print one
+clear line and exit with status 1; a database another writer keeps busy for longer than the busy
+timeout prints one line and exits with status 75 (``BUSY_EXIT``: try again). Text from the database
+or the command line is printed through ``connector.text_guard.printable``: a control character
+never reaches the terminal raw.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import sqlalchemy as sa
 import typer
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from connector import crud
 from connector.access import PermissionDeniedError
-from connector.db import make_engine, migrate, session
+from connector.db import is_busy_error, make_engine, migrate, session
 from connector.history_export import export_attempts
 from connector.history_queries import ReportWindow
 from connector.intake import IntakeError, import_items
@@ -30,6 +34,7 @@ from connector.models import Item, ItemStatus
 from connector.publish_queue import reassess_after_change
 from connector.review import NoConnectionError
 from connector.settings import ConnectorSettings
+from connector.text_guard import printable
 
 app = typer.Typer(help="Administer the Nomi connector database.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -43,6 +48,9 @@ rules_app = typer.Typer(help="Supplier and customer rules.", no_args_is_help=Tru
 methods_app = typer.Typer(help="Payment methods.", no_args_is_help=True)
 items_app = typer.Typer(help="Items to publish.", no_args_is_help=True)
 history_app = typer.Typer(help="Publish run history.", no_args_is_help=True)
+connection_app = typer.Typer(
+    help="Nomi connections (runs the flow here: needs the Prefect API).", no_args_is_help=True
+)
 for sub, name in [
     (db_app, "db"),
     (business_app, "business"),
@@ -53,6 +61,7 @@ for sub, name in [
     (methods_app, "payment-methods"),
     (items_app, "items"),
     (history_app, "history"),
+    (connection_app, "connection"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -62,6 +71,7 @@ USER_ERRORS = (
     PermissionDeniedError,
     IntakeError,
 )
+BUSY_EXIT = 75  # EX_TEMPFAIL: nothing was changed, the same command can simply be run again
 
 
 class _State:
@@ -75,7 +85,9 @@ class _State:
     def engine(self) -> Engine:
         """The engine, built on first use."""
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = make_engine(
+                self.settings.database_url, busy_timeout=self.settings.busy_timeout
+            )
         return self._engine
 
 
@@ -99,9 +111,24 @@ def main(
         _fail(str(exc))
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {printable(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def _echo(*values: object, sep: str = "\t") -> None:
+    """Print values (escaped: see ``printable``) joined by ``sep``: one line of output."""
+    typer.echo(sep.join(printable(_show(v)) for v in values))
+
+
+def _busy(state: _State) -> None:
+    """Say in one line that the database stayed busy, and exit with ``BUSY_EXIT``."""
+    _fail(
+        f"the database is busy: another writer (an import, a publish run) held it for more "
+        f"than {state.settings.busy_timeout:g} s; nothing was changed, run the command again "
+        "(NOMI_CONNECTOR_BUSY_TIMEOUT sets the wait)",
+        BUSY_EXIT,
+    )
 
 
 @contextmanager
@@ -110,6 +137,7 @@ def _db(ctx: typer.Context, *, write: bool) -> Iterator[Session]:
 
     ``write``: the command reads and then writes. Its transactions then start as writes, so it
     waits its turn while a publish run commits instead of failing with "database is locked".
+    A database that stays busy longer than the busy timeout becomes one line and ``BUSY_EXIT``.
     """
     state: _State = ctx.obj
     try:
@@ -117,6 +145,10 @@ def _db(ctx: typer.Context, *, write: bool) -> Iterator[Session]:
             yield db
     except USER_ERRORS as exc:
         _fail(str(exc))
+    except sa.exc.OperationalError as exc:
+        if not is_busy_error(exc):
+            raise
+        _busy(state)
     finally:
         state.engine.dispose()
 
@@ -125,8 +157,14 @@ def _db(ctx: typer.Context, *, write: bool) -> Iterator[Session]:
 def db_upgrade(ctx: typer.Context) -> None:
     """Create or upgrade the schema to the latest migration."""
     state: _State = ctx.obj
-    migrate(state.engine)
-    state.engine.dispose()
+    try:
+        migrate(state.engine)
+    except sa.exc.OperationalError as exc:
+        if not is_busy_error(exc):
+            raise
+        _busy(state)
+    finally:
+        state.engine.dispose()
     typer.echo("database is up to date")
 
 
@@ -135,7 +173,7 @@ def business_add(ctx: typer.Context, slug: str, name: str = typer.Option(..., "-
     """Add a business."""
     with _db(ctx, write=True) as db:
         business = crud.add_business(db, slug=slug, name=name)
-        typer.echo(f"added business {business.slug} ({business.id})")
+        _echo(f"added business {business.slug} ({business.id})")
 
 
 @business_app.command("list")
@@ -143,7 +181,7 @@ def business_list(ctx: typer.Context) -> None:
     """List businesses."""
     with _db(ctx, write=False) as db:
         for business in crud.list_businesses(db):
-            typer.echo(f"{business.slug}\t{business.name}\t{business.id}")
+            _echo(business.slug, business.name, business.id)
 
 
 @user_app.command("add")
@@ -151,7 +189,7 @@ def user_add(ctx: typer.Context, email: str, name: str = typer.Option(..., "--na
     """Add a user."""
     with _db(ctx, write=True) as db:
         user = crud.add_user(db, email=email, name=name)
-        typer.echo(f"added user {user.email} ({user.id})")
+        _echo(f"added user {user.email} ({user.id})")
 
 
 @member_app.command("add")
@@ -169,14 +207,17 @@ def member_add(
 ) -> None:
     """Give a user a role in a business (an admin or accountant of it must be the actor)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         member = crud.add_member(
             db,
-            business=crud.get_business(db, business),
+            business=target,
             user=crud.get_user(db, user),
             role=role,
-            actor=crud.get_user(db, actor) if actor else None,
+            actor=crud.get_actor(db, actor, business=target, action="members.add")
+            if actor
+            else None,
         )
-        typer.echo(f"{user} is {member.role} of {business}")
+        _echo(f"{user} is {member.role} of {business}")
 
 
 @settings_app.command("show")
@@ -185,7 +226,7 @@ def settings_show(ctx: typer.Context, business: str = typer.Option(..., "--busin
     with _db(ctx, write=False) as db:
         settings = crud.get_settings(db, crud.get_business(db, business))
         for key in crud.BOOL_SETTINGS + crud.TAX_SETTINGS:
-            typer.echo(f"{key} = {_show(getattr(settings, key))}")
+            _echo(f"{key} = {_show(getattr(settings, key))}")
 
 
 @settings_app.command("set")
@@ -204,9 +245,14 @@ def settings_set(
         pairs[key.strip()] = value
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
-        crud.set_settings(db, business=target, actor=crud.get_user(db, actor), changes=pairs)
+        crud.set_settings(
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="settings.set"),
+            changes=pairs,
+        )
         retried = _reassess(db, target.id)
-        typer.echo(f"updated {', '.join(pairs)} for {business}{retried}")
+        _echo(f"updated {', '.join(pairs)} for {business}{retried}")
 
 
 def _reassess(db: Session, business_id: uuid.UUID) -> str:
@@ -243,7 +289,7 @@ def rules_add(
         crud.add_rule(
             db,
             business=target,
-            actor=crud.get_user(db, actor),
+            actor=crud.get_actor(db, actor, business=target, action="rules.add"),
             kind=kind,
             name=name,
             category_nomi_id=category,
@@ -254,7 +300,7 @@ def rules_add(
             auto_publish=auto_publish,
         )
         retried = _reassess(db, target.id)
-        typer.echo(f"{kind} rule for {name!r} saved{retried}")
+        _echo(f"{kind} rule for {name!r} saved{retried}")
 
 
 @rules_app.command("remove")
@@ -268,9 +314,15 @@ def rules_remove(
     """Remove a supplier or customer rule (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
         target = crud.get_business(db, business)
-        crud.remove_rule(db, business=target, actor=crud.get_user(db, actor), kind=kind, name=name)
+        crud.remove_rule(
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="rules.remove"),
+            kind=kind,
+            name=name,
+        )
         retried = _reassess(db, target.id)
-        typer.echo(f"{kind} rule for {name!r} removed{retried}")
+        _echo(f"{kind} rule for {name!r} removed{retried}")
 
 
 @rules_app.command("list")
@@ -278,10 +330,13 @@ def rules_list(ctx: typer.Context, business: str = typer.Option(..., "--business
     """List supplier and customer rules."""
     with _db(ctx, write=False) as db:
         for rule in crud.list_rules(db, crud.get_business(db, business)):
-            typer.echo(
-                f"{rule.kind}\t{rule.name}\tcategory={_show(rule.category_nomi_id)}\t"
-                f"tax_rate={_show(rule.tax_rate_nomi_id)}\tpaid={_show(rule.paid)}\t"
-                f"source={rule.source}"
+            _echo(
+                rule.kind,
+                rule.name,
+                f"category={_show(rule.category_nomi_id)}",
+                f"tax_rate={_show(rule.tax_rate_nomi_id)}",
+                f"paid={_show(rule.paid)}",
+                f"source={rule.source}",
             )
 
 
@@ -295,14 +350,15 @@ def methods_add(
 ) -> None:
     """Add a payment method (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         crud.add_payment_method(
             db,
-            business=crud.get_business(db, business),
-            actor=crud.get_user(db, actor),
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.add"),
             name=name,
             bank_account_nomi_id=bank_account,
         )
-        typer.echo(f"payment method {name!r} added")
+        _echo(f"payment method {name!r} added")
 
 
 @methods_app.command("link")
@@ -321,14 +377,14 @@ def methods_link(
         method = crud.link_payment_method(
             db,
             business=target,
-            actor=crud.get_user(db, actor),
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.link"),
             name=name,
             bank_account_nomi_id=bank_account,
         )
         retried = _reassess(db, target.id)
         bank = method.bank_account_nomi_id
         linked = f"linked to bank account {bank}" if bank else "no longer linked to a bank account"
-        typer.echo(f"payment method {method.name!r} {linked}{retried}")
+        _echo(f"payment method {method.name!r} {linked}{retried}")
 
 
 @methods_app.command("remove")
@@ -340,10 +396,14 @@ def methods_remove(
 ) -> None:
     """Remove a payment method no rule or item uses (admins and accountants; audited)."""
     with _db(ctx, write=True) as db:
+        target = crud.get_business(db, business)
         crud.remove_payment_method(
-            db, business=crud.get_business(db, business), actor=crud.get_user(db, actor), name=name
+            db,
+            business=target,
+            actor=crud.get_actor(db, actor, business=target, action="payment_methods.remove"),
+            name=name,
         )
-        typer.echo(f"payment method {name!r} removed")
+        _echo(f"payment method {name!r} removed")
 
 
 @methods_app.command("list")
@@ -351,7 +411,7 @@ def methods_list(ctx: typer.Context, business: str = typer.Option(..., "--busine
     """List payment methods."""
     with _db(ctx, write=False) as db:
         for method in crud.list_payment_methods(db, crud.get_business(db, business)):
-            typer.echo(f"{method.name}\tbank_account={_show(method.bank_account_nomi_id)}")
+            _echo(method.name, f"bank_account={_show(method.bank_account_nomi_id)}")
 
 
 @items_app.command("import")
@@ -363,26 +423,17 @@ def items_import(
 ) -> None:
     """Import items (any member; audited); bad rows are listed by line and field, good rows kept."""
     state: _State = ctx.obj
-    try:
-        with _db(ctx, write=False) as db:  # import_items takes its own short write transactions
-            target = crud.get_business(db, business)
-            report = import_items(
-                db,
-                file,
-                business_id=target.id,
-                actor_email=actor,
-                images_dir=state.settings.images_dir,
-            )
-    except OperationalError as exc:
-        if "locked" not in str(exc.orig):
-            raise
-        _fail("the database stayed busy (locked by another writer) for too long; try again")
+    with _db(ctx, write=False) as db:  # import_items takes its own short write transactions
+        target = crud.get_business(db, business)
+        report = import_items(
+            db, file, business_id=target.id, actor_email=actor, images_dir=state.settings.images_dir
+        )
     typer.echo(
         f"imported {len(report.imported)}, already present {len(report.duplicates)}, "
         f"refused {report.refused} of {report.rows} rows"
     )
     for error in report.errors:
-        typer.echo(f"  {error}", err=True)
+        typer.echo(f"  {printable(str(error))}", err=True)
     if report.unlisted:
         typer.echo(f"  ... and {report.unlisted} more problem(s) not listed", err=True)
     if report.refused:
@@ -416,9 +467,9 @@ def items_list(
                 "reasons": item.review_reasons,
             }
             if as_json:
-                typer.echo(json.dumps(row))
+                typer.echo(json.dumps(row))  # JSON escapes control characters itself
             else:
-                typer.echo("\t".join(_show(v) for v in row.values()))
+                _echo(*row.values())
 
 
 @items_app.command("edit")
@@ -448,12 +499,12 @@ def items_edit(
             actor_email=actor,
             changes=changes,
         )
-    typer.echo(
+    _echo(
         f"{result.external_id}: {result.status}; category={_show(result.category_id)} "
         f"tax_rate={_show(result.tax_rate_id)}"
     )
     for reason in result.review_reasons:
-        typer.echo(f"  {reason}")
+        _echo(f"  {reason}")
     if result.rejection_cleared:
         typer.echo("  Nomi's last rejection cleared: the next auto-publish run takes it again")
 
@@ -482,6 +533,48 @@ def history_export(
     finally:
         state.engine.dispose()
     typer.echo(f"exported {rows} attempts ({window.since} to {window.until}) to {output}")
+
+
+@connection_app.command("disconnect")
+def connection_disconnect(
+    ctx: typer.Context,
+    business: str = typer.Argument(..., help="Slug of the business to disconnect."),
+    actor: str = typer.Option(..., "--actor", help="Email of the admin or accountant asking."),
+    app_block: str = typer.Option("nomi", "--app-block", help="Name of the NomiApp block."),
+) -> None:
+    """Disconnect a business from Nomi: revoke its tokens, delete them, stop publish and sync.
+
+    Runs the disconnect-from-nomi flow in this process (PREFECT_API_URL must reach the Prefect
+    server). Settings, rules, items and history are kept. When Nomi cannot be reached the
+    business is disconnected all the same and this exits 1 saying so: run it again to retry the
+    revoke at Nomi.
+    """
+    import os
+
+    from flows.disconnect_from_nomi import DisconnectParams, disconnect_from_nomi
+
+    state: _State = ctx.obj
+    params = DisconnectParams(business=business, acting_user=actor, app_block=app_block)
+    key = "NOMI_CONNECTOR_DATABASE_URL"  # the flow reads its settings from the environment
+    before = os.environ.get(key)
+    os.environ[key] = state.settings.database_url
+    try:
+        final = disconnect_from_nomi(params, return_state=True)
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+    if not final.is_completed():
+        _fail(_flow_error(final.message))
+    typer.echo(final.result())
+
+
+def _flow_error(message: str | None) -> str:
+    """A failed run's message without Prefect's preamble."""
+    text = message or "the run failed"
+    _, sep, rest = text.partition("encountered an exception: ")
+    return rest if sep else text
 
 
 def _show(value: object) -> str:

@@ -2,7 +2,8 @@
 
 The Prefect flows ``connect-to-nomi`` and ``reconnect-to-nomi`` call these in order:
 ``authorise_consent`` (admin only, audited; refuses connecting twice or reconnecting what was never
-connected), then after Nomi's consent ``pick_organisation`` and ``record_connection`` (the
+connected), then after Nomi's consent ``pick_organisation``, ``check_books`` (one Nomi
+organisation, one business, unless ops say they share books) and ``record_connection`` (the
 connection row, its settings row and an audit row). Publishing and sync call
 ``mark_connection_expired`` when Nomi refuses a connection. No secrets pass through here: tokens go
 to the credentials block, never to these tables.
@@ -10,23 +11,22 @@ to the credentials block, never to these tables.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from connector.access import PermissionDeniedError, audit_refusal, require_admin
+from connector.access import require_admin_actor
 from connector.history import record_audit
 from connector.models import (
     Business,
     Connection,
     ConnectionSettings,
     ConnectionStatus,
-    User,
     short_error,
     table_of,
     utcnow,
@@ -43,6 +43,10 @@ class ConnectRefusedError(Exception):
 
 class OrganisationChangedError(ConnectRefusedError):
     """The consent chose another Nomi organisation than the one the business is connected to."""
+
+
+class OrganisationTakenError(ConnectRefusedError):
+    """The consent chose a Nomi organisation another business of ours holds (books not shared)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def authorise_consent(
         session: A session on the connector database (commit it also when this raises
             `ConnectRefusedError`, to keep the audit rows).
         business_slug: The business to connect.
-        acting_email: The email of the user who asked.
+        acting_email: The email of the user who asked, as given (compared normalised).
         purpose: ``connect`` or ``reconnect`` (the audited action).
 
     Returns:
@@ -79,10 +83,9 @@ def authorise_consent(
     business = session.exec(select(Business).where(Business.slug == business_slug)).first()
     if business is None:
         raise LookupError(f"no business with slug {business_slug!r}")
-    user = session.exec(select(User).where(User.email == acting_email)).first()
-    if user is None:
-        _refuse_unknown_user(session, business=business, email=acting_email, action=purpose)
-    require_admin(session, business_id=business.id, user_id=user.id, action=purpose)
+    user, _ = require_admin_actor(
+        session, email=acting_email, business_id=business.id, action=purpose
+    )
     connection = session.exec(
         select(Connection).where(Connection.business_id == business.id)
     ).first()
@@ -103,26 +106,6 @@ def authorise_consent(
         user_id=user.id,
         tenant_id=connection.nomi_tenant_id if connection else None,
         organisation_name=connection.organisation_name if connection else None,
-    )
-
-
-def _refuse_unknown_user(
-    session: Session, *, business: Business, email: str, action: str
-) -> NoReturn:
-    """Audit (in its own transaction) and refuse an acting user the connector does not know."""
-    message = (
-        f"user {email} may not perform '{action}' on business '{business.slug}': "
-        "no such user; only admins and accountants may"
-    )
-    audit_refusal(
-        session,
-        action=action,
-        business_id=business.id,
-        user_id=None,
-        detail={"reason": message, "email": email},
-    )
-    raise PermissionDeniedError(
-        message, user_id=uuid.UUID(int=0), business_id=business.id, action=action
     )
 
 
@@ -180,6 +163,101 @@ def check_organisation(
     )
 
 
+def holders_of(
+    session: Session, tenant_id: str, *, besides: uuid.UUID, lock: bool = False
+) -> list[str]:
+    """The slugs of the other businesses holding the Nomi organisation ``tenant_id``.
+
+    A business holds an organisation while its connection names it and is not ``disconnected``
+    (an expired or revoked connection is reconnected to the same books). ``lock``: serialise with
+    other (re)connects of the organisation until the transaction ends (PostgreSQL advisory lock;
+    SQLite's write transaction already excludes other writers).
+    """
+    if lock and session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"nomi-tenant:{tenant_id}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    rows = session.exec(
+        select(Business.slug)
+        .join(Connection, col(Connection.business_id) == col(Business.id))
+        .where(
+            Connection.nomi_tenant_id == tenant_id,
+            Connection.business_id != besides,
+            Connection.status != ConnectionStatus.DISCONNECTED,
+        )
+        .order_by(col(Business.slug))
+    )
+    return list(rows)
+
+
+def check_books(
+    session: Session,
+    *,
+    request: ConsentRequest,
+    purpose: OAuthPurpose,
+    organisation: Organisation,
+    shared_books: bool,
+    lock: bool = False,
+) -> list[str]:
+    """Refuse an organisation another business holds unless ops said the two share books.
+
+    Call it after the person chose the organisation and before anything is stored. A refusal
+    is audited as ``<purpose>.refused`` (the caller commits the session, then raises); an
+    allowed sharing as ``<purpose>.shared_books``.
+
+    Args:
+        session: A session on the connector database (the caller commits, also on a refusal).
+        request: From `authorise_consent`.
+        purpose: ``connect`` or ``reconnect``.
+        organisation: The organisation the consent chose.
+        shared_books: Ops said the businesses share this organisation's books (the run's
+            ``shared_books`` parameter).
+        lock: Serialise with other (re)connects of the organisation (see `holders_of`).
+
+    Returns:
+        The slugs of the other businesses that share the organisation (empty: nobody else).
+
+    Raises:
+        OrganisationTakenError: Another business holds it and ``shared_books`` is off.
+    """
+    holders = holders_of(session, organisation.tenant_id, besides=request.business_id, lock=lock)
+    if not holders:
+        return []
+    detail: dict[str, object] = {
+        "tenant_id": organisation.tenant_id,
+        "organisation": organisation.tenant_name,
+        "held_by": holders,
+    }
+    if shared_books:
+        record_audit(
+            session,
+            action=f"{purpose}.shared_books",
+            allowed=True,
+            business_id=request.business_id,
+            user_id=request.user_id,
+            detail=detail,
+        )
+        return holders
+    named = ", ".join(f"'{slug}'" for slug in holders)
+    noun = "business" if len(holders) == 1 else "businesses"
+    message = (
+        f"Nomi organisation '{organisation.tenant_name}' is already connected to {noun} {named}; "
+        f"'{request.business_slug}' was not {purpose}ed, so its items cannot land in another "
+        "company's books, and nothing was changed. Run again choosing "
+        f"'{request.business_slug}''s own organisation, or, only if the two businesses really "
+        "keep one set of books, with shared_books=true"
+    )
+    record_audit(
+        session,
+        action=f"{purpose}.refused",
+        allowed=False,
+        business_id=request.business_id,
+        user_id=request.user_id,
+        detail={"reason": message, **detail},
+    )
+    raise OrganisationTakenError(message)
+
+
 def record_connection(
     session: Session,
     *,
@@ -190,8 +268,12 @@ def record_connection(
     credentials_block_name: str,
     consent_expires_at: datetime | None = None,
     now: datetime | None = None,
+    shared_books: bool = False,
 ) -> Connection:
     """Create or update the business's connection as connected, with settings and an audit row.
+
+    The organisation is checked again (`check_books`, locked) in this transaction, so two
+    (re)connects of different businesses choosing one organisation at once cannot both win.
 
     Args:
         session: A session on the connector database (the caller commits).
@@ -202,11 +284,27 @@ def record_connection(
         credentials_block_name: The block the tokens were saved to.
         consent_expires_at: When Nomi's consent ends (default: one year from now).
         now: The current time (tests).
+        shared_books: Ops said the organisation's books are shared with other businesses.
 
     Returns:
         The connected connection.
+
+    Raises:
+        OrganisationTakenError: Another business holds the organisation (``shared_books`` off);
+            the refusal's audit row is in the session (commit it, nothing else was written).
     """
     now = now or utcnow()
+    shares_with = holders_of(
+        session, organisation.tenant_id, besides=request.business_id, lock=True
+    )
+    if shares_with and not shared_books:  # taken since the run's check: refuse (audited)
+        check_books(
+            session,
+            request=request,
+            purpose=purpose,
+            organisation=organisation,
+            shared_books=False,
+        )
     connection = session.exec(
         select(Connection).where(Connection.business_id == request.business_id)
     ).first()
@@ -235,6 +333,9 @@ def record_connection(
     }
     if previous_tenant and previous_tenant != organisation.tenant_id:
         detail["previous_tenant_id"] = previous_tenant
+    if shares_with:
+        detail["shared_books"] = True
+        detail["shares_with"] = shares_with
     record_audit(
         session,
         action=f"{purpose}.completed",
@@ -277,6 +378,9 @@ def mark_connection_expired(session: Session, business_id: uuid.UUID, reason: st
     session.connection().execute(
         sa.update(connections)
         .where(connections.c.business_id == business_id)
+        # A run still finishing after a disconnect sees Nomi refuse the revoked tokens: the
+        # connection stays disconnected (ops chose it), not expired (a reconnect is due).
+        .where(connections.c.status != ConnectionStatus.DISCONNECTED)
         .values(
             status=ConnectionStatus.EXPIRED,
             last_error=short_error(reason),

@@ -9,13 +9,21 @@ commit; the caller's ``connector.db.session`` commits. Changes to how a business
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from connector.access import ADMIN_ROLES, require_admin
+from connector.access import (
+    ADMIN_ROLES,
+    find_user,
+    find_users,
+    normalise_email,
+    require_actor,
+    require_admin,
+)
 from connector.history import record_audit
 from connector.models import (
     Business,
@@ -31,6 +39,13 @@ from connector.models import (
     User,
 )
 from connector.names import matching_key
+from connector.text_guard import (
+    guard_email,
+    guard_required,
+    guard_slug,
+    guard_text,
+    shown,
+)
 
 BOOL_SETTINGS = (
     "warn_new_supplier",
@@ -57,19 +72,42 @@ def _add(session: Session, row: Any) -> Any:
     return row
 
 
+#: Characters a name column holds (``varchar(255)``: businesses, users, payment methods, rules).
+NAME_CHARS = 255
+#: Characters of a rule's description (what an item's description may hold, docs/intake.md).
+DESCRIPTION_CHARS = 2000
+#: Characters of a user's email (``users.email``).
+EMAIL_CHARS = 320
+
+
 def add_business(session: Session, *, slug: str, name: str) -> Business:
-    """Create a business (``slug`` must be new)."""
+    """Create a business (``slug`` must be new and a slug, ``name`` plain text).
+
+    Raises:
+        TextRefusedError: A slug that is not 2 to 63 lowercase letters, digits and hyphens, or a
+            name the text guard refuses (``connector.text_guard``).
+        ValueError: The slug is taken.
+    """
+    slug = guard_slug(slug)
+    checked = guard_required(name, field="business name", limit=NAME_CHARS)
     if session.exec(select(Business).where(Business.slug == slug)).first():
         raise ValueError(f"business '{slug}' already exists")
-    return _add(session, Business(slug=slug, name=name))
+    return _add(session, Business(slug=slug, name=checked))
 
 
 def get_business(session: Session, slug: str) -> Business:
     """The business with this slug."""
-    found = session.exec(select(Business).where(Business.slug == slug)).first()
+    found = None
+    if _may_be_stored(slug, limit=64):
+        found = session.exec(select(Business).where(Business.slug == slug)).first()
     if found is None:
-        raise NotFoundError(f"no business '{slug}' (see 'business list')")
+        raise NotFoundError(f"no business {shown(slug)} (see 'business list')")
     return found
+
+
+def _may_be_stored(value: str, *, limit: int) -> bool:
+    """Whether a looked-up value could be in a column at all (a NUL breaks PostgreSQL's query)."""
+    return len(value) <= limit and "\x00" not in value
 
 
 def list_businesses(session: Session) -> list[Business]:
@@ -78,19 +116,34 @@ def list_businesses(session: Session) -> list[Business]:
 
 
 def add_user(session: Session, *, email: str, name: str) -> User:
-    """Create a user (``email`` must be new)."""
-    email = email.strip().lower()
-    if session.exec(select(User).where(User.email == email)).first():
+    """Create a user (``email`` must be new once normalised; it is stored normalised).
+
+    Raises:
+        TextRefusedError: Not an email address, or a name the text guard refuses.
+        ValueError: The email is taken.
+    """
+    email = guard_email(normalise_email(email), field="user email", limit=EMAIL_CHARS)
+    checked = guard_required(name, field="user name", limit=NAME_CHARS)
+    if find_users(session, email):
         raise ValueError(f"user {email} already exists")
-    return _add(session, User(email=email, name=name))
+    return _add(session, User(email=email, name=checked))
 
 
 def get_user(session: Session, email: str) -> User:
-    """The user with this email."""
-    found = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    """The user with this email (compared normalised), e.g. the member a command is about."""
+    found = find_user(session, email)
     if found is None:
-        raise NotFoundError(f"no user {email}")
+        raise NotFoundError(f"no user {shown(email)}")
     return found
+
+
+def get_actor(session: Session, email: str, *, business: Business, action: str) -> User:
+    """The user acting on the business (``--actor``); an unknown one is refused and audited.
+
+    Raises:
+        PermissionDeniedError: No such user (the refusal is committed to the audit log).
+    """
+    return require_actor(session, email=email, business_id=business.id, action=action)
 
 
 def add_member(
@@ -204,13 +257,13 @@ def set_settings(
         if key in BOOL_SETTINGS:
             lowered = text.strip().lower()
             if lowered not in {"true", "false", "on", "off", "yes", "no"}:
-                raise ValueError(f"{key} takes true or false, not {text!r}")
+                raise ValueError(f"{key} takes true or false, not {shown(text)}")
             parsed[key] = lowered in {"true", "on", "yes"}
         elif key in TAX_SETTINGS:
             parsed[key] = nomi_id_or_none(key, text)
         else:
             raise ValueError(
-                f"unknown setting {key!r}; known: {', '.join(BOOL_SETTINGS + TAX_SETTINGS)}"
+                f"unknown setting {shown(key)}; known: {', '.join(BOOL_SETTINGS + TAX_SETTINGS)}"
             )
     # Check before writing anything: a refusal is audited in its own transaction.
     require_admin(
@@ -239,10 +292,9 @@ def nomi_id_or_none(key: str, text: str, what: str = "tax-rate") -> str | None:
     if value.lower() in {"", "none"}:
         return None
     if not _NOMI_ID.fullmatch(value):
-        shown = value if len(value) <= 40 else value[:40] + "..."
         raise ValueError(
             f"{key} takes a Nomi {what} id (up to 64 letters, digits, '.', '_', ':' or '-') "
-            f"or none, not {shown!r}"
+            f"or none, not {shown(value)}"
         )
     return value
 
@@ -272,9 +324,10 @@ def add_payment_method(
             id (nothing written).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
-    name = name.strip()
-    if not name:
+    checked = guard_text(name, field="payment method name", limit=NAME_CHARS)
+    if checked is None:
         raise ValueError("a payment method needs a name")
+    name = checked
     existing = _payment_method_named(session, business, name)
     if existing is not None:
         raise ValueError(
@@ -377,13 +430,13 @@ def get_payment_method(session: Session, business: Business, name: str) -> Payme
     """The business's payment method with this name (case-insensitive)."""
     method = _payment_method_named(session, business, name)
     if method is None:
-        raise NotFoundError(f"no payment method '{name}' in business '{business.slug}'")
+        raise NotFoundError(f"no payment method {shown(name)} in business '{business.slug}'")
     return method
 
 
 def _payment_method_named(session: Session, business: Business, name: str) -> PaymentMethod | None:
     """The business's payment method whose name equals ``name`` ignoring case, if any."""
-    wanted = name.casefold()
+    wanted = unicodedata.normalize("NFC", name.strip()).casefold()
     return next(
         (m for m in list_payment_methods(session, business) if m.name.casefold() == wanted), None
     )
@@ -414,6 +467,7 @@ def add_rule(
             written).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
+    name = _rule_name(name)
     key = _rule_key(kind, name)
     unknown = sorted(set(fields) - set(RULE_FIELDS))
     if unknown:
@@ -421,6 +475,13 @@ def add_rule(
     for field, what in (("category_nomi_id", "category"), ("tax_rate_nomi_id", "tax-rate")):
         if fields.get(field) is not None:
             fields[field] = nomi_id_or_none(f"--{what}", fields[field], what=what)
+    if "description" in fields:
+        fields["description"] = guard_text(
+            fields["description"],
+            field="rule description",
+            limit=DESCRIPTION_CHARS,
+            multiline=True,
+        )
     require_admin(
         session,
         business_id=business.id,
@@ -465,18 +526,29 @@ def remove_rule(session: Session, *, business: Business, actor: User, kind: str,
     connection = connection_of(session, business)
     rule = _user_rule(session, connection, kind, key)
     if rule is None:
-        raise NotFoundError(f"no {kind} rule for {name!r} in business '{business.slug}'")
+        raise NotFoundError(f"no {kind} rule for {shown(name)} in business '{business.slug}'")
     session.delete(rule)
     session.flush()
+
+
+def _rule_name(name: str) -> str:
+    """A new rule's supplier or customer name, through the text guard (NFC, stripped)."""
+    checked = guard_text(name, field="rule name", limit=NAME_CHARS)
+    if checked is None:
+        raise ValueError("a rule needs a supplier or customer name")
+    return checked
 
 
 def _rule_key(kind: str, name: str) -> str:
     """The matching key of a rule's name, after checking the kind and that a name is given."""
     if kind not in {k.value for k in ContactKind}:
-        raise ValueError(f"unknown rule kind {kind!r}: use supplier or customer")
+        raise ValueError(f"unknown rule kind {shown(kind)}: use supplier or customer")
     if not name.strip():
         raise ValueError("a rule needs a supplier or customer name")
-    return matching_key(name)  # UnmatchableNameError (a ValueError) names the problem
+    key = matching_key(name)  # UnmatchableNameError (a ValueError) names the problem
+    if len(key) > NAME_CHARS:  # compatibility forms can grow a name (NFKC)
+        raise ValueError(f"rule name: longer than {NAME_CHARS} characters once normalised")
+    return key
 
 
 def _user_rule(session: Session, connection: Connection, kind: str, key: str) -> ContactRule | None:

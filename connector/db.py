@@ -39,11 +39,14 @@ def is_sqlite(engine: Engine | sa.Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout: float | None = None, **kwargs: Any) -> Engine:
     """Build an engine for ``url``.
 
     Args:
         url: ``sqlite:///path/to/file.db`` or ``postgresql+psycopg://user@host:port/db``.
+        busy_timeout: Seconds a statement waits for a lock another connection holds before it
+            fails (SQLite: the busy timeout, default ``SQLITE_BUSY_TIMEOUT_MS``; PostgreSQL:
+            ``lock_timeout``, default none: wait). The CLI passes its ``busy_timeout`` setting.
         **kwargs: Passed to ``sqlalchemy.create_engine``.
 
     Returns:
@@ -52,7 +55,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     sa_url = sa.make_url(url)
     if sa_url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        if busy_timeout is not None:
+            connect_args = kwargs.setdefault("connect_args", {})
+            connect_args["options"] = (
+                connect_args.get("options", "") + f" -c lock_timeout={int(busy_timeout * 1000)}"
+            ).strip()
         return sa.create_engine(sa_url, **kwargs)
+    timeout_ms = SQLITE_BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     database = sa_url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -60,21 +69,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # Publishing runs ~20 threads on one engine; a SQLite connection costs next to nothing.
         kwargs.setdefault("pool_size", 32)
     connect_args = kwargs.pop("connect_args", {})
-    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    connect_args.setdefault("timeout", timeout_ms / 1000)
     connect_args.setdefault("check_same_thread", False)
     engine = sa.create_engine(sa_url, connect_args=connect_args, **kwargs)
-    sa.event.listen(engine, "connect", _sqlite_on_connect)
-    WriterGate(SQLITE_BUSY_TIMEOUT_MS / 1000).install(engine)
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_on_connect(dbapi_connection, record, busy_timeout_ms=timeout_ms)
+
+    sa.event.listen(engine, "connect", on_connect)
+    WriterGate(timeout_ms / 1000).install(engine)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def is_busy_error(exc: BaseException) -> bool:
+    """True when ``exc`` says another connection held a lock longer than the busy timeout.
+
+    SQLite: "database is locked" / "database is busy"; PostgreSQL: ``lock_timeout`` expired
+    (SQLSTATE 55P03, lock not available).
+    """
+    if not isinstance(exc, sa.exc.OperationalError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "55P03":
+        return True
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _sqlite_on_connect(
+    dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     """Let SQLAlchemy emit BEGIN itself and set WAL, busy timeout and foreign keys."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:

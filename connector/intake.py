@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session, select
 
-from connector.db import begin_write, is_sqlite
+from connector.db import begin_write, is_busy_error, is_sqlite
 from connector.history import record_audit
 from connector.images import ImageError, ImageStore, StoredImage
 from connector.intake_fields import FIELDS, RowError, method_key, parse_row
@@ -83,6 +83,10 @@ _IMAGE_SHA = _ROW_COLUMNS.index("image_sha256")
 
 class IntakeError(Exception):
     """The file as a whole cannot be read (missing, unknown format, no header)."""
+
+
+class IntakeInterruptedError(IntakeError):
+    """The import stopped while writing, after some chunks were committed (say how many)."""
 
 
 @dataclass
@@ -142,7 +146,9 @@ def import_items(
         An ``ImportReport``: imported ids, skipped duplicates and the errors of refused rows.
 
     Raises:
-        IntakeError: The file is missing or unreadable, its format unknown, or the business unknown.
+        IntakeError: The file is missing or unreadable, its format unknown, or the business unknown
+            (nothing written); ``IntakeInterruptedError`` when writing stopped after some chunks
+            were committed (the same import again adds the rest).
         PermissionDeniedError: The actor is not a member of the business (refusal audited).
     """
     source = Path(path)
@@ -166,14 +172,21 @@ def import_items(
         try:
             _check(source, methods, report, staging, images, inserter)
             _write(session, business_id, staging, inserter, report, used)
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
             with contextlib.suppress(Exception):
                 _remove_unused_images(session, images, used)
-            if report.imported:
-                with contextlib.suppress(Exception):
-                    _audit(session, business_id, user.id, source, report, interrupted=True)
-            raise
+            if not report.imported:
+                raise  # nothing was written
+            with contextlib.suppress(Exception):
+                _audit(session, business_id, user.id, source, report, interrupted=True)
+            if not isinstance(exc, Exception):
+                raise
+            why = "the database stayed busy" if is_busy_error(exc) else type(exc).__name__
+            raise IntakeInterruptedError(
+                f"the import of {source.name} stopped ({why}) after {len(report.imported)} "
+                "item(s) were imported: import the same file again to add the rest"
+            ) from exc
     _remove_unused_images(session, images, used)
     _audit(session, business_id, user.id, source, report, interrupted=False)
     report.errors.sort(key=lambda e: e.line)

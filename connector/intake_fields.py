@@ -19,9 +19,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connector.models import ItemKind
+from connector.text_guard import (
+    BIDI_CONTROLS,
+    FORMULA_PREFIXES,
+    LINE_SEPARATORS,
+    character_refusal,
+    formula_refusal,
+)
+from connector.text_guard import _strip as strip_spaces
 
 MAX_TOTAL = Decimal("10000000.00")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # An amount: ASCII digits, optional thousands commas, optional decimals (no exponent, no "_").
 _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)?(?:\.[0-9]+)?$")
@@ -30,15 +37,14 @@ _NOT_FINITE = {"nan", "snan", "inf", "infinity"}
 # stores NUMERIC as a double, which holds 15 significant digits exactly: 13 before the point and
 # the 2 decimals. A longer amount would be stored rounded there, so it is refused on every database.
 MAX_AMOUNT_DIGITS = 13
-# Characters that can disguise text (bidirectional embeddings, overrides and isolates).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_LINE_BREAKS = frozenset("\u2028\u2029")  # LINE and PARAGRAPH SEPARATOR (not Cc, still a break)
-# Control characters (Cc), unpaired surrogates (Cs), bidi controls and the Unicode line breaks.
-_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069\u2028\u2029]")
-# Free text may also hold line breaks and tabs.
-_REFUSED_IN_FREE_TEXT = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
-)
+# What ``connector.text_guard`` refuses, as one pattern (control characters, unpaired surrogates,
+# bidirectional controls, and line separators outside free text), so that a plain row is checked
+# in one search; a match is then explained by the guard itself, character by character.
+_CONTROLS = "\x00-\x1f\x7f-\x9f"
+_BIDI = "".join(sorted(BIDI_CONTROLS))
+_REFUSED = re.compile(f"[{_CONTROLS}\ud800-\udfff{_BIDI}{''.join(sorted(LINE_SEPARATORS))}]")
+_REFUSED_IN_FREE_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+_SEPARATORS_TO_NEWLINE = {ord(sep): "\n" for sep in LINE_SEPARATORS}
 _KINDS = frozenset(k.value for k in ItemKind)
 _CENT = Decimal("0.01")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -139,7 +145,7 @@ def parse_row(
         value = get(name)
         if value is None:
             continue
-        text = value.strip() if value.__class__ is str else _text(value)
+        text = _strip(value) if value.__class__ is str else _text(value)
         if text:
             texts[name] = text
     # Most rows are plain ASCII with nothing to refuse: one check for all their cells at once
@@ -202,53 +208,45 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str:
-        return value.strip() or None
+        return _strip(value) or None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         value = repr(value)
     if isinstance(value, (dict, list)):
         return _STRUCTURED
-    stripped = str(value).strip()
+    stripped = _strip(str(value))
     return stripped or None
 
 
+def _strip(value: str) -> str:
+    """Without surrounding spaces, tabs and line breaks, as ``connector.text_guard`` strips
+    (``str.strip`` would also drop U+001C-U+001F and U+0085 unseen)."""
+    return value.strip(" \t\n\r") if value.isascii() else strip_spaces(value)
+
+
 def _checked(value: str, limit: int | None, *, multiline: bool) -> str:
-    """The value NFC-normalised, once it holds no refused character (and, for a text column of
-    ``limit`` characters, no formula prefix and no more than ``limit`` characters)."""
+    """The value as ``connector.text_guard.guard_text`` stores it (NFC; line separators as
+    ``\\n`` in free text), once it holds no refused character and, for a text column of ``limit``
+    characters, no formula prefix and no more than ``limit`` characters."""
     if value == _STRUCTURED:
         raise _FieldError("must be a plain value, not a JSON object or list")
     if not value.isascii():
         value = unicodedata.normalize("NFC", value)
-    bad = (_REFUSED_IN_FREE_TEXT if multiline else _REFUSED).search(value)
-    if bad is not None:
-        raise _FieldError(_refusal(bad.group()))
+        if multiline:
+            value = value.translate(_SEPARATORS_TO_NEWLINE)
+    if (_REFUSED_IN_FREE_TEXT if multiline else _REFUSED).search(value) is not None:
+        raise _FieldError(character_refusal(value, multiline=multiline) or "refused")
     if limit is not None:
         _check_text(value, limit)
     return value
 
 
-def _refusal(char: str) -> str:
-    """Why a refused character is refused."""
-    code = f"U+{ord(char):04X}"
-    if char in _BIDI_CONTROLS:
-        return f"contains the bidirectional control {code}, which can disguise text; refused"
-    if char in _LINE_BREAKS:
-        return f"contains the line break {code} (only description may hold line breaks); refused"
-    if unicodedata.category(char) == "Cs":
-        return f"contains an unpaired surrogate {code}; refused"
-    return f"contains the control character {code}; refused"
-
-
 def _check_text(value: str, limit: int) -> None:
-    first = value[0]
-    if not first.isascii():
-        visible = value
-        while visible and (unicodedata.category(visible[0]) == "Cf" or visible[0].isspace()):
-            visible = visible[1:]  # an invisible prefix must not hide a formula
-        first = visible[:1]
-    if first and first in FORMULA_PREFIXES:
-        raise _FieldError(f"starts with {first!r}, which looks like a spreadsheet formula; refused")
+    """Refuse a spreadsheet formula (``connector.text_guard``) and text over ``limit``."""
+    reason = formula_refusal(value)
+    if reason is not None:
+        raise _FieldError(reason)
     if len(value) > limit:
         raise _FieldError(f"longer than {limit} characters")
 

@@ -87,6 +87,8 @@ def edit_item(
             "a tax rate can be set on an item only while use_tax_list is on "
             f"(nomi-connector settings set use_tax_list=true --business {business.slug})"
         )
+    if "\x00" in external_id:  # no stored id has one (and PostgreSQL cannot query it)
+        raise LookupError(f"business '{business.slug}' has no item {external_id!r}")
     item_id = _write_edit(session, business, external_id, values)
     history.record_audit(
         session,

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from connector import history, outbox
-from connector.access import PermissionDeniedError, audit_refusal
+from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, require_actor
 from connector.models import (
     AttemptOutcome,
     Business,
@@ -172,36 +172,32 @@ def recover_stale(
 
 
 def require_member(session: Session, *, business_id: uuid.UUID, email: str, action: str) -> User:
-    """The acting user, who must be a member of the business (any role); refusals are audited.
+    """The acting user (email compared normalised), who must be a member of the business (any
+    role); refusals, an unknown user's too, are audited.
 
     Raises:
         PermissionDeniedError: Unknown user or not a member (audited in a transaction of its
             own, as ``require_admin`` does).
     """
-    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
-    if user is None:
-        user = session.exec(select(User).where(User.email == email.strip())).first()
-    membership = None
-    if user is not None:
-        membership = session.exec(
-            select(Membership).where(
-                Membership.business_id == business_id, Membership.user_id == user.id
-            )
-        ).first()
-    if user is not None and membership is not None:
+    user = require_actor(session, email=email, business_id=business_id, action=action)
+    membership = session.exec(
+        select(Membership).where(
+            Membership.business_id == business_id, Membership.user_id == user.id
+        )
+    ).first()
+    if membership is not None:
         return user
-    message = f"user {email} may not perform '{action}': they are not a member of this business"
-    user_id = user.id if user else None
+    message = (
+        f"user {user.email} may not perform '{action}': they are not a member of this business"
+    )
     audit_refusal(
         session,
         action=action,
         business_id=business_id,
-        user_id=user_id,
-        detail={"reason": message, "email": email},
+        user_id=user.id,
+        detail={"reason": message, "email": email[:EMAIL_MAX]},
     )
-    raise PermissionDeniedError(
-        message, user_id=user_id or uuid.UUID(int=0), business_id=business_id, action=action
-    )
+    raise PermissionDeniedError(message, user_id=user.id, business_id=business_id, action=action)
 
 
 def apply_contact_choices(

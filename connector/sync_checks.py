@@ -167,7 +167,9 @@ def record_check(session: Session, connection_id: uuid.UUID, result: CheckResult
     )
     before = connection.status
     connection.last_verified_at = result.at
-    if result.outcome == CheckOutcome.EXPIRED:
+    if before == ConnectionStatus.DISCONNECTED:
+        pass  # disconnected while it was checked: the check is kept, the status is not touched
+    elif result.outcome == CheckOutcome.EXPIRED:
         connection.status = ConnectionStatus.EXPIRED
         connection.last_error = result.detail
     elif result.ok and connection.status == ConnectionStatus.EXPIRED:

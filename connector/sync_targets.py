@@ -67,8 +67,10 @@ def sync_targets(
         if not rows:
             raise NotConnectedError(f"business {business_slug!r} does not exist or never connected")
         if rows[0][3] not in wanted:
+            # Listing disconnected (skipped on purpose by the caller) would only confuse.
+            acted_on = [w for w in wanted if w != ConnectionStatus.DISCONNECTED] or wanted
             raise NotConnectedError(
-                f"business {business_slug!r} is {rows[0][3]}, not {' or '.join(wanted)}; "
+                f"business {business_slug!r} is {rows[0][3]}, not {' or '.join(acted_on)}; "
                 "run reconnect-to-nomi first"
             )
     return [SyncTarget(b, s, c, st) for b, s, c, st in rows if st in wanted]

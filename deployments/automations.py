@@ -43,6 +43,7 @@ WATCHED_FLOWS = (
     "publish-items-to-nomi",
     "sync-nomi-reference-data",
     "verify-nomi-connection",
+    "disconnect-from-nomi",
     "publish-history-report",
     "notify-ops",
 )

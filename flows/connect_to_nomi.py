@@ -18,7 +18,10 @@ class ConnectParams(BaseModel):
 
     business: str = Field(description="Slug of the business to connect (e.g. bright-smile).")
     acting_user: str = Field(
-        description="Email of the person asking: an admin of the business or its accountant."
+        description=(
+            "Email of the person asking: an admin of the business or its accountant "
+            "(case and surrounding spaces do not matter)."
+        )
     )
     app_block: str = Field(
         default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (Nomi app registration)."
@@ -28,6 +31,14 @@ class ConnectParams(BaseModel):
         ge=1,
         le=86_400,
         description="How long the consent link stays valid; the run fails after that.",
+    )
+    shared_books: bool = Field(
+        default=False,
+        description=(
+            "Allow a Nomi organisation that another business is already connected to: only when "
+            "the two businesses really keep one set of books (audited). Off: such a consent is "
+            "refused, naming that business, and nothing is stored."
+        ),
     )
 
 
@@ -46,12 +57,15 @@ def connect_to_nomi(params: ConnectParams) -> str:
        Resume form) and pauses. Open the link, sign in to Nomi, pick the organisation, press
        Allow: Nomi's redirect reaches the connector's callback, which resumes this run. Do not
        fill in the Resume form yourself unless the callback was unreachable.
-    3. Exchanges the code, saves the tokens in the block `nomi-credentials-<business>`, marks the
+    3. Refuses an organisation another business is connected to (naming it; its tokens are
+       revoked, nothing is stored) unless `shared_books` is on.
+    4. Exchanges the code, saves the tokens in the block `nomi-credentials-<business>`, marks the
        connection connected (consent valid one year), then checks the connection and runs the
        first full sync of the Nomi lists.
 
-    Fails with a clear message on Deny ("consent denied at Nomi") or when nobody completes the
-    consent within `timeout_seconds`; nothing is half-made then.
+    Fails with a clear message on Deny ("consent denied at Nomi"), when nobody completes the
+    consent within `timeout_seconds`, or when another business holds the organisation; nothing
+    is half-made then.
     """
     settings = ConnectorSettings()
     app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
@@ -62,6 +76,7 @@ def connect_to_nomi(params: ConnectParams) -> str:
         acting_user=params.acting_user,
         purpose=OAuthPurpose.CONNECT,
         timeout_seconds=params.timeout_seconds,
+        shared_books=params.shared_books,
     )
     follow_ups = {
         "verify": run_follow_up("verify", lambda: _verify(params)),

@@ -43,11 +43,13 @@ def reconnect_to_nomi(params: ReconnectParams) -> str:
        Resume form) and pauses. Open it, sign in to Nomi, pick the **same** organisation, press
        Allow: the connector's callback resumes this run.
     2. A different organisation is refused (its new tokens are revoked, nothing changes) unless
-       `allow_organisation_change` is on.
+       `allow_organisation_change` is on; so is an organisation another business is connected
+       to, unless `shared_books` is on.
     3. Saves the new tokens over `nomi-credentials-<business>`, marks the connection connected,
        syncs the Nomi lists, then publishes the items that waited while it was down.
 
-    Fails with a clear message on Deny, on timeout, or when another organisation was chosen.
+    Fails with a clear message on Deny, on timeout, when another organisation was chosen, or
+    when another business holds the organisation.
     """
     settings = ConnectorSettings()
     app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
@@ -59,6 +61,7 @@ def reconnect_to_nomi(params: ReconnectParams) -> str:
         purpose=OAuthPurpose.RECONNECT,
         timeout_seconds=params.timeout_seconds,
         allow_organisation_change=params.allow_organisation_change,
+        shared_books=params.shared_books,
     )
     follow_ups = {"sync": run_follow_up("sync", lambda: _sync(params))}
     follow_ups["publish what waited"] = run_follow_up("publish", lambda: _publish(params))

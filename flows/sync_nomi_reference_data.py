@@ -67,16 +67,24 @@ def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]
     archived categories or tax rates go back to review, and each business gets a table artifact
     `sync-<business>`. A business whose Nomi connection was refused is marked `expired` (event
     `nomi.connection.expired`: reconnect it) and the others carry on; the run fails when any
-    business failed for another reason. Scheduled incremental every 30 minutes, full nightly.
+    business failed for another reason. A business disconnected on purpose (disconnect-from-nomi)
+    is skipped. Scheduled incremental every 30 minutes, full nightly.
     """
     params = params or SyncParams()
     logger = get_run_logger()
     settings = ConnectorSettings()
     app = cast(NomiApp, NomiApp.load(params.app_block))
     url = settings.database_url
-    targets: list[SyncTarget] = find_connections(
-        url, params.business, [ConnectionStatus.CONNECTED.value]
+    found: list[SyncTarget] = find_connections(
+        url,
+        params.business,
+        [ConnectionStatus.CONNECTED.value, ConnectionStatus.DISCONNECTED.value],
     )
+    # Disconnected on purpose (disconnect-from-nomi): skipped, not an error.
+    skipped = {t.slug: "disconnected" for t in found if t.status == ConnectionStatus.DISCONNECTED}
+    for slug in skipped:
+        logger.info("skipping %s: disconnected from Nomi", slug)
+    targets = [t for t in found if t.slug not in skipped]
     reports: dict[str, list[dict[str, Any]]] = {t.slug: [] for t in targets}
     failures: dict[str, list[str]] = {t.slug: [] for t in targets}
     active = {t.slug: t for t in targets}
@@ -111,4 +119,4 @@ def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]
     logger.info("synced %d business(es); failed: %s", len(targets), failed or "none")
     if failed:
         raise SyncFailedError(f"sync failed for {', '.join(failed)} (see the task logs)")
-    return {"businesses": summaries}
+    return {"businesses": summaries, "skipped": skipped}

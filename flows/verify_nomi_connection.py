@@ -14,7 +14,7 @@ from connector.settings import ConnectorSettings
 from connector.sync_targets import SyncTarget
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 from tasks.sync import find_connections
-from tasks.verify import summarise_checks, verify_connection
+from tasks.verify import describe_disconnected, summarise_checks, verify_connection
 
 
 class VerifyParams(BaseModel):
@@ -22,7 +22,8 @@ class VerifyParams(BaseModel):
 
     business: str | None = Field(
         default=None,
-        description="Business slug; leave empty to check every connected or expired business.",
+        description="Business slug; leave empty to check every connected or expired business "
+        "(disconnected ones are listed, not checked).",
     )
     app_block: str = Field(
         default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (the app registration)."
@@ -48,6 +49,8 @@ def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str,
     """Check Nomi connections: token, organisation still granted, scopes, a list readable, consent.
 
     Runs for one business or for every business whose connection is `connected` or `expired`.
+    A `disconnected` business (disconnect-from-nomi) is listed as `disconnected`, with a revoke
+    still owed to Nomi if there is one, but not checked: no event, no failure.
     Each check is stored (connection history) and emits `nomi.connection.verified`,
     `nomi.connection.expiring` (consent ends within `expiry_warning_days`: plan a reconnect) or
     `nomi.connection.expired` (Nomi refuses it or the consent ended: the connection is marked
@@ -58,12 +61,20 @@ def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str,
     logger = get_run_logger()
     url = ConnectorSettings().database_url
     app = cast(NomiApp, NomiApp.load(params.app_block))
-    statuses = [ConnectionStatus.CONNECTED.value, ConnectionStatus.EXPIRED.value]
-    targets: list[SyncTarget] = find_connections(url, params.business, statuses)
+    statuses = [
+        ConnectionStatus.CONNECTED.value,
+        ConnectionStatus.EXPIRED.value,
+        ConnectionStatus.DISCONNECTED.value,
+    ]
+    found: list[SyncTarget] = find_connections(url, params.business, statuses)
+    # Disconnected on purpose: reported as such, never checked at Nomi, no event, no failure.
+    checks: list[dict[str, Any]] = [
+        describe_disconnected(url, t) for t in found if t.status == ConnectionStatus.DISCONNECTED
+    ]
+    targets = [t for t in found if t.status != ConnectionStatus.DISCONNECTED]
     futures = [
         verify_connection.submit(url, app, t, t.slug, params.expiry_warning_days) for t in targets
     ]
-    checks: list[dict[str, Any]] = []
     for target, future in zip(targets, futures, strict=True):
         future.wait()
         if future.state.is_failed():

@@ -131,6 +131,19 @@ class NomiClient:
         rows = body if isinstance(body, list) else _items(body)
         return [Organisation.model_validate(row) for row in rows]
 
+    def delete_connection(self, connection_id: str) -> None:
+        """Disconnect one organisation from the token's consent (``DELETE /connections/{id}``).
+
+        ``connection_id`` is the ``id`` of an entry of `connections` (not the tenant id). A
+        DELETE repeats safely, so transient failures are retried like a read.
+
+        Raises:
+            RejectedError: 404 when the consent no longer holds that connection.
+            ConnectionLostError, TransientError: See `nomi.errors`.
+        """
+        path = f"/connections/{quote(connection_id, safe='')}"
+        self._request("DELETE", path, tenant=False, idempotent=True)
+
     def iter_suppliers(
         self,
         updated_since: datetime | None = None,
@@ -356,9 +369,13 @@ class NomiClient:
         headers: dict[str, str] | None = None,
         idempotency_key: str | None = None,
         tenant: bool = True,
+        idempotent: bool = False,
     ) -> httpx.Response:
-        """Send one logical request: throttled, token attached, retried where safe, classified."""
-        is_write = method != "GET"
+        """Send one logical request: throttled, token attached, retried where safe, classified.
+
+        ``idempotent``: a write that repeats safely without a key (a DELETE), retried like a read.
+        """
+        is_write = method != "GET" and not idempotent
         retryable = not is_write or idempotency_key is not None
         started = time.monotonic()
         attempt = 0

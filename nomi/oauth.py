@@ -177,30 +177,53 @@ class NomiOAuth:
     ) -> None:
         """Revoke a token (RFC 7009); revoking a refresh token ends the connection.
 
+        Revocation is idempotent (an unknown or already revoked token is still a 200), so
+        transient failures are retried within the retry policy's bounds.
+
         Raises:
-            NomiError: The revocation endpoint refused or failed.
+            TransientError: The endpoint stayed unreachable (`NetworkError`), failing
+                (`ServerError`) or rate limited (`RateLimitError`): revoke again later.
+            RejectedError: The endpoint refused (``invalid_client``, ``unsupported_token_type``).
+            NomiError: Any other failure of the endpoint.
         """
         form = {"token": _reveal(token), "token_type_hint": token_type_hint}
-        response = self._post(self.revoke_url, form)
-        error = classify(response)
-        if error is not None:
-            raise error
+        self._form_request(self.revoke_url, form, retry_after_send=True, endpoint="revoke")
 
     def _token_request(self, form: dict[str, str], *, retry_after_send: bool) -> TokenSet:
         """POST to the token endpoint with bounded retries; parse the token set."""
+        response = self._form_request(
+            self.token_url, form, retry_after_send=retry_after_send, endpoint="token"
+        )
+        return _token_set(response.json())
+
+    def _form_request(
+        self, url: str, form: dict[str, str], *, retry_after_send: bool, endpoint: str
+    ) -> httpx.Response:
+        """POST a form with bounded retries; every failure becomes a `NomiError`.
+
+        ``retry_after_send``: a request that may have reached the server may be sent again (a
+        refresh or a revocation; never a single-use code).
+        """
         started = time.monotonic()
         attempt = 0
         while True:
+            error: NomiError | None
             try:
-                response = self._post(self.token_url, form)
+                response = self._post(url, form)
                 error = classify(response)
             except httpx.TransportError as exc:
                 sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                error = NetworkError(f"token endpoint unreachable: {type(exc).__name__}")
+                error = NetworkError(
+                    f"{endpoint} endpoint unreachable: {type(exc).__name__}",
+                    may_have_been_sent=sent,
+                )
                 if sent and not retry_after_send:
                     raise error from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                # Not the network: a bad URL, a redirect loop, an undecodable body.
+                raise NomiError(f"{endpoint} endpoint failed: {type(exc).__name__}") from None
             if error is None:
-                return _token_set(response.json())
+                return response
             attempt += 1
             delay = self._retry.delay(attempt - 1, getattr(error, "retry_after", None))
             give_up = (

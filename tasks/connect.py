@@ -40,7 +40,9 @@ from connector.connecting import (
     ConnectRefusedError,
     ConsentRequest,
     OrganisationChangedError,
+    OrganisationTakenError,
     authorise_consent,
+    check_books,
     check_organisation,
     pick_organisation,
     record_connection,
@@ -280,6 +282,43 @@ def _is_transient(state: Any) -> bool:
     return False
 
 
+@task(cache_policy=NO_CACHE, task_run_name="check-books-{request.business_slug}")
+def check_books_free(
+    database_url: str,
+    request: ConsentRequest,
+    *,
+    purpose: OAuthPurpose,
+    organisation: Organisation,
+    shared_books: bool,
+) -> list[str]:
+    """Refuse an organisation another business holds unless shared_books (audited either way).
+
+    Returns the businesses that share it (empty: nobody else holds it).
+    """
+    refused: OrganisationTakenError | None = None
+    with db(database_url, write=True) as session:
+        try:
+            shares_with = check_books(
+                session,
+                request=request,
+                purpose=purpose,
+                organisation=organisation,
+                shared_books=shared_books,
+            )
+        except OrganisationTakenError as exc:
+            refused = exc  # commit the audit row, then refuse
+    if refused is not None:
+        raise refused
+    if shares_with:
+        get_run_logger().warning(
+            "%s shares the books of %s with %s (shared_books=true)",
+            request.business_slug,
+            organisation.tenant_name,
+            ", ".join(shares_with),
+        )
+    return shares_with
+
+
 @task(cache_policy=NO_CACHE, task_run_name="revoke-tokens")
 def revoke_tokens(app: NomiApp, tokens: TokenSet) -> None:
     """Revoke tokens the run will not keep (a refused organisation change)."""
@@ -321,19 +360,27 @@ def record_connected(
     scopes: list[str],
     block_name: str,
     consent_expires_at: datetime,
+    shared_books: bool = False,
 ) -> uuid.UUID:
     """Mark the business connected to the organisation (row, settings, audit); returns its id."""
+    refused: OrganisationTakenError | None = None
     with db(database_url, write=True) as session:
-        connection = record_connection(
-            session,
-            request=request,
-            purpose=purpose,
-            organisation=organisation,
-            scopes=scopes,
-            credentials_block_name=block_name,
-            consent_expires_at=consent_expires_at,
-        )
-        return connection.id
+        try:
+            connection = record_connection(
+                session,
+                request=request,
+                purpose=purpose,
+                organisation=organisation,
+                scopes=scopes,
+                credentials_block_name=block_name,
+                consent_expires_at=consent_expires_at,
+                shared_books=shared_books,
+            )
+        except OrganisationTakenError as exc:
+            refused = exc  # taken meanwhile: commit the refusal's audit row (nothing else)
+    if refused is not None:
+        raise refused
+    return connection.id
 
 
 @task(cache_policy=NO_CACHE, task_run_name="record-failure-{request.business_slug}")
@@ -399,16 +446,19 @@ def connect_with_consent(
     purpose: OAuthPurpose,
     timeout_seconds: int,
     allow_organisation_change: bool = False,
+    shared_books: bool = False,
 ) -> Connected:
     """The consent both flows share: check, pause for Nomi, exchange, save, record; all or nothing.
 
     Called from the flow (it pauses the flow run). Whatever fails, the state row is closed with its
     outcome, a parked code is deleted, and a connect leaves no credentials block and no connected
-    row behind.
+    row behind. An organisation another business holds is refused (its tokens revoked) unless
+    ``shared_books``.
 
     Raises:
         PermissionDeniedError: The acting user may not (re)connect the business.
-        ConnectRefusedError: Connect twice, reconnect never-connected, another organisation, ...
+        ConnectRefusedError: Connect twice, reconnect never-connected, another organisation, an
+            organisation another business holds (`OrganisationTakenError`), ...
         ConsentDeniedError: Deny at Nomi.
         AuthorizationTimeoutError: No consent within ``timeout_seconds``.
         NomiError: Nomi refused the code or failed.
@@ -448,20 +498,36 @@ def connect_with_consent(
         )
         try:
             check_organisation(request, chosen, allow_change=allow_organisation_change)
-        except OrganisationChangedError:
+            check_books_free(
+                database_url,
+                request,
+                purpose=purpose,
+                organisation=chosen,
+                shared_books=shared_books,
+            )
+        except (OrganisationChangedError, OrganisationTakenError):
             revoke_tokens(app, tokens)
             raise
         expires = consent_expiry()
         saved_block = save_credentials(business, tokens, chosen, expires)
-        connection_id = record_connected(
-            database_url,
-            request,
-            purpose=purpose,
-            organisation=chosen,
-            scopes=tokens.scopes,
-            block_name=saved_block,
-            consent_expires_at=expires,
-        )
+        try:
+            connection_id = record_connected(
+                database_url,
+                request,
+                purpose=purpose,
+                organisation=chosen,
+                scopes=tokens.scopes,
+                block_name=saved_block,
+                consent_expires_at=expires,
+                shared_books=shared_books,
+            )
+        except OrganisationTakenError:
+            # Another business took the organisation since the check (two runs at once). A
+            # connect's block is deleted below, so its tokens go too; a reconnect's new tokens
+            # now sit in the business's own block and stay valid for its organisation.
+            if purpose == OAuthPurpose.CONNECT:
+                revoke_tokens(app, tokens)
+            raise
         outcome = StateOutcome.CONNECTED
     except BaseException as exc:
         if isinstance(exc, AuthorizationTimeoutError):

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.app import NomiApp
 from blocks.tokens import BlockTokenProvider
+from connector.disconnecting import revoke_pending
 from connector.models import Connection
 from connector.sync_checks import CheckOutcome, check_connection, record_check
 from connector.sync_targets import SyncTarget
@@ -76,6 +77,29 @@ def verify_connection(
     log = logger.info if result.ok else logger.warning
     log("%s: %s %s", slug, result.outcome.value, result.detail)
     return summary
+
+
+def describe_disconnected(database_url: str, target: SyncTarget) -> dict[str, Any]:
+    """The check row of a connection disconnected on purpose (not checked at Nomi)."""
+    with db(database_url) as session:
+        connection = session.get(Connection, target.connection_id)
+    pending = connection is not None and revoke_pending(connection)
+    detail = "disconnected (disconnect-from-nomi): not checked"
+    if pending:
+        assert connection is not None
+        detail = f"{detail}; {connection.last_error}"
+    return {
+        "business": target.slug,
+        "outcome": "disconnected",
+        "token_ok": None,
+        "tenant_ok": None,
+        "scopes_ok": None,
+        "list_ok": None,
+        "days_to_consent_expiry": None,
+        "status_changed": False,
+        "revoke_pending": pending,
+        "detail": detail,
+    }
 
 
 @task(name="summarise-checks", cache_policy=NO_CACHE, task_run_name="summarise-checks")

@@ -176,6 +176,82 @@ def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
     assert settings.auto_publish is True
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("settings", "set", "auto_publish=true"),
+        ("rules", "remove", "Screwfix"),
+        ("payment-methods", "add", "Petty cash"),
+        ("member", "add", "--user", "clerk@bright.example", "--role", "admin"),
+    ],
+)
+def test_an_unknown_actor_is_refused_and_the_refusal_audited_by_every_command(
+    run: Run, bright_smile: None, database_url: str, command: tuple[str, ...]
+) -> None:
+    refused = run(*command, "--business", "bright-smile", "--actor", " Nobody@Bright.example")
+    assert refused.exit_code == 1
+    assert "no such user" in refused.output
+    assert "Traceback" not in refused.output
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        refusals = db.exec(select(AuditLog).where(AuditLog.allowed == False)).all()  # noqa: E712
+        clerk = db.exec(select(User).where(User.email == "clerk@bright.example")).one()
+        role = db.exec(select(Membership.role).where(Membership.user_id == clerk.id)).one()
+    engine.dispose()
+    [row] = refusals
+    assert (
+        row.action
+        == {
+            "settings": "settings.set",
+            "rules": f"rules.{command[1]}",
+            "payment-methods": f"payment_methods.{command[1]}",
+            "member": "members.add",
+        }[command[0]]
+    )
+    assert row.detail["email"] == " Nobody@Bright.example"
+    assert row.actor_user_id is None
+    assert role == "standard"  # nothing changed
+
+
+def test_actors_are_matched_trimmed_and_case_folded(run: Run, database_url: str) -> None:
+    for args in [
+        ("business", "add", "strasse", "--name", "Straße GmbH"),
+        ("user", "add", " Anna.Straße@Example.com", "--name", "Anna"),
+        (
+            "member",
+            "add",
+            "--business",
+            "strasse",
+            "--user",
+            "anna.strasse@example.com",
+            "--role",
+            "admin",
+        ),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 0, result.output
+    again = run("user", "add", "ANNA.STRASSE@example.com", "--name", "Twin")
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    changed = run(
+        "settings",
+        "set",
+        "--business",
+        "strasse",
+        "--actor",
+        "  ANNA.STRASSE@EXAMPLE.COM ",
+        "auto_publish=true",
+    )
+    assert changed.exit_code == 0, changed.output
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        [user] = db.exec(select(User)).all()
+        allowed = db.exec(select(AuditLog).where(AuditLog.action == "settings.set")).one()
+    engine.dispose()
+    assert user.email == "anna.strasse@example.com"
+    assert (allowed.allowed, allowed.actor_user_id) == (True, user.id)
+
+
 def test_a_settings_change_waits_its_turn_while_another_connection_commits(
     run: Run, bright_smile: None, database_url: str
 ) -> None:

@@ -572,3 +572,59 @@ def test_a_name_in_nfc_and_in_nfd_is_one_name(
     assert all(
         i.payment_method_id is not None for i in _items(db, business) if i.external_id == "n-2"
     )
+
+
+def test_an_import_stopped_while_writing_says_so_and_the_same_import_adds_the_rest(
+    db: Session, business: Business, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy as sa
+
+    import connector.intake
+    from connector.intake import IntakeInterruptedError
+
+    monkeypatch.setattr("connector.intake.CHUNK_ROWS", 100)
+    source = _write_rows(tmp_path / "busy.csv", 450)
+    real = connector.intake._Inserter.insert
+    calls: list[int] = []
+
+    def busy_on_the_third(
+        self: object, connection: object, ids: object, params: list[object]
+    ) -> object:
+        calls.append(len(params))
+        if len(calls) == 3:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(self, connection, ids, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(connector.intake._Inserter, "insert", busy_on_the_third)
+    with pytest.raises(IntakeInterruptedError, match=r"database stayed busy.*after 200 item"):
+        import_items(
+            db, source, business_id=business.id, actor_email=CLERK, images_dir=tmp_path / "i"
+        )
+    assert len(_items(db, business)) == 200
+    [audit] = db.exec(select(AuditLog).where(AuditLog.action == "items.import")).all()
+    assert audit.detail["interrupted"] is True
+    assert audit.detail["imported"] == 200
+
+    monkeypatch.setattr(connector.intake._Inserter, "insert", real)
+    again = import_items(
+        db, source, business_id=business.id, actor_email=CLERK, images_dir=tmp_path / "i"
+    )
+    assert (len(again.imported), len(again.duplicates)) == (250, 200)
+    assert len(_items(db, business)) == 450
+
+
+def test_the_one_pass_character_check_refuses_exactly_what_the_text_guard_refuses() -> None:
+    """The fast check of a whole row must agree with ``connector.text_guard`` on every
+    character of the Basic Multilingual Plane (and a few beyond), in one-line and free text."""
+    from connector import intake_fields
+    from connector.text_guard import character_refusal
+
+    for code in [*range(0x10000), 0x1F9B7, 0xE0001, 0x10FFFF]:
+        char = chr(code)
+        for multiline, pattern in (
+            (False, intake_fields._REFUSED),
+            (True, intake_fields._REFUSED_IN_FREE_TEXT),
+        ):
+            assert (pattern.search(char) is not None) == (
+                character_refusal(char, multiline=multiline) is not None
+            ), (hex(code), multiline)

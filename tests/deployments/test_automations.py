@@ -70,6 +70,7 @@ def test_crash_zombies_creates_one_automation_that_leaves_paused_flows_alone(pre
     watched = trigger.match_related.get("prefect.resource.name")
     assert watched is not None
     assert auto_publish_to_nomi.name in watched
+    assert "disconnect-from-nomi" in watched  # never pauses
     assert connect_to_nomi.name not in watched
     assert reconnect_to_nomi.name not in watched
     (action,) = automation.actions

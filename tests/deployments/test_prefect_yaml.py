@@ -21,6 +21,7 @@ from tests.deployments.conftest import REPO_ROOT
 FLOW_NAMES = {
     "flows/connect_to_nomi.py:connect_to_nomi": "connect-to-nomi",
     "flows/reconnect_to_nomi.py:reconnect_to_nomi": "reconnect-to-nomi",
+    "flows/disconnect_from_nomi.py:disconnect_from_nomi": "disconnect-from-nomi",
     "flows/verify_nomi_connection.py:verify_nomi_connection": "verify-nomi-connection",
     "flows/sync_nomi_reference_data.py:sync_nomi_reference_data": "sync-nomi-reference-data",
     "flows/auto_publish_to_nomi.py:auto_publish_to_nomi": "auto-publish-to-nomi",
@@ -28,7 +29,13 @@ FLOW_NAMES = {
     "flows/publish_history_report.py:publish_history_report": "publish-history-report",
     "flows/notify_ops.py:notify_ops": "notify-ops",
 }
-MANUAL = {"connect-to-nomi", "reconnect-to-nomi", "publish-items-to-nomi", "notify-ops"}
+MANUAL = {
+    "connect-to-nomi",
+    "reconnect-to-nomi",
+    "disconnect-from-nomi",
+    "publish-items-to-nomi",
+    "notify-ops",
+}
 SCHEDULES = {
     "sync-nomi-reference-data": {
         "incremental-every-30-minutes": ("cron", "*/30 * * * *"),

@@ -10,7 +10,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from nomi.client import NomiClient
+from nomi.client import MAX_REFRESHES_PER_REQUEST, NomiClient
 from nomi.errors import (
     ConnectionLostError,
     DailyLimitError,
@@ -18,6 +18,7 @@ from nomi.errors import (
     PaginationError,
     RejectedError,
     ServerError,
+    TransientError,
 )
 from nomi.models import ExpenseCreate
 from nomi.retry import RetryPolicy
@@ -215,15 +216,30 @@ def test_token_expired_refreshes_once_and_retries_once() -> None:
     assert tokens.rejected == ["old"]
 
 
-def test_a_second_token_rejection_is_a_lost_connection() -> None:
+def test_a_token_rejected_after_fresh_refreshes_is_transient_not_a_lost_connection() -> None:
     tokens = CountingTokens()
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(401, json={"status": 401, "detail": "TokenExpired: expired"})
 
-    with make_client(handler, tokens) as nomi, pytest.raises(ConnectionLostError):
+    with make_client(handler, tokens) as nomi, pytest.raises(TransientError) as raised:
         nomi.connections()
-    assert tokens.rejected == ["old"]
+    assert not isinstance(raised.value, ConnectionLostError)
+    assert raised.value.status == 401
+    # A bounded number of refreshes, each with the token just rejected; none after that.
+    assert tokens.rejected == ["old", "new1", "new2"][:MAX_REFRESHES_PER_REQUEST]
+    assert len(tokens.rejected) == MAX_REFRESHES_PER_REQUEST
+
+
+def test_a_consent_expired_rejection_after_a_refresh_is_a_lost_connection() -> None:
+    tokens = CountingTokens()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"status": 401, "detail": "consent expired"})
+
+    with make_client(handler, tokens) as nomi, pytest.raises(ConnectionLostError) as raised:
+        nomi.connections()
+    assert raised.value.code == "consent_expired"
 
 
 def test_a_write_whose_response_was_lost_is_retried_with_the_same_key() -> None:

@@ -72,6 +72,37 @@ def test_connections_list_the_granted_organisation(connected: Connected) -> None
     assert orgs[0].tenant_name == "Bright Smile Dental Ltd"
 
 
+def test_delete_connection_takes_the_organisation_out_of_the_consent(
+    connected: Connected,
+) -> None:
+    with connected.client() as nomi:
+        (org,) = nomi.connections()
+        assert org.id
+        nomi.delete_connection(org.id)
+        assert nomi.connections() == []
+        with pytest.raises(ConnectionLostError):
+            list(nomi.iter_categories())  # the tenant is no longer granted: 403
+        with pytest.raises(RejectedError) as caught:
+            nomi.delete_connection(org.id)  # gone: 404, not a crash
+    assert caught.value.status == 404
+
+
+def test_a_failing_delete_connection_is_retried_like_a_read(connected: Connected) -> None:
+    # No Nomi-Tenant-Id on /connections: a fault for every organisation.
+    connected.sandbox.fault("server_error", method="DELETE", path="/connections/", count=1)
+    with connected.client() as nomi:
+        (org,) = nomi.connections()
+        assert org.id
+        nomi.delete_connection(org.id)
+        assert nomi.connections() == []
+    deletes = [
+        r
+        for r in connected.sandbox.admin.get("/requests").json()
+        if r["method"] == "DELETE" and r["path"].startswith("/connections/")
+    ]
+    assert [r["status"] for r in deletes][:1] == [500]
+
+
 def test_reference_lists_are_typed_and_bookmarked(connected: Connected) -> None:
     with connected.client() as nomi:
         rates = nomi.iter_tax_rates(include_archived=True)

@@ -9,7 +9,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from nomi.errors import ConnectionLostError, RateLimitError, RejectedError, ServerError
+from nomi.errors import (
+    ConnectionLostError,
+    NetworkError,
+    NomiError,
+    RateLimitError,
+    RejectedError,
+    ServerError,
+    TransientError,
+)
 from nomi.oauth import NomiOAuth
 from nomi.retry import RetryPolicy
 
@@ -161,3 +169,78 @@ def test_invalid_client_is_rejected() -> None:
         oauth(handler).refresh("r1")
     assert caught.value.codes == ["invalid_client"]
     assert SECRET not in repr(oauth(handler))
+
+
+def test_revoke_posts_the_token_and_its_hint_as_the_client() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    oauth(handler).revoke("r-secret")
+    (request,) = seen
+    assert str(request.url) == "http://nomi.test/oauth/revoke"
+    assert form(request) == {"token": "r-secret", "token_type_hint": "refresh_token"}
+    assert request.headers["Authorization"].startswith("Basic ")
+
+
+def test_an_unreachable_revoke_endpoint_is_a_network_error_not_an_httpx_one() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(NetworkError) as caught:
+        oauth(handler).revoke("r-secret")
+    assert isinstance(caught.value, TransientError)
+    assert caught.value.may_have_been_sent is False
+    assert "revoke" in caught.value.message
+    assert "r-secret" not in str(caught.value)
+    assert calls == 3  # revocation is idempotent: retried within the policy
+
+
+def test_a_reset_revoke_is_retried_and_succeeds() -> None:
+    answers: list[Exception | httpx.Response] = [
+        httpx.ReadError("connection reset"),
+        httpx.Response(200),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    oauth(handler).revoke("r-secret")
+    assert answers == []
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (httpx.Response(503, text="<html>down</html>"), ServerError),
+        (
+            httpx.Response(429, text="Too Many Requests", headers={"Retry-After": "0"}),
+            RateLimitError,
+        ),
+        (httpx.Response(401, json={"error": "invalid_client"}), RejectedError),
+        (httpx.Response(400, json={"error": "unsupported_token_type"}), RejectedError),
+    ],
+)
+def test_revoke_failures_map_into_the_client_errors(
+    response: httpx.Response, expected: type[Exception]
+) -> None:
+    with pytest.raises(expected):
+        oauth(lambda r: response).revoke("r-secret")
+
+
+def test_a_revoke_endpoint_that_is_not_http_fails_as_a_nomi_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.TooManyRedirects("redirect loop", request=request)
+
+    with pytest.raises(NomiError) as caught:
+        oauth(handler).revoke("r-secret")
+    assert not isinstance(caught.value, TransientError)

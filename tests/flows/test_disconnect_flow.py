@@ -1,0 +1,452 @@
+"""disconnect-from-nomi against the sandbox over HTTP, under the session Prefect server.
+
+Disconnect revokes at Nomi and forgets the tokens; publish, sync and verify skip the business;
+reconnecting publishes what waited; an unreachable Nomi still disconnects here and the next run
+retries the revoke; only admins and accountants may, and every decision is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from blocks.app import NomiApp
+from blocks.credentials import NomiCredentials
+from blocks.tokens import ensure_refresh_lock, refresh_lock_name
+from connector.cli import app as cli
+from connector.db import make_engine
+from connector.disconnecting import REVOKE_PENDING
+from connector.models import (
+    AuditLog,
+    Business,
+    Connection,
+    ConnectionSettings,
+    ConnectionStatus,
+    ContactRule,
+    ItemStatus,
+    Role,
+)
+from deployments.local import free_port
+from flows.auto_publish_to_nomi import auto_publish_to_nomi
+from flows.disconnect_from_nomi import DisconnectParams, disconnect_from_nomi
+from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
+from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
+from flows.verify_nomi_connection import VerifyParams, verify_nomi_connection
+from nomi.client import NomiClient
+from nomi.errors import ConnectionLostError
+from nomi.models import TokenSet
+from sandbox.seed import BRIGHT_SMILE
+from sandbox.testing import SandboxHandle
+from tasks.disconnect import pending_revoke_block_name
+from tasks.runtime import credentials_block_name
+from tests.connector.factories import make_contact_rule, make_membership, make_user
+from tests.connector.test_publishing_world import engine_items, records
+from tests.flows.conftest import ConnectedBusiness
+from tests.flows.test_auto_publish_to_nomi import params as publish_params
+from tests.flows.test_auto_publish_to_nomi import prepare
+from tests.flows.test_connect_support import (
+    CallbackServer,
+    app_block,
+    callback,
+    start_flow,
+    wait_until_paused,
+)
+from tests.flows.test_reconnect_flow import _consent
+from tests.flows.test_sync_flow import events_for
+
+__all__ = ["app_block", "callback"]
+
+
+@pytest.fixture(autouse=True)
+def fast_world(sandbox: SandboxHandle, connector_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flows read this test's database; no per-minute limit; fresh client throttles."""
+    import nomi.throttle
+
+    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
+    monkeypatch.setattr(nomi.throttle, "_registry", nomi.throttle.ThrottleRegistry())
+    sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+
+
+def _ready_business(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    tmp_path: Path,
+) -> tuple[ConnectedBusiness, list[uuid.UUID]]:
+    """Bright Smile connected, auto-publish on, two Ready cost items and a supplier rule."""
+    business, ids = prepare(
+        connect_business,
+        nomi_app,
+        connector_db,
+        BRIGHT_SMILE,
+        tmp_path,
+        costs=2,
+        sales=0,
+        claims=0,
+        auto_publish=True,
+    )
+    with Session(make_engine(connector_db)) as s:
+        connection = s.get(Connection, business.connection_id)
+        assert connection is not None
+        make_contact_rule(s, connection=connection, name="Kept Rule Ltd")
+        s.commit()
+    return business, ids["cost"]
+
+
+def _connection(connector_db: str, connection_id: uuid.UUID) -> Connection:
+    with Session(make_engine(connector_db), expire_on_commit=False) as s:
+        connection = s.get(Connection, connection_id)
+        assert connection is not None
+        return connection
+
+
+def _audit(connector_db: str, business_id: uuid.UUID) -> list[AuditLog]:
+    with Session(make_engine(connector_db)) as s:
+        return list(
+            s.exec(
+                select(AuditLog)
+                .where(AuditLog.business_id == business_id)
+                .where(AuditLog.action.startswith("disconnect"))
+                .order_by(AuditLog.at)  # type: ignore[arg-type]
+            )
+        )
+
+
+def _saved_tokens(block: str) -> TokenSet:
+    credentials = NomiCredentials.load(block)
+    assert isinstance(credentials, NomiCredentials)
+    return credentials.token_set()
+
+
+class _Static:
+    """A token provider over fixed tokens (no refresh): does Nomi still take them?"""
+
+    def __init__(self, tokens: TokenSet) -> None:
+        self._token = tokens.access_token.get_secret_value()
+
+    def access_token(self) -> str:
+        return self._token
+
+    def refresh_after_rejection(self, rejected: str) -> str:
+        raise ConnectionLostError("rejected", status=401)
+
+
+def _nomi_takes(sandbox: SandboxHandle, tokens: TokenSet, tenant_id: str) -> bool:
+    """True when Nomi still accepts these tokens for the organisation."""
+    with NomiClient(sandbox.base_url, tenant_id, _Static(tokens)) as nomi:
+        try:
+            return tenant_id in {o.tenant_id for o in nomi.connections()}
+        except ConnectionLostError:
+            return False
+
+
+def _lock_exists(block: str) -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(refresh_lock_name(block))
+        except ObjectNotFound:
+            return False
+    return True
+
+
+def _tenant_requests(sandbox: SandboxHandle, tenant_id: str) -> int:
+    seen = sandbox.admin.get("/requests", params={"limit": 50_000}).json()
+    return sum(1 for r in seen if r["tenant_id"] == tenant_id)
+
+
+def test_disconnect_revokes_forgets_the_tokens_and_publish_sync_and_verify_skip_it(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    business, waiting = _ready_business(connect_business, nomi_app, connector_db, tmp_path)
+    tokens = _saved_tokens(business.credentials_block)
+    assert _nomi_takes(sandbox, tokens, business.tenant_id)
+    ensure_refresh_lock(business.credentials_block)  # as the connect flow does
+    assert _lock_exists(business.credentials_block)
+
+    message = disconnect_from_nomi(
+        DisconnectParams(
+            business=business.slug, acting_user=business.admin_email, app_block=nomi_app
+        )
+    )
+
+    assert "tokens revoked" in message
+    connection = _connection(connector_db, business.connection_id)
+    assert connection.status == ConnectionStatus.DISCONNECTED
+    assert connection.credentials_block_name is None
+    assert connection.last_error is None
+    assert connection.nomi_tenant_id == business.tenant_id  # history: which books it was
+    with pytest.raises(ValueError):
+        NomiCredentials.load(business.credentials_block)
+    assert not _lock_exists(business.credentials_block)
+    assert not _nomi_takes(sandbox, tokens, business.tenant_id)
+    deletes = [
+        r
+        for r in sandbox.admin.get("/requests").json()
+        if r["method"] == "DELETE" and r["path"].startswith("/connections/")
+    ]
+    assert [r["status"] for r in deletes] == [204]
+    allowed, completed = _audit(connector_db, business.business_id)
+    assert (allowed.action, allowed.allowed, allowed.actor_user_id) == (
+        "disconnect",
+        True,
+        business.admin_user_id,
+    )
+    assert completed.action == "disconnect.completed"
+    assert completed.detail["revoke"] == "revoked"
+    assert completed.detail["previous_status"] == "connected"
+
+    before = _tenant_requests(sandbox, business.tenant_id)
+    swept = auto_publish_to_nomi(publish_params(app_block=nomi_app))
+    named = auto_publish_to_nomi(publish_params(app_block=nomi_app, business=business.slug))
+    synced = sync_nomi_reference_data(SyncParams(app_block=nomi_app))
+    synced_named = sync_nomi_reference_data(SyncParams(business=business.slug, app_block=nomi_app))
+    (checked,) = verify_nomi_connection(VerifyParams(business=business.slug, app_block=nomi_app))
+    everyone = verify_nomi_connection(VerifyParams(app_block=nomi_app))
+
+    assert swept.published == named.published == 0
+    assert business.slug not in swept.businesses
+    assert named.businesses[business.slug].skipped == "connection is disconnected"
+    assert synced == {"businesses": [], "skipped": {business.slug: "disconnected"}}
+    assert synced_named == synced
+    assert checked["outcome"] == "disconnected"
+    assert checked["revoke_pending"] is False
+    assert [c["outcome"] for c in everyone] == ["disconnected"]
+    assert _tenant_requests(sandbox, business.tenant_id) == before  # Nomi never asked
+    assert records(sandbox, business.tenant_id, "expense") == []
+    assert events_for(business.slug, "nomi.connection.disconnected")
+    assert events_for(business.slug, "nomi.connection.expired", timeout=1) == []
+    assert events_for(business.slug, "nomi.connection.verified", timeout=1) == []
+
+    connection = _connection(connector_db, business.connection_id)
+    assert connection.status == ConnectionStatus.DISCONNECTED
+    engine = make_engine(connector_db)
+    items = engine_items(engine, business.business_id)
+    assert {i.id for i in items} == set(waiting)
+    assert {i.status for i in items} == {ItemStatus.READY}  # kept, waiting
+    with Session(engine) as s:
+        settings = s.exec(
+            select(ConnectionSettings).where(
+                ConnectionSettings.connection_id == business.connection_id
+            )
+        ).one()
+        assert settings.auto_publish is True
+        assert s.exec(select(ContactRule).where(ContactRule.name == "Kept Rule Ltd")).one()
+
+
+def test_reconnect_after_a_disconnect_publishes_what_waited(
+    app_block: str,
+    callback: CallbackServer,
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    business, waiting = _ready_business(connect_business, nomi_app, connector_db, tmp_path)
+    disconnect_from_nomi(
+        DisconnectParams(
+            business=business.slug, acting_user=business.admin_email, app_block=nomi_app
+        )
+    )
+    assert auto_publish_to_nomi(publish_params(app_block=nomi_app)).published == 0
+
+    run = start_flow(
+        reconnect_to_nomi,
+        ReconnectParams(
+            business=business.slug, acting_user=business.admin_email, app_block=app_block
+        ),
+    )
+    wait_until_paused(f"reconnect-{business.slug}")
+    _consent(callback, business.slug, business.tenant_id)
+    final = run.join(timeout=180)
+    assert final.is_completed(), final.message
+
+    connection = _connection(connector_db, business.connection_id)
+    assert connection.status == ConnectionStatus.CONNECTED
+    assert connection.credentials_block_name == credentials_block_name(business.slug)
+    items = engine_items(make_engine(connector_db), business.business_id)
+    assert {i.status for i in items} == {ItemStatus.PUBLISHED}, [
+        i.last_error_message for i in items
+    ]
+    published = {r["source_id"] for r in records(sandbox, business.tenant_id, "expense")}
+    assert published == {str(i) for i in waiting}
+
+
+def _unreachable_app(sandbox: SandboxHandle) -> str:
+    """A NomiApp block whose Nomi URLs lead to a closed loopback port."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    name = f"nomi-dead-{uuid.uuid4().hex[:8]}"
+    NomiApp(
+        client_id="nomi-connector-sandbox",
+        client_secret="sandbox-client-secret",
+        authorize_url=f"{dead}/oauth/authorize",
+        token_url=f"{dead}/oauth/token",
+        revoke_url=f"{dead}/oauth/revoke",
+        api_base_url=dead,
+        redirect_uri="http://127.0.0.1:8799/oauth/callback",
+    ).save(name)
+    return name
+
+
+def test_nomi_unreachable_disconnects_here_and_the_next_run_retries_the_revoke(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+) -> None:
+    business = connect_business(BRIGHT_SMILE)
+    tokens = _saved_tokens(business.credentials_block)
+    pending = pending_revoke_block_name(business.slug)
+    asked = DisconnectParams(
+        business=business.slug,
+        acting_user=business.admin_email,
+        app_block=_unreachable_app(sandbox),
+    )
+
+    final = disconnect_from_nomi(asked, return_state=True)
+
+    assert final.is_failed()
+    message = final.message or ""
+    assert "disconnected here" in message
+    assert "must be retried" in message
+    assert f"disconnect-from-nomi for {business.slug} again" in message
+    assert "NetworkError" in message
+    assert tokens.refresh_token is not None
+    assert tokens.refresh_token.get_secret_value() not in message
+    connection = _connection(connector_db, business.connection_id)
+    assert connection.status == ConnectionStatus.DISCONNECTED
+    assert connection.credentials_block_name is None
+    assert (connection.last_error or "").startswith(REVOKE_PENDING)
+    with pytest.raises(ValueError):
+        NomiCredentials.load(business.credentials_block)
+    assert _nomi_takes(sandbox, _saved_tokens(pending), business.tenant_id)  # still owed
+    assert _audit(connector_db, business.business_id)[-1].detail["revoke"] == "pending"
+    (checked,) = verify_nomi_connection(VerifyParams(business=business.slug, app_block=nomi_app))
+    assert checked["outcome"] == "disconnected"
+    assert checked["revoke_pending"] is True
+    assert REVOKE_PENDING in checked["detail"]
+    skipped = auto_publish_to_nomi(publish_params(app_block=nomi_app, business=business.slug))
+    assert skipped.businesses[business.slug].skipped == "connection is disconnected"
+
+    again = disconnect_from_nomi(asked.model_copy(update={"app_block": nomi_app}))
+
+    assert "tokens revoked" in again
+    assert not _nomi_takes(sandbox, tokens, business.tenant_id)
+    with pytest.raises(ValueError):
+        NomiCredentials.load(pending)
+    connection = _connection(connector_db, business.connection_id)
+    assert connection.status == ConnectionStatus.DISCONNECTED
+    assert connection.last_error is None
+    assert [a.detail.get("revoke") for a in _audit(connector_db, business.business_id)] == [
+        None,
+        "pending",
+        None,
+        "revoked",
+    ]
+    # Once more: nothing is left to revoke, and that is no failure.
+    third = disconnect_from_nomi(asked.model_copy(update={"app_block": nomi_app}))
+    assert "no tokens were left" in third
+
+
+def test_only_admins_and_accountants_may_disconnect_and_every_refusal_is_audited(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+) -> None:
+    business = connect_business(BRIGHT_SMILE)
+    with Session(make_engine(connector_db)) as s:
+        clerk = make_user(s)
+        make_membership(
+            s, user=clerk, business=s.get_one(Business, business.business_id), role=Role.STANDARD
+        )
+        clerk_email = clerk.email
+        s.commit()
+
+    def attempt(email: str) -> Any:
+        return disconnect_from_nomi(
+            DisconnectParams(business=business.slug, acting_user=email, app_block=nomi_app),
+            return_state=True,
+        )
+
+    standard = attempt(clerk_email)
+    stranger = attempt("nobody@example.test")
+
+    assert standard.is_failed()
+    assert "PermissionDeniedError" in (standard.message or "")
+    assert "'standard'" in (standard.message or "")
+    assert stranger.is_failed()
+    assert "no such user" in (stranger.message or "")
+    connection = _connection(connector_db, business.connection_id)
+    assert connection.status == ConnectionStatus.CONNECTED
+    assert connection.credentials_block_name == business.credentials_block
+    assert _nomi_takes(sandbox, _saved_tokens(business.credentials_block), business.tenant_id)
+    refusals = _audit(connector_db, business.business_id)
+    assert [(a.action, a.allowed) for a in refusals] == [
+        ("disconnect", False),
+        ("disconnect", False),
+    ]
+    assert refusals[0].actor_user_id is not None
+    assert refusals[1].detail["email"] == "nobody@example.test"
+
+
+def test_the_cli_disconnects_for_an_admin_and_says_why_it_refuses(
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+) -> None:
+    business = connect_business(BRIGHT_SMILE)
+    tokens = _saved_tokens(business.credentials_block)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(
+            cli,
+            ["--home", str(tmp_path / "home"), "--database-url", connector_db, *args],
+        )
+
+    refused = invoke(
+        "connection",
+        "disconnect",
+        business.slug,
+        "--actor",
+        "x@example.test",
+        "--app-block",
+        nomi_app,
+    )
+    assert refused.exit_code == 1
+    assert "no such user" in refused.output
+    assert _connection(connector_db, business.connection_id).status == ConnectionStatus.CONNECTED
+
+    done = invoke(
+        "connection",
+        "disconnect",
+        business.slug,
+        "--actor",
+        f"  {business.admin_email.upper()} ",  # as people type it
+        "--app-block",
+        nomi_app,
+    )
+
+    assert done.exit_code == 0, done.output
+    assert f"{business.slug} disconnected from {BRIGHT_SMILE}" in done.output
+    assert _connection(connector_db, business.connection_id).status == (
+        ConnectionStatus.DISCONNECTED
+    )
+    with pytest.raises(ValueError):
+        NomiCredentials.load(business.credentials_block)
+    assert not _nomi_takes(sandbox, tokens, business.tenant_id)

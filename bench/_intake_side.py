@@ -10,8 +10,9 @@ folder), and prints one JSON line.
   commit or rollback returned: ``{"seconds", "rows", "imported", "peak_rss_mb",
   "longest_write_s", "writes"}``.
 * ``baseline``: ``csv.reader`` over the file and one ``sqlite3`` ``executemany`` of every row
-  into the same ``items`` table (no checks, one transaction): ``{"seconds", "rows",
-  "peak_rss_mb"}``.
+  into the same ``items`` table (no checks, one transaction), with random ``uuid4`` ids as the
+  model makes them, or with ``BENCH_ORDERED_IDS=1`` the time-ordered ids our import uses:
+  ``{"seconds", "rows", "peak_rss_mb"}``.
 * ``probe``: another writer, as the CLI or a publish run would be: until stdin closes, every
   50 ms a one-row write transaction through its own connection; prints ``{"writes",
   "longest_wait_s"}`` (how long the longest of them took, waiting for the lock included).
@@ -103,6 +104,15 @@ def baseline() -> dict[str, Any]:
     business = uuid.UUID(os.environ["BENCH_BUSINESS"]).hex
     now = datetime.now(UTC).isoformat(sep=" ")
     count = 0
+    new_id = uuid.uuid4
+    if os.environ.get("BENCH_ORDERED_IDS") == "1":
+        from connector.intake import ordered_ids
+
+        def batches() -> Any:
+            while True:
+                yield from ordered_ids(10_000)
+
+        new_id = batches().__next__
 
     def rows(reader: Any) -> Any:
         nonlocal count
@@ -111,7 +121,7 @@ def baseline() -> dict[str, Any]:
         for row in reader:
             count += 1
             yield (
-                uuid.uuid4().hex,
+                new_id().hex,
                 business,
                 row[at["kind"]],
                 "review",

@@ -454,7 +454,10 @@ def _write(
     """Insert the staged rows chunk by chunk, each chunk assessed after it is committed."""
     turns = _Turns(session, report)
     assessing = True
-    for rows in staging.chunks():
+    for staged in staging.chunks():
+        # In external-id order: two imports inserting the same ids take their row locks in the
+        # same order (PostgreSQL), so neither can deadlock the other.
+        rows = sorted(staged, key=operator.itemgetter(_EXTERNAL_ID))
         ids, params = inserter.prepare(rows)  # before the transaction: it stays short
         with turns.write() as connection:
             present = _present(connection, business_id, [r[_EXTERNAL_ID] for r in rows])

@@ -143,9 +143,14 @@ def parse_row(
     get = raw.get
     for name in FIELDS:
         value = get(name)
-        if value is None:
+        if value is None or value == "":
             continue
-        text = _strip(value) if value.__class__ is str else _text(value)
+        if value.__class__ is not str:
+            text = _text(value)
+        elif value.isascii():
+            text = value.strip(" \t\n\r")  # _strip, inlined: most cells are plain ASCII
+        else:
+            text = strip_spaces(value)
         if text:
             texts[name] = text
     # Most rows are plain ASCII with nothing to refuse: one check for all their cells at once

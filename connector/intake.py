@@ -261,6 +261,9 @@ def _image(
     except ImageError as exc:
         errors.append(RowError(line, "image", str(exc)))
         return None
+    except OSError as exc:  # the images folder, not the row: the whole import stops
+        why = exc.strerror or exc
+        raise IntakeError(f"cannot store images in {images.images_dir}: {why}") from exc
 
 
 class _Staging:

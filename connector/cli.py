@@ -419,19 +419,24 @@ def items_import(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="A .csv or .jsonl file (see docs/intake.md)."),
     business: str = typer.Option(..., "--business"),
+    actor: str = typer.Option(..., "--actor", help="Email of the member importing (audited)."),
 ) -> None:
-    """Import items; bad rows are listed by line and field, good rows are kept."""
+    """Import items (any member; audited); bad rows are listed by line and field, good rows kept."""
     state: _State = ctx.obj
-    with _db(ctx, write=False) as db:  # import_items takes its own write transactions
+    with _db(ctx, write=False) as db:  # import_items takes its own short write transactions
         target = crud.get_business(db, business)
-        report = import_items(db, file, business_id=target.id, images_dir=state.settings.images_dir)
+        report = import_items(
+            db, file, business_id=target.id, actor_email=actor, images_dir=state.settings.images_dir
+        )
     typer.echo(
         f"imported {len(report.imported)}, already present {len(report.duplicates)}, "
-        f"refused {len({e.line for e in report.errors})} of {report.rows} rows"
+        f"refused {report.refused} of {report.rows} rows"
     )
     for error in report.errors:
-        typer.echo(f"  {error}", err=True)
-    if report.errors:
+        typer.echo(f"  {printable(str(error))}", err=True)
+    if report.unlisted:
+        typer.echo(f"  ... and {report.unlisted} more problem(s) not listed", err=True)
+    if report.refused:
         raise typer.Exit(1)
 
 

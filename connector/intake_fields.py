@@ -1,9 +1,17 @@
-"""Checking one intake row: each field parsed, impossible values refused with line and field."""
+"""Checking one intake row: each field parsed, impossible values refused with line and field.
+
+Text is NFC-normalised first (a name typed as "café" with a combining accent is the same name as
+the precomposed one), then checked for control, line-break and bidirectional characters, formula
+prefixes and the column's length. Amounts must be storable exactly on every supported database,
+dates must be ``YYYY-MM-DD``. The checks run once per row of a file that may hold hundreds of
+thousands, so they are regular expressions and table look-ups rather than per-character loops.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,14 +19,35 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connector.models import ItemKind
-from connector.text_guard import character_refusal, formula_refusal
+from connector.text_guard import (
+    BIDI_CONTROLS,
+    FORMULA_PREFIXES,
+    LINE_SEPARATORS,
+    character_refusal,
+    formula_refusal,
+)
+from connector.text_guard import _strip as strip_spaces
 
 MAX_TOTAL = Decimal("10000000.00")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # An amount: ASCII digits, optional thousands commas, optional decimals (no exponent, no "_").
 _AMOUNT = re.compile(r"^[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)?(?:\.[0-9]+)?$")
 _NOT_FINITE = {"nan", "snan", "inf", "infinity"}
-MAX_AMOUNT_DIGITS = 15
+# Digits before the point an amount may have. The amount columns are NUMERIC(18, 2), but SQLite
+# stores NUMERIC as a double, which holds 15 significant digits exactly: 13 before the point and
+# the 2 decimals. A longer amount would be stored rounded there, so it is refused on every database.
+MAX_AMOUNT_DIGITS = 13
+# What ``connector.text_guard`` refuses, as one pattern (control characters, unpaired surrogates,
+# bidirectional controls, and line separators outside free text), so that a plain row is checked
+# in one search; a match is then explained by the guard itself, character by character.
+_CONTROLS = "\x00-\x1f\x7f-\x9f"
+_BIDI = "".join(sorted(BIDI_CONTROLS))
+_REFUSED = re.compile(f"[{_CONTROLS}\ud800-\udfff{_BIDI}{''.join(sorted(LINE_SEPARATORS))}]")
+_REFUSED_IN_FREE_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+_SEPARATORS_TO_NEWLINE = {ord(sep): "\n" for sep in LINE_SEPARATORS}
+_KINDS = frozenset(k.value for k in ItemKind)
+_CENT = Decimal("0.01")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # Line breaks and tabs are allowed inside free text only.
 _FREE_TEXT = frozenset({"description"})
 
@@ -95,42 +124,54 @@ def parse_row(
     Args:
         raw: Column -> value (strings from CSV; strings, numbers, booleans or null from JSON).
         line: The line the record starts on (for messages).
-        payment_methods: The business's payment methods, casefolded name -> id.
+        payment_methods: The business's payment methods, ``method_key(name)`` -> id.
 
     Returns:
         The Item attributes (plus ``image``, the relative path) and the problems found; the
-        attributes are only meaningful when there are no problems.
+        attributes are only meaningful when there are no problems. Text values are NFC-normalised.
     """
-    errors: list[RowError] = []
     if "__invalid__" in raw:
         return {}, [RowError(line, "(record)", str(raw["__invalid__"]))]
+    errors: list[RowError] = []
     if "__extra__" in raw:
         errors.append(RowError(line, "(record)", "more cells than the header has columns"))
-    for name in raw:
-        if name not in FIELDS and not name.startswith("__"):
-            errors.append(RowError(line, name, "unknown field"))
+    if not _KNOWN_KEYS.issuperset(raw):
+        for name in raw:
+            if name not in FIELDS and not name.startswith("__"):
+                errors.append(RowError(line, name, "unknown field"))
+    texts: dict[str, str] = {}
+    get = raw.get
+    for name in FIELDS:
+        value = get(name)
+        if value is None or value == "":
+            continue
+        if value.__class__ is not str:
+            text = _text(value)
+        elif value.isascii():
+            text = value.strip(" \t\n\r")  # _strip, inlined: most cells are plain ASCII
+        else:
+            text = strip_spaces(value)
+        if text:
+            texts[name] = text
+    # Most rows are plain ASCII with nothing to refuse: one check for all their cells at once
+    # (a space joins them, which no check refuses); any other row is checked cell by cell.
+    joined = " ".join(texts.values())
+    plain = joined.isascii() and _REFUSED.search(joined) is None
     values: dict[str, Any] = {}
-    text = {name: _text(raw.get(name)) for name in FIELDS}
-    parsers: dict[str, Callable[[str | None], Any]] = {
-        "date": _date,
-        "due_date": _date,
-        "total": _total,
-        "tax_amount": _tax,
-        "paid": _bool,
-        "currency": _currency,
-        "kind": _kind,
-        "claimant_email": _email,
-        "payment_method": lambda v: _payment_method(v, payment_methods),
-    }
-    for name, attribute in FIELDS.items():
-        value = text[name]
+    for name, attribute, parser, limit, multiline in _PLAN:
+        text = texts.get(name)
         try:
-            if value == _STRUCTURED:
-                raise _FieldError("must be a plain value, not a JSON object or list")
-            _check_characters(value, multiline=name in _FREE_TEXT)
-            if name in TEXT_LIMITS:
-                _check_text(value, TEXT_LIMITS[name])
-            values[attribute] = parsers[name](value) if name in parsers else value
+            if text is not None:
+                if not plain:
+                    text = _checked(text, limit, multiline=multiline)
+                elif limit is not None and (text[0] in FORMULA_PREFIXES or len(text) > limit):
+                    _check_text(text, limit)
+            if parser is None:
+                values[attribute] = text
+            elif parser is _payment_method:
+                values[attribute] = _payment_method(text, payment_methods)
+            else:
+                values[attribute] = parser(text)
         except _FieldError as exc:
             errors.append(RowError(line, name, str(exc)))
     failed = {e.field for e in errors}
@@ -138,6 +179,11 @@ def parse_row(
     if values.get("currency") is None:
         values.pop("currency", None)
     return values, errors
+
+
+def method_key(name: str) -> str:
+    """How a payment method's name is looked up: NFC-normalised and casefolded."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _cross_checks(values: Mapping[str, Any], line: int) -> list[RowError]:
@@ -166,28 +212,43 @@ def _text(value: Any) -> str | None:
     """A raw value as stripped text; empty means absent."""
     if value is None:
         return None
+    if type(value) is str:
+        return _strip(value) or None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         value = repr(value)
     if isinstance(value, (dict, list)):
         return _STRUCTURED
-    stripped = str(value).strip()
+    stripped = _strip(str(value))
     return stripped or None
 
 
-def _check_characters(value: str | None, *, multiline: bool) -> None:
-    """Refuse control characters, unpaired surrogates and bidirectional controls
-    (``connector.text_guard``, the one definition for every text we store)."""
-    reason = character_refusal(value, multiline=multiline) if value is not None else None
-    if reason is not None:
-        raise _FieldError(reason)
+def _strip(value: str) -> str:
+    """Without surrounding spaces, tabs and line breaks, as ``connector.text_guard`` strips
+    (``str.strip`` would also drop U+001C-U+001F and U+0085 unseen)."""
+    return value.strip(" \t\n\r") if value.isascii() else strip_spaces(value)
 
 
-def _check_text(value: str | None, limit: int) -> None:
-    """Refuse a spreadsheet formula and text longer than ``limit`` (``connector.text_guard``)."""
-    if value is None:
-        return
+def _checked(value: str, limit: int | None, *, multiline: bool) -> str:
+    """The value as ``connector.text_guard.guard_text`` stores it (NFC; line separators as
+    ``\\n`` in free text), once it holds no refused character and, for a text column of ``limit``
+    characters, no formula prefix and no more than ``limit`` characters."""
+    if value == _STRUCTURED:
+        raise _FieldError("must be a plain value, not a JSON object or list")
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+        if multiline:
+            value = value.translate(_SEPARATORS_TO_NEWLINE)
+    if (_REFUSED_IN_FREE_TEXT if multiline else _REFUSED).search(value) is not None:
+        raise _FieldError(character_refusal(value, multiline=multiline) or "refused")
+    if limit is not None:
+        _check_text(value, limit)
+    return value
+
+
+def _check_text(value: str, limit: int) -> None:
+    """Refuse a spreadsheet formula (``connector.text_guard``) and text over ``limit``."""
     reason = formula_refusal(value)
     if reason is not None:
         raise _FieldError(reason)
@@ -198,20 +259,22 @@ def _check_text(value: str | None, limit: int) -> None:
 def _kind(value: str | None) -> str:
     if value is None:
         raise _FieldError("required: cost, sales or expense_claim")
-    kinds = {k.value for k in ItemKind}
-    if value.lower() not in kinds:
+    lowered = value.lower()
+    if lowered not in _KINDS:
         raise _FieldError(f"unknown kind {value!r}: use cost, sales or expense_claim")
-    return value.lower()
+    return lowered
 
 
 def _date(value: str | None) -> dt.date | None:
     if value is None:
         return None
+    if not _DATE.match(value):  # fromisoformat also takes 20260302 and week dates (2026-W09-1)
+        raise _FieldError(f"{value!r} is not a date in YYYY-MM-DD form")
     try:
         parsed = dt.date.fromisoformat(value)
     except ValueError:
         raise _FieldError(f"{value!r} is not a date in YYYY-MM-DD form") from None
-    if not 1990 <= parsed.year <= 2100 or len(value) != 10:
+    if not 1990 <= parsed.year <= 2100:
         raise _FieldError(f"{value!r} is not a plausible YYYY-MM-DD date")
     return parsed
 
@@ -219,19 +282,23 @@ def _date(value: str | None) -> dt.date | None:
 def _money(value: str | None) -> Decimal | None:
     if value is None:
         return None
-    if value.lower().lstrip("+-") in _NOT_FINITE:
-        raise _FieldError(f"{value!r} is not a finite amount")
-    if not _AMOUNT.match(value) or not any(c.isdigit() for c in value):
+    if not _AMOUNT.match(value) or value in ("+", "-"):  # the only matches without a digit
+        if value.lower().lstrip("+-") in _NOT_FINITE:
+            raise _FieldError(f"{value!r} is not a finite amount")
         raise _FieldError(f"{_clip(value)!r} is not a number (digits and one '.' only)")
     try:
-        amount = Decimal(value.replace(",", ""))
+        amount = Decimal(value.replace(",", "") if "," in value else value)
     except InvalidOperation:
         raise _FieldError(f"{_clip(value)!r} is not a number") from None
     if amount.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise _FieldError(f"{_clip(value)} is implausibly large (more than 15 digits)")
-    if amount != amount.quantize(Decimal("0.01")):
+        raise _FieldError(
+            f"{_clip(value)} is too large to be stored exactly: at most {MAX_AMOUNT_DIGITS} "
+            "digits before the point"
+        )
+    cents = amount.quantize(_CENT)
+    if amount != cents:
         raise _FieldError(f"{value} has more than two decimal places")
-    return amount.quantize(Decimal("0.01"))
+    return cents
 
 
 def _clip(value: str, limit: int = 40) -> str:
@@ -282,7 +349,26 @@ def _email(value: str | None) -> str | None:
 def _payment_method(value: str | None, methods: Mapping[str, uuid.UUID]) -> uuid.UUID | None:
     if value is None:
         return None
-    found = methods.get(value.casefold())
+    found = methods.get(method_key(value))
     if found is None:
         raise _FieldError(f"no payment method named {value!r} in this business")
     return found
+
+
+_PARSERS: dict[str, Callable[..., Any]] = {
+    "date": _date,
+    "due_date": _date,
+    "total": _total,
+    "tax_amount": _tax,
+    "paid": _bool,
+    "currency": _currency,
+    "kind": _kind,
+    "claimant_email": _email,
+    "payment_method": _payment_method,
+}
+# (column, Item attribute, parser, text limit, free text) for each column, in column order.
+_PLAN: tuple[tuple[str, str, Callable[..., Any] | None, int | None, bool], ...] = tuple(
+    (name, attribute, _PARSERS.get(name), TEXT_LIMITS.get(name), name in _FREE_TEXT)
+    for name, attribute in FIELDS.items()
+)
+_KNOWN_KEYS = frozenset(FIELDS) | {"__extra__", "__invalid__"}

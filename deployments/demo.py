@@ -292,6 +292,7 @@ def import_examples(demo: Demo) -> None:
                 db,
                 REPO_ROOT / "examples" / name,
                 business_id=business_id,
+                actor_email=ADMIN_EMAIL,
                 images_dir=demo.home / "images",
             )
             imported += len(report.imported)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bench import publish, publish_throttled, sync, task_runs
+from bench import intake, publish, publish_throttled, sync, task_runs
 from bench._cpu import measure_cpu
 
 LINE = re.compile(r"^BENCH [a-z0-9-]+ ratio=\d+\.\d{3} target=\S+( [a-z_0-9]+=\S+)*$")
@@ -119,3 +119,20 @@ def test_cpu_of_this_process_and_of_a_child_is_measured_by_role() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_intake_benchmark_imports_every_row_and_times_its_write_transactions() -> None:
+    results = intake.run(rows=2000, connected_rows=600, repeats=1)
+
+    [ours], [baseline] = results["runs"]["ours"], results["runs"]["baseline"]
+    assert ours["rows"] == ours["imported"] == baseline["rows"] == 2000
+    assert results["connected"]["imported"] == 600
+    # an insert per 2,000 rows and the audit; the connected run also assesses (500 per write)
+    assert ours["writes"] >= 2
+    assert results["connected"]["writes"] > ours["writes"]
+    assert 0 < ours["longest_write_s"] < 60
+    assert ours["probe_writes"] > 0
+    assert 0 < ours["peak_rss_mb"] < 1000
+    lines = intake.report(results)
+    assert [line.split()[1] for line in lines] == ["intake", "intake-memory", "intake-write-lock"]
+    assert all(LINE.match(line) for line in lines), lines

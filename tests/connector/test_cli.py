@@ -16,6 +16,7 @@ from connector.models import AuditLog, ConnectionSettings, Item, Membership, Use
 from tests.connector.conftest import commit_elsewhere_before_first_write
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+IMPORTER = ("--actor", "clerk@bright.example")  # a standard member may import
 Run = Callable[..., Result]
 
 
@@ -330,13 +331,19 @@ def test_rules_and_payment_methods_are_added_and_listed(run: Run, bright_smile: 
 
 
 def test_items_import_list_and_report_refused_rows(run: Run, bright_smile: None) -> None:
-    imported = run("items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile")
+    imported = run(
+        "items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile", *IMPORTER
+    )
     assert imported.exit_code == 0, imported.output
     assert "imported 10, already present 0, refused 0 of 10 rows" in imported.output
-    again = run("items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile")
+    again = run(
+        "items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile", *IMPORTER
+    )
     assert "imported 0, already present 10" in again.output
 
-    bad = run("items", "import", str(EXAMPLES / "bad-items.csv"), "--business", "bright-smile")
+    bad = run(
+        "items", "import", str(EXAMPLES / "bad-items.csv"), "--business", "bright-smile", *IMPORTER
+    )
     assert bad.exit_code == 1
     assert "line 6, currency: 'XYZ' is not an ISO 4217 currency code" in bad.output
 
@@ -348,7 +355,7 @@ def test_items_import_list_and_report_refused_rows(run: Run, bright_smile: None)
     assert all(json.loads(line)["status"] == "review" for line in review.output.splitlines())
     wrong = run("items", "list", "--business", "bright-smile", "--status", "lost")
     assert wrong.exit_code == 1
-    missing = run("items", "import", "nope.csv", "--business", "bright-smile")
+    missing = run("items", "import", "nope.csv", "--business", "bright-smile", *IMPORTER)
     assert missing.exit_code == 1
     assert "file not found" in missing.output
 
@@ -357,7 +364,9 @@ def test_an_item_is_edited_by_a_member_and_refused_to_an_outsider(
     run: Run, bright_smile: None, database_url: str
 ) -> None:
     assert (
-        run("items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile").exit_code
+        run(
+            "items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile", *IMPORTER
+        ).exit_code
         == 0
     )
     assert run("user", "add", "stranger@else.example", "--name", "Stranger").exit_code == 0

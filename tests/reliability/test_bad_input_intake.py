@@ -23,10 +23,11 @@ from typer.testing import CliRunner
 from connector.cli import app
 from connector.db import make_engine, migrate
 from connector.intake import IntakeError, import_items
-from connector.models import AuditLog, Business, Item
-from tests.connector.factories import make_business
+from connector.models import AuditLog, Business, Item, Role
+from tests.connector.factories import make_business, make_membership, make_user
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+CLERK = "clerk@bright.example"
 PNG = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
 
 
@@ -49,6 +50,7 @@ def db(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def business(db: Session) -> Business:
     made = make_business(db, slug="bright-smile")
+    make_membership(db, user=make_user(db, email=CLERK), business=made, role=Role.STANDARD)
     db.commit()
     return made
 
@@ -73,7 +75,9 @@ class ImportOutcome:
 def run_import(db: Session, business: Business, images: Path) -> Import:
     def run(path: Path) -> ImportOutcome:
         before = _external_ids(db, business.id)
-        report = import_items(db, path, business_id=business.id, images_dir=images)
+        report = import_items(
+            db, path, business_id=business.id, actor_email=CLERK, images_dir=images
+        )
         errors = {(e.line, e.field): e.message for e in report.errors}
         assert len(errors) == len(report.errors), "one message per (line, field)"
         return ImportOutcome(errors, _external_ids(db, business.id) - before)
@@ -97,8 +101,8 @@ def test_impossible_amounts_are_refused_by_line_with_the_reason(
     assert outcome.imported == set()
     assert outcome.errors == {
         (2, "total"): "'1e30' is not a number (digits and one '.' only)",
-        (3, "total"): "9999999999999999999999999999999999999999... is implausibly large "
-        "(more than 15 digits)",
+        (3, "total"): "9999999999999999999999999999999999999999... is too large to be stored "
+        "exactly: at most 13 digits before the point",
         (4, "total"): "'NaN' is not a finite amount",
         (5, "total"): "'Infinity' is not a finite amount",
         (6, "total"): "total must be more than 0 (got -12.00)",
@@ -218,7 +222,7 @@ def test_json_values_of_the_wrong_type_are_refused_by_field(run_import: Import) 
         (2, "total"): "'true' is not a number (digits and one '.' only)",
         (3, "total"): plain,
         (4, "kind"): "unknown kind '7': use cost, sales or expense_claim",
-        (5, "date"): "'20260301' is not a plausible YYYY-MM-DD date",
+        (5, "date"): "'20260301' is not a date in YYYY-MM-DD form",
         (6, "paid"): "'maybe' is not true/false",
         (7, "total"): "'inf' is not a finite amount",
         (8, "total"): "'nan' is not a finite amount",
@@ -250,7 +254,7 @@ def test_huge_generated_values_are_refused_without_crashing(
     assert outcome.errors[(1, "(record)")].startswith("not valid JSON: Exceeds the limit")
     assert outcome.errors[(2, "(record)")] == "not valid JSON: nested too deeply"
     assert outcome.errors[(3, "contact_name")] == "longer than 255 characters"
-    assert outcome.errors[(4, "total")].endswith("is implausibly large (more than 15 digits)")
+    assert outcome.errors[(4, "total")].endswith("at most 13 digits before the point")
 
 
 def test_duplicate_external_ids_in_one_file_keep_the_first_and_refuse_the_rest(
@@ -413,7 +417,9 @@ def test_the_cli_names_each_problem_exits_1_and_writes_no_refused_row(
 ) -> None:
     for name, shown in CLI_REFUSALS:
         before = _count(database_url, Item)
-        code, output = cli("items", "import", str(CORPUS / name), "--business", "bright-smile")
+        code, output = cli(
+            "items", "import", str(CORPUS / name), "--business", "bright-smile", "--actor", CLERK
+        )
 
         assert code == 1, name
         assert shown in output, output
@@ -428,8 +434,9 @@ def test_the_cli_refuses_an_unknown_business_and_bad_settings_without_writing(
 ) -> None:
     audits = _count(database_url, AuditLog)
     code, output = cli(
-        "items", "import", str(CORPUS / "unicode-names.jsonl"), "--business", "no-such"
-    )
+        "items", "import", str(CORPUS / "unicode-names.jsonl"), "--business", "no-such",
+        "--actor", CLERK,
+    )  # fmt: skip
     assert (code, "no-such" in output) == (1, True)
 
     for changes, message in [
@@ -472,3 +479,130 @@ def test_a_standard_member_changing_settings_is_refused_audited_and_changes_noth
     finally:
         engine.dispose()
     assert refusal.allowed is False
+
+
+# --- issue 17: records end at line ends only -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("separator", "why"),
+    [
+        ("\x1c", "the control character U+001C"),
+        ("\x1e", "the control character U+001E"),
+        ("\x85", "the control character U+0085"),
+        ("\u2028", "the line separator U+2028"),
+        ("\u2029", "the line separator U+2029"),
+    ],
+)
+def test_a_separator_inside_a_csv_line_keeps_it_one_refused_row(
+    cli: Callable[..., tuple[int, str]],
+    database_url: str,
+    tmp_path: Path,
+    separator: str,
+    why: str,
+) -> None:
+    """`str.splitlines()` split one physical line in two and imported an injected item."""
+    source = tmp_path / "injected.csv"
+    source.write_text(
+        f"external_id,kind,contact_name,total\ne1,cost,Acme{separator}e2,cost,Injected Ltd,99.00\n",
+        encoding="utf-8",
+    )
+    code, output = cli(
+        "items", "import", str(source), "--business", "bright-smile", "--actor", CLERK
+    )
+
+    assert code == 1, output
+    assert "imported 0, already present 0, refused 1 of 1 rows" in output
+    assert f"line 2, contact_name: contains {why}" in output
+    assert "line 2, (record): more cells than the header has columns" in output
+    assert _count(database_url, Item) == 0
+
+
+def test_a_raw_line_separator_in_a_json_string_is_no_line_end_and_lines_are_counted_right(
+    run_import: Import, db: Session, business: Business, tmp_path: Path
+) -> None:
+    source = tmp_path / "separators.jsonl"
+    source.write_text(
+        '{"external_id": "ls-1", "kind": "cost", "contact_name": "Staples UK", '
+        '"description": "first\u2028second\u2029third"}\n'
+        '{"external_id": "ls-2", "kind": "nope", "contact_name": "Staples UK"}\n'
+        '{"external_id": "ls-3", "kind": "cost", "contact_name": "Acme\u2028Ltd"}\n',
+        encoding="utf-8",
+    )
+    outcome = run_import(source)
+
+    assert outcome.imported == {"ls-1"}
+    assert outcome.errors == {
+        (2, "kind"): "unknown kind 'nope': use cost, sales or expense_claim",
+        (3, "contact_name"): "contains the line separator U+2028; refused (write it on one line)",
+    }
+    [item] = db.exec(select(Item).where(Item.business_id == business.id)).all()
+    assert item.description == "first\nsecond\nthird"  # stored as the text guard stores breaks
+
+
+def test_csv_error_lines_are_the_physical_lines(run_import: Import, tmp_path: Path) -> None:
+    """A 3-line file: the errors are on lines 2 and 3 (main said "line 4")."""
+    source = tmp_path / "three-lines.csv"
+    source.write_text(
+        "external_id,kind,contact_name,description,total\n"
+        'cl-1,cost,Staples UK,"two\x85parts",12.00\n'
+        "cl-2,nope,Staples UK,fine,12.00\n",
+        encoding="utf-8",
+    )
+    outcome = run_import(source)
+
+    assert outcome.imported == set()
+    assert outcome.errors == {
+        (2, "description"): "contains the control character U+0085; refused",
+        (3, "kind"): "unknown kind 'nope': use cost, sales or expense_claim",
+    }
+
+
+def test_a_jsonl_line_longer_than_the_limit_refuses_the_file(
+    run_import: Import, db: Session, business: Business, tmp_path: Path
+) -> None:
+    source = tmp_path / "long-line.jsonl"
+    source.write_text(
+        '{"external_id": "ll-1", "kind": "cost", "contact_name": "Staples UK"}\n'
+        + '{"external_id": "ll-2", "description": "'
+        + "x" * (1024 * 1024)
+        + '"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(IntakeError, match="line 2 is longer than 1048576 bytes"):
+        run_import(source)
+    assert _external_ids(db, business.id) == set()
+
+
+def test_the_cli_import_needs_a_member_as_actor_and_audits_the_import(
+    cli: Callable[..., tuple[int, str]], database_url: str
+) -> None:
+    example = str(CORPUS / "unicode-names.jsonl")
+    code, output = cli("items", "import", example, "--business", "bright-smile")
+    assert code == 2
+    assert "--actor" in output
+
+    assert cli("user", "add", "someone@else.example", "--name", "Someone")[0] == 0
+    code, output = cli(
+        "items", "import", example, "--business", "bright-smile", "--actor", "someone@else.example"
+    )
+    assert code == 1
+    assert output.strip() == (
+        "error: user someone@else.example may not perform 'items.import': they are not a member "
+        "of this business"
+    )
+    assert _count(database_url, Item) == 0
+
+    code, output = cli("items", "import", example, "--business", "bright-smile", "--actor", CLERK)
+    assert code == 0, output
+    assert "imported 4, already present 0, refused 0 of 4 rows" in output
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as s:
+            audits = s.exec(select(AuditLog).where(AuditLog.action == "items.import")).all()
+    finally:
+        engine.dispose()
+    assert sorted((a.allowed, a.detail.get("imported")) for a in audits) == [
+        (False, None),
+        (True, 4),
+    ]

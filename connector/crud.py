@@ -9,7 +9,6 @@ commit; the caller's ``connector.db.session`` commits. Changes to how a business
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from typing import Any
 
@@ -25,6 +24,7 @@ from connector.access import (
     require_admin,
 )
 from connector.history import record_audit
+from connector.intake_fields import method_key
 from connector.models import (
     Business,
     Connection,
@@ -436,9 +436,9 @@ def get_payment_method(session: Session, business: Business, name: str) -> Payme
 
 def _payment_method_named(session: Session, business: Business, name: str) -> PaymentMethod | None:
     """The business's payment method whose name equals ``name`` ignoring case, if any."""
-    wanted = unicodedata.normalize("NFC", name.strip()).casefold()
+    wanted = method_key(name.strip())
     return next(
-        (m for m in list_payment_methods(session, business) if m.name.casefold() == wanted), None
+        (m for m in list_payment_methods(session, business) if method_key(m.name) == wanted), None
     )
 
 

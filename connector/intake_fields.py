@@ -25,8 +25,8 @@ from connector.text_guard import (
     LINE_SEPARATORS,
     character_refusal,
     formula_refusal,
+    strip_spaces,
 )
-from connector.text_guard import _strip as strip_spaces
 
 MAX_TOTAL = Decimal("10000000.00")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -148,7 +148,7 @@ def parse_row(
         if value.__class__ is not str:
             text = _text(value)
         elif value.isascii():
-            text = value.strip(" \t\n\r")  # _strip, inlined: most cells are plain ASCII
+            text = value.strip(" \t\n\r")  # strip_spaces, inlined for ASCII (the hot path)
         else:
             text = strip_spaces(value)
         if text:
@@ -213,21 +213,15 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     if type(value) is str:
-        return _strip(value) or None
+        return strip_spaces(value) or None
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         value = repr(value)
     if isinstance(value, (dict, list)):
         return _STRUCTURED
-    stripped = _strip(str(value))
+    stripped = strip_spaces(str(value))
     return stripped or None
-
-
-def _strip(value: str) -> str:
-    """Without surrounding spaces, tabs and line breaks, as ``connector.text_guard`` strips
-    (``str.strip`` would also drop U+001C-U+001F and U+0085 unseen)."""
-    return value.strip(" \t\n\r") if value.isascii() else strip_spaces(value)
 
 
 def _checked(value: str, limit: int | None, *, multiline: bool) -> str:

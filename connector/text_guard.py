@@ -97,7 +97,7 @@ def guard_text(
     text = unicodedata.normalize("NFC", value)
     if multiline:
         text = text.translate(_SEPARATORS_TO_NEWLINE)
-    text = _strip(text)
+    text = strip_spaces(text)
     if not text:
         if required:
             raise TextRefusedError(field, "required")
@@ -214,9 +214,11 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def _strip(text: str) -> str:
+def strip_spaces(text: str) -> str:
     """``text`` without surrounding spaces (any Zs), tabs, CR and LF (``str.strip`` would also
     drop controls such as U+001C and U+0085 unseen)."""
+    if text.isascii():  # the common case: the only ASCII spaces are these four
+        return text.strip(" \t\n\r")
     return _SURROUNDING_SPACE.sub("", text)
 
 

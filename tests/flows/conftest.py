@@ -59,6 +59,16 @@ def db_session_for(connector_db: str) -> Callable[[], Session]:
 
 
 @pytest.fixture
+def fast_world(sandbox: SandboxHandle, connector_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flows read this test's database; no per-minute limit; fresh client throttles."""
+    import nomi.throttle
+
+    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
+    monkeypatch.setattr(nomi.throttle, "_registry", nomi.throttle.ThrottleRegistry())
+    sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+
+
+@pytest.fixture
 def nomi_app(prefect_server: None, sandbox: SandboxHandle) -> str:
     """A saved `NomiApp` block pointing at the sandbox; returns its name."""
     from blocks.app import NomiApp

@@ -39,14 +39,8 @@ CONTACTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_world(sandbox: SandboxHandle, connector_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The flow reads this test's database; no per-minute limit; fresh client throttles."""
-    import nomi.throttle
-
-    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
-    monkeypatch.setattr(nomi.throttle, "_registry", nomi.throttle.ThrottleRegistry())
-    sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+# The flows read this test's database, with no per-minute limit and fresh client throttles.
+pytestmark = pytest.mark.usefixtures("fast_world")
 
 
 def prepare(

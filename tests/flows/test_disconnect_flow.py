@@ -65,14 +65,8 @@ from tests.flows.test_sync_flow import events_for
 __all__ = ["app_block", "callback"]
 
 
-@pytest.fixture(autouse=True)
-def fast_world(sandbox: SandboxHandle, connector_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The flows read this test's database; no per-minute limit; fresh client throttles."""
-    import nomi.throttle
-
-    monkeypatch.setenv("NOMI_CONNECTOR_DATABASE_URL", connector_db)
-    monkeypatch.setattr(nomi.throttle, "_registry", nomi.throttle.ThrottleRegistry())
-    sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
+# The flows read this test's database, with no per-minute limit and fresh client throttles.
+pytestmark = pytest.mark.usefixtures("fast_world")
 
 
 def _ready_business(

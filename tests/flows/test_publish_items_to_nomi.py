@@ -26,9 +26,9 @@ from tests.connector.test_publishing_world import (
     set_settings,
 )
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_auto_publish_to_nomi import FAST_LIMITS, fast_world, prepare
+from tests.flows.test_auto_publish_to_nomi import FAST_LIMITS, prepare
 
-__all__ = ["fast_world"]
+pytestmark = pytest.mark.usefixtures("fast_world")
 
 
 def held_items(connector_db: str, business: ConnectedBusiness, names: list[str]) -> list[uuid.UUID]:

@@ -33,9 +33,10 @@ if "prefect" not in sys.modules:  # before anything imports prefect: a throw-awa
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("PREFECT_API_KEY", None)
 
-from connector.db import make_engine, migrate
-from connector.db import session as db_session
-from connector.models import (
+from connector.items.context import reassess
+from connector.store.db import make_engine, migrate
+from connector.store.db import session as db_session
+from connector.store.models import (
     Business,
     Connection,
     ConnectionSettings,
@@ -47,8 +48,7 @@ from connector.models import (
     Role,
     User,
 )
-from connector.review import reassess
-from connector.sync import LISTS, sync_list
+from connector.sync.lists import LISTS, sync_list
 from nomi.client import NomiClient, StaticTokenProvider
 from nomi.models import TokenSet
 from nomi.oauth import NomiOAuth

@@ -5,7 +5,7 @@ migrated connector database), ``BENCH_FILE`` (the CSV), ``BENCH_BUSINESS`` (the 
 ``BENCH_ACTOR`` (ours: the importing member's email) and ``BENCH_IMAGES`` (ours: the images
 folder), and prints one JSON line.
 
-* ``ours``: ``connector.intake.import_items`` (what ``items import`` runs). Every write
+* ``ours``: ``connector.items.intake.import_items`` (what ``items import`` runs). Every write
   transaction is timed from its ``BEGIN IMMEDIATE`` (once SQLite granted the lock) until its
   commit or rollback returned: ``{"seconds", "rows", "imported", "peak_rss_mb",
   "longest_write_s", "writes"}``.
@@ -43,14 +43,15 @@ _BASELINE_COLUMNS = (
 
 
 def ours() -> dict[str, Any]:
-    """Import the file with ``connector.intake.import_items``, timing every write transaction."""
+    """Import the file with ``connector.items.intake.import_items``, timing every write
+    transaction."""
     from pathlib import Path
 
     import sqlalchemy as sa
     from sqlmodel import Session
 
-    from connector.db import make_engine
-    from connector.intake import import_items
+    from connector.items.intake import import_items
+    from connector.store.db import make_engine
 
     engine = make_engine(f"sqlite:///{os.environ['BENCH_DB']}")
     spans: list[float] = []
@@ -106,7 +107,7 @@ def baseline() -> dict[str, Any]:
     count = 0
     new_id = uuid.uuid4
     if os.environ.get("BENCH_ORDERED_IDS") == "1":
-        from connector.intake import ordered_ids
+        from connector.items.intake import ordered_ids
 
         def batches() -> Any:
             while True:

@@ -23,9 +23,10 @@ PAGE_SIZE = 1000
 
 
 def ours(mode: str) -> dict[str, Any]:
-    """Sync the suppliers with ``connector.sync.sync_list`` (what the sync flow's task runs)."""
-    from connector.db import make_engine
-    from connector.sync import sync_list
+    """Sync the suppliers with ``connector.sync.lists.sync_list`` (what the sync flow's task
+    runs)."""
+    from connector.store.db import make_engine
+    from connector.sync.lists import sync_list
     from nomi.client import NomiClient, StaticTokenProvider
 
     engine = make_engine(os.environ["BENCH_DB"])

@@ -10,7 +10,8 @@ work only) and its peak RSS (``VmHWM``):
 
 * baseline: ``csv.reader`` over the file and one ``sqlite3`` ``executemany`` of every row into
   the same ``items`` table, no checks, one transaction;
-* ours: ``connector.intake.import_items`` (what ``nomi-connector items import`` runs: every check,
+* ours: ``connector.items.intake.import_items`` (what ``nomi-connector items import`` runs: every
+check,
   images stored once each, duplicates looked up, chunked writes, audit), with another process
   writing one row every 50 ms meanwhile (as the CLI or a publish run would) and timing its waits;
 * then ours again on ``CONNECTED_ROWS`` rows into a business with a Nomi connection, so the
@@ -44,8 +45,9 @@ from typing import Any
 from sqlmodel import Session
 
 from bench._harness import bench_line, machine, temp_database
-from connector.db import make_engine
-from connector.models import (
+from connector.rules.names import normalise_name
+from connector.store.db import make_engine
+from connector.store.models import (
     Business,
     Category,
     Connection,
@@ -58,7 +60,6 @@ from connector.models import (
     TaxRate,
     User,
 )
-from connector.names import normalise_name
 
 TARGET_RATIO, TARGET_MB, TARGET_LOCK_S = 0.5, 300, 1.0
 ROWS = 200_000

@@ -8,7 +8,8 @@ Ready items per business (half cost items → ``POST /expenses``, half sales ite
 
 Measured in the same run, against the same sandbox process:
 
-* baseline: the very request bodies our publisher builds (``connector.payloads`` from the same
+* baseline: the very request bodies our publisher builds (``connector.publishing.payloads`` from
+the same
   resolutions, with their own ``source_id``/number so nothing is replayed) POSTed with plain httpx
   on as many threads as the flow publishes on (task-runner workers times per-tenant concurrency);
 * ours: ``auto_publish_to_nomi`` (the real flow, under a local Prefect server) publishing every
@@ -56,12 +57,12 @@ from bench._harness import (
     save_app_block,
     temp_database,
 )
-from connector.db import make_engine
-from connector.db import session as db_session
-from connector.models import Item, ItemKind
-from connector.payloads import expense_body, sales_invoice_body
-from connector.review import build_context, facts_from_item
-from connector.rules import resolve
+from connector.items.context import build_context, facts_from_item
+from connector.publishing.payloads import expense_body, sales_invoice_body
+from connector.rules.engine import resolve
+from connector.store.db import make_engine
+from connector.store.db import session as db_session
+from connector.store.models import Item, ItemKind
 from nomi.models import ExpenseCreate, SalesInvoiceCreate
 
 TARGET = 0.8

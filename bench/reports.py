@@ -4,7 +4,8 @@ Generates the rows with executemany into a temporary SQLite file, then measures 
 
 * baseline: a naive ``pd.read_sql`` of the whole ``publish_attempts`` table plus pandas groupbys
   (outcomes per business and day, error codes);
-* ours: ``connector.reports.build_report`` for the same year (SQL aggregation, chunked reads).
+* ours: ``connector.history.report.build_report`` for the same year (SQL aggregation, chunked
+reads).
 
 Prints ``BENCH report ratio=<baseline s / our s> target=1.0`` (faster than the naive read),
 ``BENCH report-memory ratio=<baseline peak / our peak> target=5`` and the raw numbers. Peak
@@ -29,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from connector.db import make_engine, migrate
-from connector.history_queries import ReportWindow
-from connector.reports import build_report
+from connector.history.queries import ReportWindow
+from connector.history.report import build_report
+from connector.store.db import make_engine, migrate
 
 BUSINESSES = 1_000
 ITEMS_PER_ATTEMPT = 0.25

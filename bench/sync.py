@@ -9,7 +9,7 @@ Each side runs in its own process (``python -m bench._sync_side``) and reports i
 work only, not interpreter start-up) and its peak RSS (``VmHWM`` of its own process):
 
 * baseline: pages of 1000 with plain httpx, ``sqlite3`` ``executemany`` into one table per page;
-* ours: ``connector.sync.sync_list(..., list_name="suppliers", mode="full")`` (the sync flow's
+* ours: ``connector.sync.lists.sync_list(..., list_name="suppliers", mode="full")`` (the sync flow's
   task body: upserts, counts, archive pass, ``SyncRun`` row, bookmark);
 * then 1% of the suppliers are changed through the admin API and ours runs ``incremental``.
 
@@ -42,7 +42,7 @@ from bench._harness import (
     sandbox_process,
     temp_database,
 )
-from connector.db import make_engine
+from connector.store.db import make_engine
 from sandbox.seed import BRIGHT_SMILE
 
 TARGET_RATIO, TARGET_MB, TARGET_INCREMENTAL = 0.8, 300, 0.03

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from connector.history import record_audit
-from connector.models import Business, Membership, Role, User
+from connector.history.records import record_audit
+from connector.store.models import Business, Membership, Role, User
 
 ADMIN_ROLES = frozenset({Role.ADMIN, Role.ACCOUNTANT})
 

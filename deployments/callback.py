@@ -51,9 +51,7 @@ from prefect.settings import (
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from connector.db import make_engine, session
-from connector.history import record_audit
-from connector.oauth_states import (
+from connector.connections.oauth_states import (
     OAuthErrorCode,
     OAuthState,
     RefusalReason,
@@ -64,7 +62,9 @@ from connector.oauth_states import (
     oauth_error_code,
     release_state,
 )
+from connector.history.records import record_audit
 from connector.settings import ConnectorSettings
+from connector.store.db import make_engine, session
 from tasks.connect import code_block_name, discard_parked_code
 
 log = logging.getLogger("deployments.callback")

@@ -103,8 +103,8 @@ def reset_home(home: Path) -> None:
 
 def seed(demo: Demo) -> None:
     """Migrate the connector database and add the business and its admin."""
-    from connector import crud
-    from connector.db import make_engine, migrate, session
+    from connector.admin import crud
+    from connector.store.db import make_engine, migrate, session
 
     engine = make_engine(demo.database_url)
     migrate(engine)
@@ -206,9 +206,9 @@ def configure(demo: Demo) -> None:
     """Settings, payment methods linked to bank accounts, and supplier/customer rules."""
     from sqlmodel import select
 
-    from connector import crud
-    from connector.db import make_engine, session
-    from connector.models import BankAccount, Category, TaxRate
+    from connector.admin import crud
+    from connector.store.db import make_engine, session
+    from connector.store.models import BankAccount, Category, TaxRate
 
     engine = make_engine(demo.database_url)
     with session(engine) as db:
@@ -278,9 +278,9 @@ def configure(demo: Demo) -> None:
 
 def import_examples(demo: Demo) -> None:
     """Import ``examples/items.csv`` and ``examples/items.jsonl``."""
-    from connector import crud
-    from connector.db import make_engine, session
-    from connector.intake import import_items
+    from connector.admin import crud
+    from connector.items.intake import import_items
+    from connector.store.db import make_engine, session
 
     engine = make_engine(demo.database_url)
     imported, refused = 0, 0
@@ -309,9 +309,9 @@ def publish_confirming_new_suppliers(demo: Demo) -> bool:
     """Run publish-items-to-nomi for the expense claims, confirming their new suppliers."""
     from sqlmodel import col, select
 
-    from connector import crud
-    from connector.db import make_engine, session
-    from connector.models import Item
+    from connector.admin import crud
+    from connector.store.db import make_engine, session
+    from connector.store.models import Item
 
     engine = make_engine(demo.database_url)
     with session(engine) as db:
@@ -349,8 +349,8 @@ def summarise(database_url: str) -> Summary:
     """Count the business's items by status, with review reasons and last errors."""
     from sqlmodel import select
 
-    from connector.db import make_engine, session
-    from connector.models import Business, Item
+    from connector.store.db import make_engine, session
+    from connector.store.models import Business, Item
 
     engine = make_engine(database_url)
     with session(engine) as db:

@@ -17,7 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
-from connector.publish_queue import Target, count_ready, publish_targets
+from connector.publishing.queue import Target, count_ready, publish_targets
 from connector.settings import ConnectorSettings
 from tasks.publish import (
     BatchSummary,

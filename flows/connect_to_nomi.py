@@ -7,7 +7,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
-from connector.oauth_states import OAuthPurpose
+from connector.connections.oauth_states import OAuthPurpose
 from connector.settings import ConnectorSettings
 from tasks.connect import Connected, connect_with_consent, publish_summary, run_follow_up
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name

@@ -7,7 +7,7 @@ from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
-from connector.disconnecting import RevokeOutcome
+from connector.connections.disconnect import RevokeOutcome
 from connector.settings import ConnectorSettings
 from tasks.disconnect import (
     check_disconnect,

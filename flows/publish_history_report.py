@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from connector.history_queries import ReportWindow
+from connector.history.queries import ReportWindow
 from connector.settings import ConnectorSettings
 from tasks.report import build_history_report, publish_history_artifacts, write_history_html
 from tasks.runtime import business_run_name

@@ -7,7 +7,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from blocks.app import NomiApp
-from connector.oauth_states import OAuthPurpose
+from connector.connections.oauth_states import OAuthPurpose
 from connector.settings import ConnectorSettings
 from flows.connect_to_nomi import ConnectParams
 from tasks.connect import connect_with_consent, publish_summary, run_follow_up

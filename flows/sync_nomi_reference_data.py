@@ -9,10 +9,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
-from connector.models import ConnectionStatus
+from connector.connections.targets import SyncTarget
 from connector.settings import ConnectorSettings
-from connector.sync import LISTS
-from connector.sync_targets import SyncTarget
+from connector.store.models import ConnectionStatus
+from connector.sync.lists import LISTS
 from tasks.runtime import DEFAULT_APP_BLOCK, run_param
 from tasks.sync import find_connections, finish_business_sync, sync_one_list
 

@@ -9,9 +9,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
-from connector.models import ConnectionStatus
+from connector.connections.targets import SyncTarget
 from connector.settings import ConnectorSettings
-from connector.sync_targets import SyncTarget
+from connector.store.models import ConnectionStatus
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 from tasks.sync import find_connections
 from tasks.verify import describe_disconnected, summarise_checks, verify_connection

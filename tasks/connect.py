@@ -36,7 +36,7 @@ from pydantic import Field, SecretStr
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import ensure_refresh_lock, forget_cached_credentials
-from connector.connecting import (
+from connector.connections.consent import (
     ConnectRefusedError,
     ConsentRequest,
     OrganisationChangedError,
@@ -48,8 +48,7 @@ from connector.connecting import (
     record_connection,
     record_failure,
 )
-from connector.models import short_error
-from connector.oauth_states import (
+from connector.connections.oauth_states import (
     OAuthPurpose,
     StateOutcome,
     close_state,
@@ -57,6 +56,7 @@ from connector.oauth_states import (
     new_state,
     open_state,
 )
+from connector.store.models import short_error
 from nomi.client import NomiClient
 from nomi.errors import NomiError
 from nomi.models import Organisation, TokenSet

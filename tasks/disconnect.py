@@ -21,7 +21,7 @@ from prefect.exceptions import ObjectNotFound
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider, forget_cached_credentials, refresh_lock_name
-from connector.disconnecting import (
+from connector.connections.disconnect import (
     DisconnectRefusedError,
     DisconnectRequest,
     RevokeOutcome,

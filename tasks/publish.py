@@ -1,7 +1,8 @@
 """Tasks of auto-publish-to-nomi and publish-items-to-nomi: one task run per batch, never per item.
 
 ``publish_next_batch`` claims up to ``batch_size`` Ready items of one business and publishes them on
-a few threads sharing one client (``connector.publishing``). A transient failure gives every claim
+a few threads sharing one client (``connector.publishing.pipeline``). A transient failure gives
+every claim
 back and raises ``TransientBatchError`` so Prefect retries the batch with backoff; rejections, held
 items, a lost connection and the daily limit are recorded outcomes, not task failures.
 """
@@ -29,22 +30,22 @@ from sqlmodel import select
 
 from blocks.app import NomiApp
 from blocks.tokens import ensure_lock, lock_busy
-from connector import history
-from connector.connecting import mark_connection_expired
-from connector.models import Connection, ConnectionStatus
-from connector.publish_batch import publish_batch
-from connector.publish_book import PublishBook
-from connector.publish_queue import (
+from connector.connections.consent import mark_connection_expired
+from connector.history import records as history
+from connector.items.context import build_context
+from connector.publishing.batch import publish_batch
+from connector.publishing.book import PublishBook
+from connector.publishing.pipeline import (
+    STOP_CONNECTION_LOST,
+    STOP_TRANSIENT,
+)
+from connector.publishing.queue import (
     Selection,
     claim_next,
     recover_stale,
     select_candidates,
 )
-from connector.publishing import (
-    STOP_CONNECTION_LOST,
-    STOP_TRANSIENT,
-)
-from connector.review import build_context
+from connector.store.models import Connection, ConnectionStatus
 from tasks.runtime import NomiLimits, db, engine_for, load_credentials, nomi_client
 
 

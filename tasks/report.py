@@ -12,11 +12,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from sqlalchemy.exc import OperationalError
 
-from connector.history_queries import ReportWindow
-from connector.report_artifacts import SUMMARY_KEY, TABLES, artifact_key, summary_markdown
-from connector.report_artifacts import table_rows as rows_of
-from connector.report_html import write_html
-from connector.reports import HistoryReport, build_report
+from connector.history.artifacts import SUMMARY_KEY, TABLES, artifact_key, summary_markdown
+from connector.history.artifacts import table_rows as rows_of
+from connector.history.html import write_html
+from connector.history.queries import ReportWindow
+from connector.history.report import HistoryReport, build_report
 from tasks.runtime import engine_for
 
 

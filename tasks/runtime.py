@@ -21,9 +21,9 @@ from sqlmodel import Session, select
 
 from blocks.app import NomiApp
 from blocks.tokens import BlockTokenProvider
-from connector.db import make_engine
-from connector.db import session as db_session
-from connector.models import Business, Connection
+from connector.store.db import make_engine
+from connector.store.db import session as db_session
+from connector.store.models import Business, Connection
 from nomi.client import NomiClient
 from nomi.retry import RetryPolicy
 from nomi.throttle import throttle_for
@@ -51,7 +51,8 @@ def db(database_url: str, *, write: bool = False) -> Iterator[Session]:
 
     Args:
         database_url: The connector database.
-        write: The session reads and then writes (see ``connector.db.session``): on SQLite each
+        write: The session reads and then writes (see ``connector.store.db.session``): on SQLite
+        each
             of its transactions starts as a write.
     """
     with db_session(engine_for(database_url), write=write) as session:

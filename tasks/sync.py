@@ -18,10 +18,10 @@ from prefect.events import emit_event
 from prefect.tasks import Task
 
 from blocks.app import NomiApp
-from connector.connecting import mark_connection_expired
-from connector.models import Connection
-from connector.sync import SyncStatus, sync_list
-from connector.sync_targets import SyncTarget, after_sync, sync_targets
+from connector.connections.consent import mark_connection_expired
+from connector.connections.targets import SyncTarget, after_sync, sync_targets
+from connector.store.models import Connection
+from connector.sync.lists import SyncStatus, sync_list
 from nomi.errors import ConnectionLostError, TransientError
 from tasks.runtime import db, engine_for, nomi_client
 
@@ -95,7 +95,7 @@ def sync_one_list(
     """Sync one list of one business; a lost connection is returned, not raised.
 
     Returns:
-        The `connector.sync.SyncReport` as a dict (``status`` ``connection_lost`` when Nomi
+        The `connector.sync.lists.SyncReport` as a dict (``status`` ``connection_lost`` when Nomi
         refused the connection: the connection is then marked expired).
     """
     logger = get_run_logger()

@@ -10,10 +10,10 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.app import NomiApp
 from blocks.tokens import BlockTokenProvider
-from connector.disconnecting import revoke_pending
-from connector.models import Connection
-from connector.sync_checks import CheckOutcome, check_connection, record_check
-from connector.sync_targets import SyncTarget
+from connector.connections.checks import CheckOutcome, check_connection, record_check
+from connector.connections.disconnect import revoke_pending
+from connector.connections.targets import SyncTarget
+from connector.store.models import Connection
 from tasks.runtime import db, nomi_client
 from tasks.sync import emit, retry_transient
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from connector.db import make_engine, session
-from connector.outbox import claim_ready
+from connector.publishing.outbox import claim_ready
+from connector.store.db import make_engine, session
 
 
 def claim_until_empty(url: str, business_id: str, start: Any, out: Any, batch: int) -> None:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connector.db import make_engine, migrate
+from connector.store.db import make_engine, migrate
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Each ``make_*`` adds a row with sensible defaults, flushes it (so ids and FKs are valid) and returns
 it; pass keyword overrides for any column. Nothing is committed: wrap calls in
-``connector.db.session(engine)`` (which commits on exit) or commit yourself.
+``connector.store.db.session(engine)`` (which commits on exit) or commit yourself.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from connector.models import (
+from connector.rules.names import normalise_name
+from connector.store.models import (
     BankAccount,
     Business,
     Category,
@@ -34,7 +35,6 @@ from connector.models import (
     TaxRate,
     User,
 )
-from connector.names import normalise_name
 
 _seq = itertools.count(1)
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError, require_admin
-from connector.models import AuditLog, Role
+from connector.store.models import AuditLog, Role
 from tests.connector.factories import make_business, make_membership, make_user
 
 

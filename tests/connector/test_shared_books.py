@@ -1,4 +1,5 @@
-"""One Nomi organisation, one business (connector.connecting): who holds an organisation, the
+"""One Nomi organisation, one business (connector.connections.consent): who holds an organisation,
+the
 refusal, and the shared-books exception, on SQLite and PostgreSQL (issue 16, finding 1)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from connector.connecting import (
+from connector.connections.consent import (
     ConsentRequest,
     OrganisationTakenError,
     authorise_consent,
@@ -18,9 +19,9 @@ from connector.connecting import (
     holders_of,
     record_connection,
 )
-from connector.db import session as db_session
-from connector.models import AuditLog, Business, Connection, ConnectionStatus, Role
-from connector.oauth_states import OAuthPurpose
+from connector.connections.oauth_states import OAuthPurpose
+from connector.store.db import session as db_session
+from connector.store.models import AuditLog, Business, Connection, ConnectionStatus, Role
 from nomi.models import Organisation
 from tests.connector.factories import make_business, make_connection, make_membership, make_user
 

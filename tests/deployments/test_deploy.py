@@ -172,7 +172,7 @@ def test_served_sync_deployment_fills_the_lists_from_the_sandbox(
     from prefect.deployments import run_deployment
     from sqlmodel import select
 
-    from connector.models import Supplier
+    from connector.store.models import Supplier
 
     if not (REPO_ROOT / "flows/sync_nomi_reference_data.py").exists():
         pytest.skip("flows/sync_nomi_reference_data.py is not written yet")

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from connector.db import make_engine, migrate
-from connector.db import session as db_session
-from connector.models import ConnectionStatus, Role
+from connector.store.db import make_engine, migrate
+from connector.store.db import session as db_session
+from connector.store.models import ConnectionStatus, Role
 from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.settings import SandboxSettings
@@ -147,7 +147,7 @@ def connect_business(
             )
             from sqlmodel import select
 
-            from connector.models import ConnectionSettings
+            from connector.store.models import ConnectionSettings
 
             row = s.exec(
                 select(ConnectionSettings).where(ConnectionSettings.connection_id == connection.id)

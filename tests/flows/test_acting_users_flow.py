@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 from sqlmodel import Session, select
 
-from connector.models import AuditLog, Connection, ConnectionStatus, Role, User
+from connector.store.models import AuditLog, Connection, ConnectionStatus, Role, User
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from sandbox.browser import complete_consent

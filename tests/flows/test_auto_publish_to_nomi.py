@@ -13,13 +13,13 @@ from sqlmodel import Session, col, select
 
 from blocks.app import NomiApp
 from blocks.tokens import forget_cached_credentials
-from connector.db import make_engine
-from connector.models import Connection, ItemKind, ItemStatus, PublishAttempt, PublishRun
+from connector.store.db import make_engine
+from connector.store.models import Connection, ItemKind, ItemStatus, PublishAttempt, PublishRun
 from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
 from sandbox.seed import BRIGHT_SMILE, HARBOUR
 from sandbox.testing import SandboxHandle
 from tasks.runtime import NomiLimits, nomi_client
-from tests.connector.test_publishing_world import (
+from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
     bank_method,
@@ -279,7 +279,7 @@ def test_connection_lost_stops_the_business_and_reconnect_publishes_what_waited(
         connection.status = "connected"
         s.add(connection)
         s.commit()
-    from tests.connector.test_publishing_world import set_settings
+    from tests.connector.publishing.test_publishing_world import set_settings
 
     with Session(engine) as s:
         set_settings(s, business.connection_id, auto_publish=False)
@@ -479,7 +479,7 @@ def test_names_in_many_scripts_zero_rated_customers_and_faults_publish_to_their_
     carried the extracted penny of tax."""
     from decimal import Decimal
 
-    from connector.names import normalise_name
+    from connector.rules.names import normalise_name
 
     engine = make_engine(connector_db)
     expected: dict[str, tuple[str, str]] = {}  # item id -> (contact kind, name on the item)

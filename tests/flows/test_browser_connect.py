@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from connector.models import Connection, ConnectionStatus
+from connector.store.models import Connection, ConnectionStatus
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle

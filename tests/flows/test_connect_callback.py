@@ -25,9 +25,9 @@ from prefect.settings import PREFECT_API_URL
 from sqlmodel import Session, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from connector.models import AuditLog, Connection, ConnectionStatus
-from connector.oauth_states import OAuthState, StateOutcome
+from connector.connections.oauth_states import OAuthState, StateOutcome
 from connector.settings import ConnectorSettings
+from connector.store.models import AuditLog, Connection, ConnectionStatus
 from deployments.callback import PrefectRetry, create_callback_app
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from sandbox.browser import complete_consent

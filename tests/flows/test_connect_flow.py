@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
-from connector.models import AuditLog, Connection, ConnectionSettings, ConnectionStatus, Role
-from connector.oauth_states import OAuthState, StateOutcome
+from connector.connections.oauth_states import OAuthState, StateOutcome
+from connector.store.models import AuditLog, Connection, ConnectionSettings, ConnectionStatus, Role
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from nomi.client import NomiClient
 from sandbox.browser import complete_consent
@@ -279,7 +279,7 @@ def test_a_connected_business_is_sent_to_reconnect(
 ) -> None:
     member = make_member()
     with db_session_for() as s:
-        from connector.models import Business
+        from connector.store.models import Business
 
         business = s.get(Business, member.business_id)
         assert business is not None

@@ -31,9 +31,9 @@ from prefect.client.schemas.sorting import FlowRunSort
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
-from connector.db import make_engine
-from connector.models import Role
 from connector.settings import ConnectorSettings
+from connector.store.db import make_engine
+from connector.store.models import Role
 from deployments.callback import create_callback_app
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_business, make_membership, make_user

@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import ensure_refresh_lock, refresh_lock_name
-from connector.cli import app as cli
-from connector.db import make_engine
-from connector.disconnecting import REVOKE_PENDING
-from connector.models import (
+from connector.admin.cli import app as cli
+from connector.connections.disconnect import REVOKE_PENDING
+from connector.store.db import make_engine
+from connector.store.models import (
     AuditLog,
     Business,
     Connection,
@@ -48,7 +48,7 @@ from sandbox.testing import SandboxHandle
 from tasks.disconnect import pending_revoke_block_name
 from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_contact_rule, make_membership, make_user
-from tests.connector.test_publishing_world import engine_items, records
+from tests.connector.publishing.test_publishing_world import engine_items, records
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.test_auto_publish_to_nomi import params as publish_params
 from tests.flows.test_auto_publish_to_nomi import prepare

@@ -10,14 +10,14 @@ import pytest
 from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError
-from connector.db import make_engine
-from connector.models import AuditLog, ItemKind, ItemStatus
+from connector.store.db import make_engine
+from connector.store.models import AuditLog, ItemKind, ItemStatus
 from flows.publish_items_to_nomi import PublishItemsParams, publish_items_to_nomi
 from sandbox.seed import HARBOUR
 from sandbox.testing import SandboxHandle
 from tasks.runtime import engine_for
 from tests.connector.conftest import commit_elsewhere_before_first_write
-from tests.connector.test_publishing_world import (
+from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
     engine_items,

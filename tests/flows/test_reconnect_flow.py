@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
-from connector.models import (
+from connector.connections.oauth_states import OAuthState, StateOutcome
+from connector.store.models import (
     AuditLog,
     Business,
     Connection,
@@ -23,7 +24,6 @@ from connector.models import (
     Item,
     ItemStatus,
 )
-from connector.oauth_states import OAuthState, StateOutcome
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError

@@ -7,7 +7,7 @@ from typing import cast
 from sqlmodel import select
 
 from blocks.app import NomiApp
-from connector.models import Connection
+from connector.store.models import Connection
 from tasks.runtime import business_and_connection, db, nomi_client
 
 
@@ -36,7 +36,7 @@ def _read_then_write_while_another_connection_commits(
     import threading
     import time
 
-    from connector.models import Business
+    from connector.store.models import Business
 
     def other() -> None:
         with db(url) as b:

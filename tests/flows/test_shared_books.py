@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
-from connector.models import AuditLog, Connection, ConnectionStatus
-from connector.oauth_states import OAuthState, StateOutcome
+from connector.connections.oauth_states import OAuthState, StateOutcome
+from connector.store.models import AuditLog, Connection, ConnectionStatus
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from nomi.client import NomiClient

@@ -11,7 +11,14 @@ from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from sqlmodel import Session, select
 
-from connector.models import Category, Connection, ConnectionStatus, Supplier, SyncRun, TaxRate
+from connector.store.models import (
+    Category,
+    Connection,
+    ConnectionStatus,
+    Supplier,
+    SyncRun,
+    TaxRate,
+)
 from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle

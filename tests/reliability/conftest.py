@@ -23,21 +23,21 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from blocks.app import NomiApp
-from connector.db import make_engine
-from connector.models import (
+from connector.items.context import build_context
+from connector.publishing.queue import Selection, select_candidates
+from connector.store.db import make_engine
+from connector.store.models import (
     Connection,
     Item,
     ItemKind,
     ItemStatus,
     PublishAttempt,
 )
-from connector.publish_queue import Selection, select_candidates
-from connector.review import build_context
 from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
 from sandbox.testing import SandboxHandle
 from tasks.runtime import NomiLimits, nomi_client
 from tests.connector.factories import make_contact_rule
-from tests.connector.test_publishing_world import (
+from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
     bank_method,

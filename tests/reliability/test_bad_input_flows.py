@@ -21,7 +21,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from blocks.credentials import NomiCredentials
-from connector.models import (
+from connector.connections.oauth_states import OAuthState
+from connector.store.models import (
     AuditLog,
     Business,
     Connection,
@@ -33,7 +34,6 @@ from connector.models import (
     Role,
     SyncRun,
 )
-from connector.oauth_states import OAuthState
 from flows.auto_publish_to_nomi import AutoPublishParams, auto_publish_to_nomi
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.publish_items_to_nomi import PublishItemsParams, publish_items_to_nomi

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from connector.cli import app
-from connector.db import make_engine, migrate
-from connector.intake import IntakeError, import_items
-from connector.models import AuditLog, Business, Item, Role
+from connector.admin.cli import app
+from connector.items.intake import IntakeError, import_items
+from connector.store.db import make_engine, migrate
+from connector.store.models import AuditLog, Business, Item, Role
 from tests.connector.factories import make_business, make_membership, make_user
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

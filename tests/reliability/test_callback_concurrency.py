@@ -36,9 +36,15 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 import deployments.callback as callback_module
-from connector.db import make_engine, session
-from connector.history import record_audit
-from connector.oauth_states import OAuthPurpose, OAuthState, hash_state, new_state, open_state
+from connector.connections.oauth_states import (
+    OAuthPurpose,
+    OAuthState,
+    hash_state,
+    new_state,
+    open_state,
+)
+from connector.history.records import record_audit
+from connector.store.db import make_engine, session
 from tasks.connect import code_block_name, wait_for_consent
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for

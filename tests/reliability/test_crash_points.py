@@ -3,7 +3,8 @@
 A "crash" is a ``BaseException`` raised at the chosen point: nothing after it runs (no handler of
 the pipeline catches it), so the database keeps exactly what a killed process would have left.
 The point after the create and before ``record_progress`` is covered in
-``tests/connector/test_publishing.py``; these are the points after the image and the payment.
+``tests/connector/publishing/test_publishing.py``; these are the points after the image and the
+payment.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 
 import pytest
 
-import connector.publishing
-from connector.models import ItemKind, ItemStatus
-from connector.publish_queue import recover_stale
-from tests.connector.test_publishing import World, attempts
-from tests.connector.test_publishing import world as world  # the fixture
-from tests.connector.test_publishing_world import bank_method, duplicates, write_image
+import connector.publishing.pipeline
+from connector.publishing.queue import recover_stale
+from connector.store.models import ItemKind, ItemStatus
+from tests.connector.publishing.test_publishing import World, attempts
+from tests.connector.publishing.test_publishing import world as world  # the fixture
+from tests.connector.publishing.test_publishing_world import bank_method, duplicates, write_image
 
 
 class Crash(BaseException):
@@ -84,7 +85,11 @@ def test_a_crash_after_saving_the_image_before_mark_published_publishes_without_
     item_id = world.add(ItemKind.COST, image_path=str(image), image_content_type="application/pdf")
     world.ready()
     with monkeypatch.context() as m:
-        m.setattr(connector.publishing.outbox, "mark_published", crash_after(lambda *a, **k: None))
+        m.setattr(
+            connector.publishing.pipeline.outbox,
+            "mark_published",
+            crash_after(lambda *a, **k: None),
+        )
         with pytest.raises(Crash):
             world.publish(workers=1)
     left = world.item(item_id)

@@ -22,8 +22,8 @@ import pytest
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
-from connector.db import make_engine
-from connector.models import Connection, Item, ItemKind, ItemStatus, PublishAttempt
+from connector.store.db import make_engine
+from connector.store.models import Connection, Item, ItemKind, ItemStatus, PublishAttempt
 from deployments.automations import ZOMBIE_AFTER_SECONDS, replace_automation, zombie_run_automation
 from deployments.local import free_port
 from deployments.local import prefect_server as local_prefect_server
@@ -31,7 +31,7 @@ from deployments.scale import GroupProcess, start_group
 from sandbox.testing import SandboxHandle
 from tasks.publish import PUBLISH_LOCK_LEASE_SECONDS, publish_lock_name
 from tasks.runtime import NomiLimits, nomi_client
-from tests.connector.test_publishing_world import (
+from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
     duplicates,

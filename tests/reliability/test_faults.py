@@ -26,8 +26,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from connector.db import make_engine
-from connector.models import Item, ItemStatus, PublishAttempt
+from connector.store.db import make_engine
+from connector.store.models import Item, ItemStatus, PublishAttempt
 from sandbox.testing import SandboxHandle
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.conftest import connect_business as connect_business

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from connector.db import make_engine
-from connector.models import Item, ItemStatus, PublishRun
+from connector.store.db import make_engine
+from connector.store.models import Item, ItemStatus, PublishRun
 from flows.auto_publish_to_nomi import PublishSummary, auto_publish_to_nomi
 from sandbox.testing import SandboxHandle
 from tests.flows.conftest import ConnectedBusiness

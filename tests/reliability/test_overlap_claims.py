@@ -21,8 +21,8 @@ import pytest
 from prefect.logging import disable_run_logger
 
 from blocks.app import NomiApp
-from connector.db import make_engine, migrate
-from connector.publish_queue import Selection
+from connector.publishing.queue import Selection
+from connector.store.db import make_engine, migrate
 from sandbox.testing import SandboxHandle
 from tasks.publish import publish_next_batch
 from tests.flows.conftest import ConnectedBusiness

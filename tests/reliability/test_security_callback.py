@@ -20,8 +20,7 @@ import pytest
 from prefect.blocks.system import Secret
 from sqlmodel import Session, select
 
-from connector.models import AuditLog
-from connector.oauth_states import (
+from connector.connections.oauth_states import (
     OAuthPurpose,
     OAuthState,
     StateOutcome,
@@ -30,6 +29,7 @@ from connector.oauth_states import (
     new_state,
     open_state,
 )
+from connector.store.models import AuditLog
 from tasks.connect import code_block_name
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for

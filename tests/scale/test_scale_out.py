@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
-from connector.db import make_engine, migrate
-from connector.models import Connection, Item, ItemKind, ItemStatus
+from connector.store.db import make_engine, migrate
+from connector.store.models import Connection, Item, ItemKind, ItemStatus
 from deployments.scale import Cluster, ScaleSettings, prefect_cluster
 from sandbox.testing import SandboxHandle
 from tasks.runtime import NomiLimits, nomi_client
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.connector.test_publishing_world import (
+from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
     duplicates,

@@ -1,0 +1,1 @@
+"""The ops command line and the library calls it makes, one module per noun."""

@@ -1,0 +1,1 @@
+"""Connections to Nomi: consent, OAuth states, checks, which ones to sync, disconnect."""

@@ -1,0 +1,1 @@
+"""Run history: the records, loaders, the report, its artifacts and the export."""

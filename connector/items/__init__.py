@@ -1,0 +1,1 @@
+"""Items of a business: intake from files, images, edits, and their review context."""

@@ -1,1 +1,0 @@
-"""Alembic migrations of the connector database (run with ``connector.db.migrate``)."""

@@ -1,0 +1,1 @@
+"""Publishing items to Nomi: the queue, claims and outbox, payloads, batches."""

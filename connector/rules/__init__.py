@@ -1,0 +1,1 @@
+"""What an item publishes as: the pure resolve pipeline, money and names."""

@@ -1,0 +1,1 @@
+"""The connector's database: tables, engine and sessions, group commit, migrations."""

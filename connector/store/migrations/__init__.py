@@ -1,0 +1,1 @@
+"""Alembic migrations of the connector database (run with ``connector.store.db.migrate``)."""

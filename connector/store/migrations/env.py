@@ -1,0 +1,49 @@
+"""Alembic environment: targets the connector tables (``connector.store.models.metadata``).
+
+Run through ``connector.store.db.migrate(engine)``, which passes an open connection in
+``config.attributes["connection"]``; otherwise the URL comes from ``ConnectorSettings``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+import connector.store.models
+
+target_metadata = connector.store.models.metadata
+
+
+def _run(connection: sa.Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run against the connection handed in by ``connector.store.db.migrate``, or a fresh engine."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    from connector.settings import ConnectorSettings
+    from connector.store.db import make_engine
+
+    engine = make_engine(ConnectorSettings().database_url)
+    try:
+        with engine.begin() as conn:
+            _run(conn)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    raise RuntimeError(
+        "offline (SQL script) migrations are not supported; use connector.store.db.migrate"
+    )
+run_migrations_online()

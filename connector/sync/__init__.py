@@ -1,0 +1,1 @@
+"""Mirroring Nomi's reference lists and supplier rules into the connector's tables."""

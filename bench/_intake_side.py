@@ -1,23 +1,6 @@
-"""One side of the intake benchmark, run in its own process so its peak RSS is its own.
-
-``python -m bench._intake_side ours|baseline|probe`` reads ``BENCH_DB`` (the SQLite file of a
-migrated connector database), ``BENCH_FILE`` (the CSV), ``BENCH_BUSINESS`` (the business id),
-``BENCH_ACTOR`` (ours: the importing member's email) and ``BENCH_IMAGES`` (ours: the images
-folder), and prints one JSON line.
-
-* ``ours``: ``connector.items.intake.import_items`` (what ``items import`` runs). Every write
-  transaction is timed from its ``BEGIN IMMEDIATE`` (once SQLite granted the lock) until its
-  commit or rollback returned: ``{"seconds", "rows", "imported", "peak_rss_mb",
-  "longest_write_s", "writes"}``.
-* ``baseline``: ``csv.reader`` over the file and one ``sqlite3`` ``executemany`` of every row
-  into the same ``items`` table (no checks, one transaction), with random ``uuid4`` ids as the
-  model makes them, or with ``BENCH_ORDERED_IDS=1`` the time-ordered ids our import uses:
-  ``{"seconds", "rows", "peak_rss_mb"}``.
-* ``probe``: another writer, as the CLI or a publish run would be: until stdin closes, every
-  50 ms a one-row write transaction through its own connection; prints ``{"writes",
-  "longest_wait_s"}`` (how long the longest of them took, waiting for the lock included).
-
-Imports stay minimal on every side so the memory figures compare the work.
+"""One side of the intake benchmark (``ours``, ``baseline`` or the ``probe`` writer), run in its own
+process so its peak RSS is its own; reads ``BENCH_*`` variables and prints one JSON line.
+Method and figures: docs/performance.md.
 """
 
 from __future__ import annotations

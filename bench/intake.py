@@ -1,29 +1,8 @@
 """Benchmark: importing a 200,000-row CSV of items, its peak memory and its write transactions.
 
-Set-up (not timed): a CSV of 200,000 items (every column the format has; a third each cost items,
-sales items and expense claims; one row in ten names one of five small PNG images; some names
-with accents), a temporary migrated SQLite connector database holding a business and a
-``standard`` member (the importing actor), copied afresh before every run.
-
-Each side runs in its own process (``python -m bench._intake_side``), reports its own time (the
-work only) and its peak RSS (``VmHWM``):
-
-* baseline: ``csv.reader`` over the file and one ``sqlite3`` ``executemany`` of every row into
-  the same ``items`` table, no checks, one transaction;
-* ours: ``connector.items.intake.import_items`` (what ``nomi-connector items import`` runs: every
-check,
-  images stored once each, duplicates looked up, chunked writes, audit), with another process
-  writing one row every 50 ms meanwhile (as the CLI or a publish run would) and timing its waits;
-* then ours again on ``CONNECTED_ROWS`` rows into a business with a Nomi connection, so the
-  import also assesses the items (chunked as well), for the write transactions of assessment;
-* and the baseline once more with the time-ordered (version 7) ids our import gives new items
-  instead of the model's random ones, printed as ``baseline_v7_ids`` (not in the ratio: it shows
-  how much of the baseline's time the random ids cost).
-
-Prints ``BENCH intake ratio=<our rows/s / baseline rows/s> target=0.5``, ``BENCH intake-memory
-ratio=<our peak MB> target=300(at-most)`` and ``BENCH intake-write-lock ratio=<longest write
-transaction of our imports, s> target=1(at-most)``. ``python -m bench.intake [ROWS]`` runs
-another size.
+Prints ``BENCH intake``, ``BENCH intake-memory`` and ``BENCH intake-write-lock`` against a plain
+``csv.reader`` + ``executemany`` baseline run alongside. ``python -m bench.intake [ROWS]`` runs
+another size. Method and figures: docs/performance.md.
 """
 
 from __future__ import annotations

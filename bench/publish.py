@@ -1,26 +1,8 @@
-"""Benchmark: the auto-publish flow against plain httpx posting the same payloads.
+"""Benchmark: the auto-publish flow against plain httpx posting the same payloads to the sandbox.
 
-Set-up (not timed): a ``nomi-sandbox --test-mode`` process with every limit off, 50 organisations
-added with ``POST /_admin/tenants``, one consent and one credentials block each, a business per
-organisation in a temporary SQLite connector database, lists mirrored with the real sync and 200
-Ready items per business (half cost items → ``POST /expenses``, half sales items →
-``POST /sales-invoices``; no images, no payments).
-
-Measured in the same run, against the same sandbox process:
-
-* baseline: the very request bodies our publisher builds (``connector.publishing.payloads`` from
-the same
-  resolutions, with their own ``source_id``/number so nothing is replayed) POSTed with plain httpx
-  on as many threads as the flow publishes on (task-runner workers times per-tenant concurrency);
-* ours: ``auto_publish_to_nomi`` (the real flow, under a local Prefect server) publishing every
-  item, claims, attempt rows and summaries included.
-
-Prints ``BENCH publish ratio=<our items/s / baseline items/s> target=0.8`` with both throughputs,
-and where each side's CPU went (``bench._cpu``): milliseconds per item of the measured process, the
-sandbox and the Prefect server, the machine's busy share, and two ceilings of the ratio:
-``gil_bound`` (our process given a whole core: it runs on one interpreter) and ``cores_bound``
-(every process of our side given every core). The ratio cannot pass either.
-``python -m bench.publish [ITEMS [BUSINESSES]]`` runs another size.
+Prints ``BENCH publish`` (our items/s over the baseline's) with where each side's CPU went and the
+ratio's ceilings. ``python -m bench.publish [ITEMS [BUSINESSES]]`` runs another size. Method and
+figures: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Benchmark: the history report over 1,000,000 publish attempts (a year, 1,000 businesses).
 
-Generates the rows with executemany into a temporary SQLite file, then measures in the same run:
-
-* baseline: a naive ``pd.read_sql`` of the whole ``publish_attempts`` table plus pandas groupbys
-  (outcomes per business and day, error codes);
-* ours: ``connector.history.report.build_report`` for the same year (SQL aggregation, chunked
-reads).
-
-Prints ``BENCH report ratio=<baseline s / our s> target=1.0`` (faster than the naive read),
-``BENCH report-memory ratio=<baseline peak / our peak> target=5`` and the raw numbers. Peak
-memory is Python-side allocation (tracemalloc, which also sees numpy/pandas buffers), measured in
-separate passes so the tracing does not distort the timings.
-
-``python -m bench.reports [ROWS]`` runs it with another row count.
+Prints ``BENCH report`` and ``BENCH report-memory`` against a naive ``pd.read_sql`` baseline run
+alongside. ``python -m bench.reports [ROWS]`` runs another size. Method and figures:
+docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,21 +1,8 @@
-"""Benchmark: a full supplier sync of 100,000 suppliers, memory, and an incremental sync.
+"""Benchmark: a full supplier sync of 100,000 suppliers, its memory, and an incremental sync.
 
-Set-up (not timed): a ``nomi-sandbox --test-mode`` process with every limit off, 100,000 suppliers
-bulk-seeded into Bright Smile (``POST /_admin/tenants/{id}/suppliers``), the sandbox clock moved
-an hour on (so the seeded records are older than the incremental lookback), one consent, and a
-connected business in a temporary SQLite connector database.
-
-Each side runs in its own process (``python -m bench._sync_side``) and reports its own time (the
-work only, not interpreter start-up) and its peak RSS (``VmHWM`` of its own process):
-
-* baseline: pages of 1000 with plain httpx, ``sqlite3`` ``executemany`` into one table per page;
-* ours: ``connector.sync.lists.sync_list(..., list_name="suppliers", mode="full")`` (the sync flow's
-  task body: upserts, counts, archive pass, ``SyncRun`` row, bookmark);
-* then 1% of the suppliers are changed through the admin API and ours runs ``incremental``.
-
-Prints ``BENCH sync ratio=<baseline s / our s> target=0.8``, ``BENCH sync-memory
-ratio=<our peak MB> target=300`` (at most) and ``BENCH sync-incremental ratio=<incremental s /
-full s> target=0.03`` (at most). ``python -m bench.sync [SUPPLIERS]`` runs another size.
+Prints ``BENCH sync``, ``BENCH sync-memory`` and ``BENCH sync-incremental`` against plain httpx
+paging + ``executemany`` run alongside. ``python -m bench.sync [SUPPLIERS]`` runs another size.
+Method and figures: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,28 +1,8 @@
-"""One guard for free text that can reach Nomi, a terminal or a spreadsheet (issue 17).
+"""One guard for free text that can reach Nomi, a terminal or a spreadsheet.
 
-Every text a person types or a file brings in (item fields, rule names and descriptions, payment
-method names, business names, user names and emails) goes through ``guard_text`` before it is
-stored. It:
-
-- normalises to NFC, so "café" typed precomposed and with a combining accent is one text;
-- strips surrounding spaces, tabs and line breaks (an empty result is "absent"); other
-  controls are refused wherever they are, not stripped away unseen;
-- refuses control characters (C0 and C1, DEL, NUL, ESC), unpaired surrogates and the
-  bidirectional controls that can disguise text (``BIDI_CONTROLS``); line and paragraph
-  separators (U+2028, U+2029) are refused in one-line text and are line breaks (stored as
-  ``\\n``) in multi-line text, where ``\\n``, ``\\r`` and ``\\t`` are allowed;
-- refuses text whose first visible character makes a spreadsheet read it as a formula
-  (``FORMULA_PREFIXES``; invisible format characters and spaces in front do not hide it);
-- refuses text longer than its column (``limit``, counted in characters after NFC, as
-  PostgreSQL's ``varchar(n)`` counts them).
-
-A refusal is a ``TextRefusedError`` (a ``ValueError``) whose message names the field and shows the
-offending character as an escape, never raw, so the same clear error comes from SQLite and
-PostgreSQL (which would otherwise fail with a raw ``DataError`` on a NUL or an over-long value).
-
-``printable`` is the other half: what a CLI prints of stored text, with every control, separator
-and bidirectional control shown as an escape (``\\x1b``, ``\\u202e``) instead of reaching the
-terminal raw.
+``guard_text`` normalises (NFC, surrounding space) and refuses controls, disguising bidirectional
+characters, spreadsheet formulas and over-long text with a ``TextRefusedError`` that names the
+field; ``printable`` escapes what a CLI prints of stored text. The rules: docs/intake.md.
 """
 
 from __future__ import annotations

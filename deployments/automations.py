@@ -1,18 +1,6 @@
-"""Automations ops create once per Prefect server: alerts and crashed-run detection.
-
-``python -m deployments.automations --block slack-webhook/ops-alerts`` creates (or replaces) the
-automation ``notify-nomi-connection-expired``: on every ``nomi.connection.expired`` event it sends
-a notification through that notification block. The deployment trigger of ``notify-ops`` (in
-``prefect.yaml``) works without any block; this one is optional.
-
-``python -m deployments.automations --crash-zombies`` creates (or replaces)
-``crash-zombie-nomi-runs``: a run of a publishing or syncing flow that stops sending heartbeats
-(its worker was killed, its machine died) is marked **Crashed** ``ZOMBIE_AFTER_SECONDS`` after its
-last heartbeat. Until then a dead auto-publish run still shows Running and holds its deployment's
-slot, so every scheduled sweep is cancelled (``docs/reliability.md``, "Crashes"). Workers must send
-heartbeats every ``HEARTBEAT_SECONDS`` (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``: the work pool's job
-variables in ``prefect.yaml`` set it, and ``deployments.serve`` sets it for its runs); Prefect's
-default of 180 s would have healthy runs crashed.
+"""Automations ops create once per Prefect server: the expired-connection alert and crashed-run
+detection (``python -m deployments.automations --block <type/name>`` or ``--crash-zombies``).
+Why zombie runs must be crashed, and the heartbeat it needs: docs/reliability.md, "Crashes".
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""Start the scaled-out topology on one machine: PostgreSQL + Redis backed Prefect, process workers.
-
-What runs (each a process group of its own, so it can be stopped, or killed, with its children):
-
-- ``prefect server start --no-services`` API servers (as many as asked, each on its own port);
-- one ``prefect server services start`` process (scheduler, repossessor, late runs, triggers...);
-- ``prefect worker start --type process`` workers polling a work pool.
-
-The servers share one PostgreSQL database (``postgresql+asyncpg://``) and Redis for messaging, the
-event cache, causal ordering, concurrency leases and docket, as ``/work/shared/guides/PREFECT.md``
-section 7 describes. ``docs/scaling.md`` shows the same topology over many machines.
+"""Start the scaled-out topology on one machine: API servers and one services process on PostgreSQL
+and Redis, process workers on a work pool, each its own process group. docs/scaling.md shows the
+same topology over many machines.
 """
 
 from __future__ import annotations

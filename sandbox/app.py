@@ -9,9 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from sandbox import admin, api, connections, documents, oauth
-from sandbox.gateway import Gateway
-from sandbox.problems import ProblemError, problem_response
+from sandbox.api import admin, documents
+from sandbox.api import lists as api
+from sandbox.api.problems import ProblemError, problem_response
+from sandbox.auth import connections, oauth
+from sandbox.gateway.asgi import Gateway
 from sandbox.seed import bulk_suppliers, seed_demo, tenant_id
 from sandbox.settings import SandboxSettings
 from sandbox.state import SandboxState

@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 
 import httpx
 
+from sandbox.auth.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, s256
 from sandbox.browser import complete_consent
 from sandbox.seed import ACCOUNTING_CODES, LOGINS
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxHandle, running_sandbox
-from sandbox.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, s256
 
 REDIRECT = "http://127.0.0.1:8400/callback"
 

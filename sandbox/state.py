@@ -6,13 +6,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.auth.tokens import TokenService
 from sandbox.clock import Clock
-from sandbox.faults import FaultRegistry
-from sandbox.idempotency import IdempotencyKeys
-from sandbox.limits import RateLimiter
+from sandbox.gateway.faults import FaultRegistry
+from sandbox.gateway.idempotency import IdempotencyKeys
+from sandbox.gateway.limits import RateLimiter
 from sandbox.settings import SandboxSettings
 from sandbox.store import Store
-from sandbox.tokens import TokenService
 
 
 @dataclass

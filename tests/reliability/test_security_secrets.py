@@ -43,10 +43,10 @@ from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
 from flows.verify_nomi_connection import VerifyParams, verify_nomi_connection
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError
+from sandbox.auth.tokens import TokenService
 from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
-from sandbox.tokens import TokenService
 from tests.connector.factories import make_item
 from tests.flows.conftest import connector_db, db_session_for, sandbox
 from tests.flows.test_connect_support import (

@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from sandbox.auth.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, s256
 from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, HARBOUR, NORTHWIND, tenant_id
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxHandle, running_sandbox
-from sandbox.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, s256
 
 OWNER = ("owner@brightsmile.example", "brightsmile-owner")
 ACCOUNTANT = ("accountant@ledgerline.example", "ledgerline-accountant")

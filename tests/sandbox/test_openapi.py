@@ -16,8 +16,7 @@ from schemathesis.schemas import BaseSchema
 
 from sandbox import openapi
 from sandbox.testing import SandboxHandle
-
-from .conftest import BSD
+from tests.sandbox.conftest import BSD
 
 
 def test_the_committed_openapi_document_is_the_served_one(sandbox: SandboxHandle) -> None:

@@ -9,8 +9,7 @@ import httpx
 
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxHandle, running_sandbox
-
-from .conftest import BSD, HCC, NWJ
+from tests.sandbox.conftest import BSD, HCC, NWJ
 
 
 def test_admin_routes_do_not_exist_outside_test_mode() -> None:
@@ -115,6 +114,6 @@ def test_secrets_are_not_in_the_request_journal(sandbox: SandboxHandle, connect:
 def test_the_documented_tenant_ids_are_the_seeded_ones() -> None:
     from pathlib import Path
 
-    doc = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
+    doc = (Path(__file__).parents[3] / "docs" / "sandbox.md").read_text()
     for tenant in (BSD, HCC, NWJ):
         assert f"`{tenant}`" in doc

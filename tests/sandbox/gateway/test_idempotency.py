@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from sandbox.testing import SandboxHandle
-
-from .conftest import BSD, ids
+from tests.sandbox.conftest import BSD, ids
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def test_keys_are_kept_24_hours_on_the_sandbox_clock(
 def test_keys_are_per_tenant(
     sandbox: SandboxHandle, connect: Any, api_for: Any, body: dict[str, Any]
 ) -> None:
-    from .conftest import ACCOUNTANT, HCC
+    from tests.sandbox.conftest import ACCOUNTANT, HCC
 
     owner = api_for(connect()["access_token"], BSD)
     accountant = api_for(connect(login=ACCOUNTANT, tenant=HCC)["access_token"], HCC)

@@ -14,10 +14,10 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.api.problems import ProblemError, problem_bytes
 from sandbox.clock import iso
-from sandbox.faults import Fault
-from sandbox.idempotency import Outcome, Stored, request_hash
-from sandbox.problems import ProblemError, problem_bytes
+from sandbox.gateway.faults import Fault
+from sandbox.gateway.idempotency import Outcome, Stored, request_hash
 from sandbox.state import SandboxState
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from sandbox.testing import SandboxHandle
-
-from .conftest import BSD, NWJ, ids
+from tests.sandbox.conftest import BSD, NWJ, ids
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from sandbox.testing import SandboxHandle
-
-from .conftest import BSD, HCC, exchange, get_code, ids, refresh
+from tests.sandbox.conftest import BSD, HCC, exchange, get_code, ids, refresh
 
 
 @pytest.fixture

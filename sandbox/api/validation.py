@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sandbox.problems import ProblemError
-from sandbox.schemas import ContactCreate, ExpenseCreate, PaymentCreate, SalesInvoiceCreate
+from sandbox.api.problems import ProblemError
+from sandbox.api.schemas import ContactCreate, ExpenseCreate, PaymentCreate, SalesInvoiceCreate
 from sandbox.store import Store
 
 Errors = list[dict[str, Any]]

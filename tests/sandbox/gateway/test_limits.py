@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 
 from sandbox.testing import SandboxHandle
-
-from .conftest import ACCOUNTANT, BSD, HCC
+from tests.sandbox.conftest import ACCOUNTANT, BSD, HCC
 
 
 def test_minute_limit_counts_down_then_429_with_retry_after(

@@ -9,11 +9,10 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from sandbox.api import list_page
-from sandbox.context import COMMON, EXPENSES, SALES, Ctx, json_response
-from sandbox.problems import ProblemError
-from sandbox.schemas import Attachment as AttachmentOut
-from sandbox.schemas import (
+from sandbox.api.lists import list_page
+from sandbox.api.problems import ProblemError
+from sandbox.api.schemas import Attachment as AttachmentOut
+from sandbox.api.schemas import (
     Expense,
     ExpenseCreate,
     Page,
@@ -23,7 +22,8 @@ from sandbox.schemas import (
     SalesInvoiceCreate,
     problem_responses,
 )
-from sandbox.validation import Validator, money
+from sandbox.api.validation import Validator, money
+from sandbox.auth.context import COMMON, EXPENSES, SALES, Ctx, json_response
 
 ATTACHMENT_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/heic")
 BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
+from sandbox.auth.tokens import s256
 from sandbox.browser import complete_consent
 from sandbox.seed import LOGINS
 from sandbox.testing import running_sandbox
-from sandbox.tokens import s256
 
 ACCOUNTANT, PASSWORD = LOGINS[1][0], LOGINS[1][1]
 

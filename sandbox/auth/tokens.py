@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.api.problems import ProblemError
 from sandbox.clock import Clock, iso
-from sandbox.problems import ProblemError
 from sandbox.settings import SandboxSettings
 from sandbox.store import Store
 

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from sandbox.api.problems import ProblemError
 from sandbox.clock import iso
-from sandbox.faults import FAULT_NAMES
-from sandbox.problems import ProblemError
+from sandbox.gateway.faults import FAULT_NAMES
 from sandbox.seed import bulk_suppliers, seed_organisation, tenant_id
 from sandbox.state import SandboxState
 

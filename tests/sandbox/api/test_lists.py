@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from sandbox.testing import SandboxHandle
-
-from .conftest import ACCOUNTANT, BSD, HCC
+from tests.sandbox.conftest import ACCOUNTANT, BSD, HCC
 
 LISTS = ["suppliers", "customers", "categories", "tax-rates", "bank-accounts", "users"]
 

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sandbox.api.problems import ProblemError
+from sandbox.api.schemas import problem_responses
+from sandbox.auth.tokens import Grant
 from sandbox.clock import iso
-from sandbox.problems import ProblemError
-from sandbox.schemas import problem_responses
 from sandbox.state import SandboxState
-from sandbox.tokens import Grant
 
 bearer = HTTPBearer(auto_error=False, description="An access token from /oauth/token")
 

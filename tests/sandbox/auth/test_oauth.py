@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import httpx
 
+from sandbox.auth.tokens import CLIENT_ID, CLIENT_SECRET
 from sandbox.browser import complete_consent, forms_of
 from sandbox.testing import SandboxHandle
-from sandbox.tokens import CLIENT_ID, CLIENT_SECRET
-
-from .conftest import (
+from tests.sandbox.conftest import (
     ACCOUNTANT,
     BSD,
     HCC,

@@ -8,10 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from sandbox.clock import iso, parse_iso
-from sandbox.context import COMMON, CONTACTS, EXPENSES, SALES, SETTINGS, Ctx, json_response
-from sandbox.problems import ProblemError
-from sandbox.schemas import (
+from sandbox.api.problems import ProblemError
+from sandbox.api.schemas import (
     BankAccount,
     Category,
     Contact,
@@ -21,7 +19,9 @@ from sandbox.schemas import (
     TaxRate,
     User,
 )
-from sandbox.validation import Validator
+from sandbox.api.validation import Validator
+from sandbox.auth.context import COMMON, CONTACTS, EXPENSES, SALES, SETTINGS, Ctx, json_response
+from sandbox.clock import iso, parse_iso
 
 router = APIRouter(prefix="/api/v1", responses=COMMON)
 

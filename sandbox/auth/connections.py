@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
+from sandbox.api.problems import ProblemError
+from sandbox.api.schemas import Connection, problem_responses
+from sandbox.auth.context import bearer, grant_of, state_of
+from sandbox.auth.tokens import Grant
 from sandbox.clock import iso
-from sandbox.context import bearer, grant_of, state_of
-from sandbox.problems import ProblemError
-from sandbox.schemas import Connection, problem_responses
-from sandbox.tokens import Grant
 
 router = APIRouter(responses=problem_responses(401, 403, 404, 429))
 

@@ -24,8 +24,8 @@ from fastapi.responses import (
     Response,
 )
 
+from sandbox.auth.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, OAuthError
 from sandbox.state import SandboxState
-from sandbox.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, OAuthError
 
 REDIRECT = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d{1,5})?(/[^\s#]*)?$")
 SCOPE_TEXT = {

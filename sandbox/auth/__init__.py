@@ -1,0 +1,1 @@
+"""OAuth consent, tokens, the organisations a token acts for, and request authentication."""

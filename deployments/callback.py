@@ -65,7 +65,7 @@ from connector.connections.oauth_states import (
 from connector.history.records import record_audit
 from connector.settings import ConnectorSettings
 from connector.store.db import make_engine, session
-from tasks.connect import code_block_name, discard_parked_code
+from tasks.consent import code_block_name, discard_parked_code
 
 log = logging.getLogger("deployments.callback")
 

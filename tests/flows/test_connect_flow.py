@@ -22,7 +22,7 @@ from nomi.client import NomiClient
 from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
-from tasks.connect import code_block_name
+from tasks.consent import code_block_name
 from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_connection
 from tests.flows.test_connect_support import (

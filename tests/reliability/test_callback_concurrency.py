@@ -45,7 +45,7 @@ from connector.connections.oauth_states import (
 )
 from connector.history.records import record_audit
 from connector.store.db import make_engine, session
-from tasks.connect import code_block_name, wait_for_consent
+from tasks.consent import code_block_name, wait_for_consent
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for
 from tests.flows.test_connect_support import (

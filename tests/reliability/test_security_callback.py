@@ -30,7 +30,7 @@ from connector.connections.oauth_states import (
     open_state,
 )
 from connector.store.models import AuditLog
-from tasks.connect import code_block_name
+from tasks.consent import code_block_name
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for
 from tests.flows.test_connect_support import CallbackServer, callback

@@ -40,7 +40,13 @@ from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from sandbox.browser import complete_consent
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_business, make_membership, make_user
-from tests.flows.conftest import ACCOUNTANT_EMAIL, ACCOUNTANT_PASSWORD, OWNER_EMAIL, OWNER_PASSWORD
+from tests.flows.conftest import (
+    ACCOUNTANT_EMAIL,
+    ACCOUNTANT_PASSWORD,
+    OWNER_EMAIL,
+    OWNER_PASSWORD,
+    save_nomi_app,
+)
 
 #: Sign in at Nomi's consent pages as the owner (the default is the accountant).
 OWNER = {"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
@@ -92,19 +98,7 @@ def callback(connector_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
 @pytest.fixture
 def app_block(prefect_server: None, sandbox: SandboxHandle, callback: CallbackServer) -> str:
     """A saved `NomiApp` block whose redirect URI is the test's callback; returns its name."""
-    from blocks.app import NomiApp
-
-    name = f"nomi-cb-{uuid.uuid4().hex[:8]}"
-    NomiApp(
-        client_id="nomi-connector-sandbox",
-        client_secret="sandbox-client-secret",
-        authorize_url=sandbox.authorize_url,
-        token_url=sandbox.token_url,
-        revoke_url=sandbox.revoke_url,
-        api_base_url=sandbox.base_url,
-        redirect_uri=callback.redirect_uri,
-    ).save(name)
-    return name
+    return save_nomi_app(sandbox, prefix="nomi-cb", redirect_uri=callback.redirect_uri)
 
 
 @dataclass

@@ -1,15 +1,8 @@
 """Access control: who is acting, and only admins of a business (and its accountants) may change it.
 
-Every entry point that takes an acting user's email (the connect and reconnect flows,
-publish-items, item edits, the CLI's ``--actor``) finds the user with ``require_actor``: the email
-is compared in one normal form (``normalise_email``: trimmed, case-folded), and an unknown actor
-is refused and audited like any other refusal. Connect, reconnect, disconnect and settings changes
-then call ``require_admin`` (``require_admin_actor`` does both). Every decision is
-written to the audit log: an allowed action in the caller's transaction (it stands or falls with the
-action), a refusal in a transaction of its own, so it survives the caller rolling back. Call it
-before the session writes anything: a refusal rolls the caller's transaction back first, so that
-the caller may hold a write transaction (on SQLite it would block the refusal's own) and loses
-nothing by it.
+``require_actor`` finds the acting user by email in one normal form (``normalise_email``);
+``require_admin`` allows admins and accountants only. Every decision is audited: an allowed one in
+the caller's transaction, a refusal in a transaction of its own (call these before writing).
 """
 
 from __future__ import annotations
@@ -21,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from connector.history.records import record_audit
 from connector.store.models import Business, Membership, Role, User
+from connector.text_guard import shown
 
 ADMIN_ROLES = frozenset({Role.ADMIN, Role.ACCOUNTANT})
 
@@ -74,12 +68,6 @@ def find_user(session: Session, email: str) -> User | None:
     return users[0] if len(users) == 1 else None
 
 
-def shown_email(email: str) -> str:
-    """An acting user's email as given, fit for a message: cut, and quoted if it has odd spaces."""
-    cut = email[:EMAIL_MAX]
-    return cut if cut == cut.strip() and cut.isprintable() and cut else repr(cut)
-
-
 def require_actor(
     session: Session,
     *,
@@ -117,7 +105,7 @@ def require_actor(
         if not users
         else "several users have this email once case and spaces are ignored; fix the users"
     )
-    message = f"user {shown_email(email)} may not perform '{action}' on {where}: {why}"
+    message = f"user {shown(email)} may not perform '{action}' on {where}: {why}"
     audit_refusal(
         session,
         action=action,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
 from connector.connections.oauth_states import OAuthPurpose
 from connector.settings import ConnectorSettings
-from tasks.connect import Connected, connect_with_consent, publish_summary, run_follow_up
+from tasks.connect import finish_connection
+from tasks.consent import connect_with_consent
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 
 
@@ -79,19 +80,10 @@ def connect_to_nomi(params: ConnectParams) -> str:
         shared_books=params.shared_books,
     )
     follow_ups = {
-        "verify": run_follow_up("verify", lambda: _verify(params)),
-        "first sync (full)": run_follow_up("first sync", lambda: _first_sync(params)),
+        "verify": lambda: _verify(params),
+        "first sync (full)": lambda: _first_sync(params),
     }
-    _summarise(params.business, connected, {k: v[0] for k, v in follow_ups.items()})
-    failed = [name for name, (_, ok) in follow_ups.items() if not ok]
-    if failed:
-        raise RuntimeError(
-            f"{params.business} is connected to {connected.organisation.tenant_name}, "
-            f"but {' and '.join(failed)} failed: see those runs"
-        )
-    message = f"{params.business} connected to {connected.organisation.tenant_name}"
-    get_run_logger().info(message)
-    return message
+    return finish_connection(params.business, OAuthPurpose.CONNECT, connected, follow_ups)
 
 
 def _verify(params: ConnectParams) -> object:
@@ -109,16 +101,4 @@ def _first_sync(params: ConnectParams) -> object:
 
     return sync_nomi_reference_data(
         SyncParams(business=params.business, app_block=params.app_block, mode="full")
-    )
-
-
-def _summarise(business: str, connected: Connected, follow_ups: dict[str, str]) -> None:
-    """The connect summary artifact."""
-    publish_summary(
-        business=business,
-        purpose=OAuthPurpose.CONNECT,
-        organisation=connected.organisation,
-        scopes=connected.scopes,
-        consent_expires_at=connected.consent_expires_at,
-        follow_ups=follow_ups,
     )

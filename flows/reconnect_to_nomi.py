@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
@@ -10,7 +10,8 @@ from blocks.app import NomiApp
 from connector.connections.oauth_states import OAuthPurpose
 from connector.settings import ConnectorSettings
 from flows.connect_to_nomi import ConnectParams
-from tasks.connect import connect_with_consent, publish_summary, run_follow_up
+from tasks.connect import finish_connection
+from tasks.consent import connect_with_consent
 from tasks.runtime import business_run_name
 
 
@@ -63,25 +64,8 @@ def reconnect_to_nomi(params: ReconnectParams) -> str:
         allow_organisation_change=params.allow_organisation_change,
         shared_books=params.shared_books,
     )
-    follow_ups = {"sync": run_follow_up("sync", lambda: _sync(params))}
-    follow_ups["publish what waited"] = run_follow_up("publish", lambda: _publish(params))
-    publish_summary(
-        business=params.business,
-        purpose=OAuthPurpose.RECONNECT,
-        organisation=connected.organisation,
-        scopes=connected.scopes,
-        consent_expires_at=connected.consent_expires_at,
-        follow_ups={name: outcome for name, (outcome, _) in follow_ups.items()},
-    )
-    failed = [name for name, (_, ok) in follow_ups.items() if not ok]
-    if failed:
-        raise RuntimeError(
-            f"{params.business} is reconnected to {connected.organisation.tenant_name}, "
-            f"but {' and '.join(failed)} failed: see those runs"
-        )
-    message = f"{params.business} reconnected to {connected.organisation.tenant_name}"
-    get_run_logger().info(message)
-    return message
+    follow_ups = {"sync": lambda: _sync(params), "publish what waited": lambda: _publish(params)}
+    return finish_connection(params.business, OAuthPurpose.RECONNECT, connected, follow_ups)
 
 
 def _sync(params: ReconnectParams) -> object:

@@ -1,9 +1,7 @@
 """Tasks of disconnect-from-nomi: check and mark, revoke at Nomi, forget the tokens, record.
 
-Tasks pass block names, never tokens. When Nomi cannot take the revoke (unreachable, failing,
-refusing the client), the connection is disconnected here all the same, and its tokens move to the
-block ``pending_revoke_block_name(slug)`` (``nomi-revoke-pending-<slug>``): the only place left to
-revoke them from. A later disconnect run of the business revokes them and deletes that block.
+Tasks pass block names, never tokens. Tokens Nomi could not revoke wait in the block
+``pending_revoke_block_name(slug)`` until a later disconnect run revokes them.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from connector.connections.disconnect import (
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError, NomiError, RejectedError
 from nomi.retry import RetryPolicy
+from tasks.connect import write_keeping_refusal
 from tasks.runtime import db
 
 #: The client's retries while revoking: enough for a blip, short enough to tell ops soon.
@@ -53,16 +52,13 @@ class Revoked:
 @task(cache_policy=NO_CACHE, task_run_name="check-disconnect-{business}")
 def check_disconnect(database_url: str, business: str, acting_user: str) -> DisconnectRequest:
     """Refuse non-admins (audited); mark the connection ``disconnected`` so nothing new starts."""
-    refused: DisconnectRefusedError | None = None
-    with db(database_url, write=True) as session:
-        try:
-            request = authorise_disconnect(
-                session, business_slug=business, acting_email=acting_user
-            )
-        except DisconnectRefusedError as exc:
-            refused = exc  # commit the audit row, then refuse
-    if refused is not None:
-        raise refused
+    request = write_keeping_refusal(
+        database_url,
+        DisconnectRefusedError,
+        lambda session: authorise_disconnect(
+            session, business_slug=business, acting_email=acting_user
+        ),
+    )
     get_run_logger().info(
         "disconnect of %s asked by %s: allowed (was %s); publishing and sync stopped",
         business,

@@ -1,11 +1,8 @@
 """Connection checks: is a business's Nomi connection still usable, and for how long?
 
-`check_connection` asks Nomi, in order: a usable access token (the provider refreshes when due),
-the organisation still among ``/connections``, the required scopes granted, one page of categories
-readable (``page_size=1``), and the days left until the consent expires. `record_check` appends the
-``ConnectionCheck`` row and updates the connection: ``last_verified_at`` always; status ``expired``
-with ``last_error`` when Nomi no longer accepts it or the consent has run out; back to
-``connected`` when an ``expired`` connection passes every check again (someone reconnected).
+`check_connection` asks Nomi (token, organisation, scopes, one page of categories, days of consent
+left); `record_check` stores the ``ConnectionCheck`` row and moves the connection to ``expired`` or
+back to ``connected`` accordingly.
 """
 
 from __future__ import annotations

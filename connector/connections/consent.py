@@ -1,12 +1,8 @@
 """Connecting a business to Nomi: who may, which organisation, and the rows a consent leaves behind.
 
-The Prefect flows ``connect-to-nomi`` and ``reconnect-to-nomi`` call these in order:
-``authorise_consent`` (admin only, audited; refuses connecting twice or reconnecting what was never
-connected), then after Nomi's consent ``pick_organisation``, ``check_books`` (one Nomi
-organisation, one business, unless ops say they share books) and ``record_connection`` (the
-connection row, its settings row and an audit row). Publishing and sync call
-``mark_connection_expired`` when Nomi refuses a connection. No secrets pass through here: tokens go
-to the credentials block, never to these tables.
+In the order the connect and reconnect flows call them: `authorise_consent`, then after Nomi's
+consent `pick_organisation`, `check_organisation`, `check_books` (one organisation, one business,
+unless the books are shared) and `record_connection`. No secrets pass through here.
 """
 
 from __future__ import annotations
@@ -20,9 +16,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from connector.access import require_admin_actor
+from connector.connections.asking import audit, refuse, who_asks
 from connector.connections.oauth_states import OAuthPurpose
-from connector.history.records import record_audit
 from connector.store.models import (
     Business,
     Connection,
@@ -80,33 +75,21 @@ def authorise_consent(
         PermissionDeniedError: Unknown user, or not an admin/accountant (refusal committed).
         ConnectRefusedError: Connect on a connected business, or reconnect on one never connected.
     """
-    business = session.exec(select(Business).where(Business.slug == business_slug)).first()
-    if business is None:
-        raise LookupError(f"no business with slug {business_slug!r}")
-    user, _ = require_admin_actor(
-        session, email=acting_email, business_id=business.id, action=purpose
+    asked = who_asks(
+        session, business_slug=business_slug, acting_email=acting_email, action=purpose
     )
-    connection = session.exec(
-        select(Connection).where(Connection.business_id == business.id)
-    ).first()
-    problem = _state_problem(business, connection, purpose)
-    if problem is not None:
-        record_audit(
-            session,
-            action=f"{purpose}.refused",
-            allowed=False,
-            business_id=business.id,
-            user_id=user.id,
-            detail={"reason": problem},
-        )
-        raise ConnectRefusedError(problem)
-    return ConsentRequest(
-        business_id=business.id,
-        business_slug=business.slug,
-        user_id=user.id,
+    connection = asked.connection
+    request = ConsentRequest(
+        business_id=asked.business_id,
+        business_slug=asked.business.slug,
+        user_id=asked.user_id,
         tenant_id=connection.nomi_tenant_id if connection else None,
         organisation_name=connection.organisation_name if connection else None,
     )
+    problem = _state_problem(asked.business, connection, purpose)
+    if problem is not None:
+        refuse(session, request, purpose, problem, ConnectRefusedError)
+    return request
 
 
 def _state_problem(
@@ -229,14 +212,7 @@ def check_books(
         "held_by": holders,
     }
     if shared_books:
-        record_audit(
-            session,
-            action=f"{purpose}.shared_books",
-            allowed=True,
-            business_id=request.business_id,
-            user_id=request.user_id,
-            detail=detail,
-        )
+        audit(session, request, f"{purpose}.shared_books", detail=detail)
         return holders
     named = ", ".join(f"'{slug}'" for slug in holders)
     noun = "business" if len(holders) == 1 else "businesses"
@@ -247,15 +223,7 @@ def check_books(
         f"'{request.business_slug}''s own organisation, or, only if the two businesses really "
         "keep one set of books, with shared_books=true"
     )
-    record_audit(
-        session,
-        action=f"{purpose}.refused",
-        allowed=False,
-        business_id=request.business_id,
-        user_id=request.user_id,
-        detail={"reason": message, **detail},
-    )
-    raise OrganisationTakenError(message)
+    refuse(session, request, purpose, message, OrganisationTakenError, detail)
 
 
 def record_connection(
@@ -336,14 +304,7 @@ def record_connection(
     if shares_with:
         detail["shared_books"] = True
         detail["shares_with"] = shares_with
-    record_audit(
-        session,
-        action=f"{purpose}.completed",
-        allowed=True,
-        business_id=request.business_id,
-        user_id=request.user_id,
-        detail=detail,
-    )
+    audit(session, request, f"{purpose}.completed", detail=detail)
     return connection
 
 
@@ -351,14 +312,7 @@ def record_failure(
     session: Session, *, request: ConsentRequest, purpose: OAuthPurpose, reason: str
 ) -> None:
     """Audit a (re)connect that ended without a connection (``reason`` holds no secret)."""
-    record_audit(
-        session,
-        action=f"{purpose}.failed",
-        allowed=True,
-        business_id=request.business_id,
-        user_id=request.user_id,
-        detail={"reason": reason},
-    )
+    audit(session, request, f"{purpose}.failed", detail={"reason": reason})
 
 
 def mark_connection_expired(session: Session, business_id: uuid.UUID, reason: str) -> None:

@@ -1,12 +1,8 @@
 """Disconnecting a business from Nomi: who may, and the rows a disconnect leaves behind.
 
-The Prefect flow ``disconnect-from-nomi`` calls these in order: ``authorise_disconnect`` (admins
-and accountants of the business only, audited) marks the connection ``disconnected`` in the same
-transaction, before anything is revoked, so publishing and sync stop taking work for it at once;
-after the revoke at Nomi, ``record_disconnect`` forgets the credentials block and writes the audit
-row with the outcome. A revoke Nomi could not take is said in ``last_error`` (starting with
-``REVOKE_PENDING``) until a later disconnect run retries it. Settings, rules, items and history are
-never touched: a later connect picks up where the business left off. No secrets pass through here.
+`authorise_disconnect` (audited) marks the connection ``disconnected`` before anything is revoked,
+so publishing and sync stop at once; `record_disconnect` forgets the credentials block and audits
+the outcome. A revoke still owed is said in ``last_error`` (``REVOKE_PENDING``). No secrets here.
 """
 
 from __future__ import annotations
@@ -16,12 +12,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from connector.access import require_admin_actor
-from connector.history.records import record_audit
+from connector.connections.asking import audit, refuse, who_asks
 from connector.store.models import (
-    Business,
     Connection,
     ConnectionStatus,
     short_error,
@@ -83,34 +77,23 @@ def authorise_disconnect(
             committed to the audit log).
         DisconnectRefusedError: The business was never connected to Nomi.
     """
-    business = session.exec(select(Business).where(Business.slug == business_slug)).first()
-    if business is None:
-        raise LookupError(f"no business with slug {business_slug!r}")
-    connection = session.exec(
-        select(Connection).where(Connection.business_id == business.id)
-    ).first()
-    user, _ = require_admin_actor(
+    asked = who_asks(
         session,
-        email=acting_email,
-        business_id=business.id,
+        business_slug=business_slug,
+        acting_email=acting_email,
         action=ACTION,
-        detail={"status": connection.status if connection else None},
+        audit_status=True,
     )
+    connection = asked.connection
     if connection is None or not connection.nomi_tenant_id:
-        problem = f"business '{business.slug}' was never connected to Nomi: nothing to disconnect"
-        record_audit(
-            session,
-            action=f"{ACTION}.refused",
-            allowed=False,
-            business_id=business.id,
-            user_id=user.id,
-            detail={"reason": problem},
+        problem = (
+            f"business '{asked.business.slug}' was never connected to Nomi: nothing to disconnect"
         )
-        raise DisconnectRefusedError(problem)
+        refuse(session, asked, ACTION, problem, DisconnectRefusedError)
     request = DisconnectRequest(
-        business_id=business.id,
-        business_slug=business.slug,
-        user_id=user.id,
+        business_id=asked.business_id,
+        business_slug=asked.business.slug,
+        user_id=asked.user_id,
         connection_id=connection.id,
         previous_status=connection.status,
         tenant_id=connection.nomi_tenant_id,
@@ -167,22 +150,15 @@ def record_disconnect(
     ):
         connection.last_error = None
     session.add(connection)
-    audit: dict[str, object] = {
+    done: dict[str, object] = {
         "previous_status": request.previous_status,
         "tenant_id": request.tenant_id,
         "organisation": request.organisation_name,
         "revoke": outcome.value,
     }
     if detail:
-        audit["detail"] = short_error(detail)
-    record_audit(
-        session,
-        action=f"{ACTION}.completed",
-        allowed=True,
-        business_id=request.business_id,
-        user_id=request.user_id,
-        detail=audit,
-    )
+        done["detail"] = short_error(detail)
+    audit(session, request, f"{ACTION}.completed", detail=done)
     session.flush()
     return connection
 

@@ -1,16 +1,9 @@
 """OAuth ``state`` values of connect/reconnect runs: stored only as hashes, used once, expiring.
 
-A connect or reconnect run makes a random ``state`` (32 bytes), keeps it in memory, and stores here
-only its SHA-256 with the flow run that waits for it. The OAuth callback looks the hash up and
-refuses a state that is unknown (forged), already used (replayed) or past ``expires_at`` or timed
-out (stale: "expired"); otherwise it marks the row used in one guarded UPDATE, so two callbacks
-racing on one state cannot both win. It marks it used only once the code is parked with Prefect,
-and gives it back (``release_state``) when the run could then not be resumed for a passing reason,
-so a reload of the same link works. The run closes its row with an ``outcome`` whatever happens
-(connected, denied, timed out, failed), and a closed row is refused like a used one (a timed-out
-one as expired).
-
-``OAuthErrorCode`` lists the only ``error`` values the callback accepts (RFC 6749, 4.1.2.1).
+The run stores the state's SHA-256 with its flow run; the callback refuses an unknown, used or
+expired state, claims it in one guarded UPDATE (``consume_state``) and may give it back
+(``release_state``); the run closes its row with an ``outcome``. ``OAuthErrorCode``: the
+``error`` values the callback accepts (RFC 6749, 4.1.2.1).
 """
 
 from __future__ import annotations

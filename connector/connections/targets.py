@@ -1,10 +1,7 @@
 """Which connections a sync or a check acts on, and what follows a business's sync.
 
-`sync_targets` picks the connections (one business by slug, or every business) in the statuses
-asked for; `after_sync` runs once per business after its lists were synced: the ``nomi`` supplier
-rules are reconciled, the business's review/ready items are reassessed against the fresh lists
-(items pointing at an archived category or tax rate go back to review with the reason), and
-``last_synced_at`` is stamped when every list synced.
+`sync_targets` picks the connections (one business or all) in the statuses asked for; `after_sync`
+reconciles the ``nomi`` supplier rules, reassesses the business's items and stamps the sync time.
 """
 
 from __future__ import annotations

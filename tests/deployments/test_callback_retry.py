@@ -8,8 +8,8 @@ import httpx
 import pytest
 from prefect.settings import PREFECT_API_REQUEST_TIMEOUT, PREFECT_CLIENT_MAX_RETRIES
 
-import deployments.callback as callback_module
-from deployments.callback import PrefectRetry, PrefectUnavailableError, call_prefect
+import deployments.callback_handover as handover_module
+from deployments.callback_handover import PrefectRetry, PrefectUnavailableError, call_prefect
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:4200/api/block_documents/")
 
@@ -32,8 +32,8 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(callback_module.time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(callback_module.time, "sleep", fake.sleep)
+    monkeypatch.setattr(handover_module.time, "monotonic", fake.monotonic)
+    monkeypatch.setattr(handover_module.time, "sleep", fake.sleep)
     return fake
 
 

@@ -68,12 +68,16 @@ def fast_world(sandbox: SandboxHandle, connector_db: str, monkeypatch: pytest.Mo
     sandbox.admin.patch("/settings", json={"per_minute": 0}).raise_for_status()
 
 
-@pytest.fixture
-def nomi_app(prefect_server: None, sandbox: SandboxHandle) -> str:
-    """A saved `NomiApp` block pointing at the sandbox; returns its name."""
+def save_nomi_app(
+    sandbox: SandboxHandle,
+    *,
+    prefix: str = "nomi-test",
+    redirect_uri: str = "http://127.0.0.1:8799/oauth/callback",
+) -> str:
+    """Save a `NomiApp` block pointing at the sandbox; returns its name."""
     from blocks.app import NomiApp
 
-    name = f"nomi-test-{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     NomiApp(
         client_id="nomi-connector-sandbox",
         client_secret="sandbox-client-secret",
@@ -81,9 +85,15 @@ def nomi_app(prefect_server: None, sandbox: SandboxHandle) -> str:
         token_url=sandbox.token_url,
         revoke_url=sandbox.revoke_url,
         api_base_url=sandbox.base_url,
-        redirect_uri="http://127.0.0.1:8799/oauth/callback",
+        redirect_uri=redirect_uri,
     ).save(name)
     return name
+
+
+@pytest.fixture
+def nomi_app(prefect_server: None, sandbox: SandboxHandle) -> str:
+    """A saved `NomiApp` block pointing at the sandbox; returns its name."""
+    return save_nomi_app(sandbox)
 
 
 @dataclass

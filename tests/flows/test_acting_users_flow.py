@@ -5,42 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
 from sqlmodel import Session, select
 
 from connector.store.models import AuditLog, Connection, ConnectionStatus, Role, User
-from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
-from sandbox.browser import complete_consent
-from sandbox.seed import BRIGHT_SMILE, LOGINS
+from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_business, make_membership, make_user
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.test_connect_support import (
+    OWNER,
     CallbackServer,
     app_block,
-    authorize_link,
-    browse_callback,
     callback,
-    start_flow,
-    wait_until_paused,
+    consent_and_call_back,
+    start_paused,
 )
 
 __all__ = ["app_block", "callback"]
 
 ADMIN = "admin@acme.example"
-OWNER_EMAIL, OWNER_PASSWORD = LOGINS[0][0], LOGINS[0][1]
-ACCOUNTANT_EMAIL, ACCOUNTANT_PASSWORD = LOGINS[1][0], LOGINS[1][1]
-
-
-def _consent(
-    callback: CallbackServer, business: str, tenant_id: str, *, email: str, password: str
-) -> None:
-    with httpx.Client(timeout=30) as browser:
-        answer = complete_consent(
-            browser, authorize_link(business), email=email, password=password, tenant_id=tenant_id
-        )
-    assert browse_callback(callback, answer).status_code == 200
 
 
 def _audit(db_session_for: Callable[[], Session], business_id: object) -> list[AuditLog]:
@@ -59,17 +43,12 @@ def test_connect_accepts_the_admin_typed_in_capitals(
         admin = make_user(s, email=ADMIN)
         make_membership(s, user=admin, business=business, role=Role.ADMIN)
         business_id, admin_id = business.id, admin.id
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business="acme", acting_user="ADMIN@acme.example", app_block=app_block),
-    )
-    wait_until_paused("connect-acme")
-    _consent(
+    run, _ = start_paused("connect", app_block, "acme", "ADMIN@acme.example")
+    consent_and_call_back(
         callback,
         "acme",
         sandbox.tenant_id(BRIGHT_SMILE),
-        email=OWNER_EMAIL,
-        password=OWNER_PASSWORD,
+        **OWNER,
     )
     final = run.join(timeout=120)
 
@@ -95,19 +74,11 @@ def test_reconnect_accepts_the_admin_typed_with_a_leading_space(
         assert admin is not None
         admin.email = ADMIN
         s.add(admin)
-    run = start_flow(
-        reconnect_to_nomi,
-        ReconnectParams(
-            business=connected.slug, acting_user=" admin@acme.example", app_block=app_block
-        ),
-    )
-    wait_until_paused(f"reconnect-{connected.slug}")
-    _consent(
+    run, _ = start_paused("reconnect", app_block, connected.slug, " admin@acme.example")
+    consent_and_call_back(
         callback,
         connected.slug,
         connected.tenant_id,
-        email=ACCOUNTANT_EMAIL,
-        password=ACCOUNTANT_PASSWORD,
     )
     final = run.join(timeout=120)
 

@@ -9,7 +9,6 @@ import pytest
 from sqlmodel import Session, select
 
 from connector.store.models import Connection, ConnectionStatus
-from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
 from tests.flows.test_connect_support import (
@@ -19,8 +18,7 @@ from tests.flows.test_connect_support import (
     authorize_link,
     callback,
     make_member,
-    start_flow,
-    wait_until_paused,
+    start_paused,
 )
 
 __all__ = ["app_block", "callback", "make_member"]
@@ -52,11 +50,7 @@ def test_an_accountant_connects_a_client_business_in_a_real_browser(
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     member = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=member.slug, acting_user=member.email, app_block=app_block),
-    )
-    wait_until_paused(f"connect-{member.slug}")
+    run, _ = start_paused("connect", app_block, member.slug, member.email)
     tenant = sandbox.tenant_id(BRIGHT_SMILE)
 
     with sync_api.sync_playwright() as pw:

@@ -29,28 +29,26 @@ from connector.connections.oauth_states import OAuthState, StateOutcome
 from connector.settings import ConnectorSettings
 from connector.store.models import AuditLog, Connection, ConnectionStatus
 from deployments.callback import PrefectRetry, create_callback_app
-from flows.connect_to_nomi import ConnectParams, connect_to_nomi
-from sandbox.browser import complete_consent
-from sandbox.seed import BRIGHT_SMILE, LOGINS
+from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
 from tests.flows.test_connect_support import (
+    OWNER,
     CallbackServer,
     Member,
     app_block,
     authorize_link,
     browse_callback,
+    consent_at_nomi,
     database_text,
     make_member,
     read_run,
     run_texts,
     serve_callback,
-    start_flow,
-    wait_until_paused,
+    start_paused,
 )
 
 __all__ = ["app_block", "make_member"]
 
-OWNER_EMAIL, OWNER_PASSWORD = LOGINS[0][0], LOGINS[0][1]
 FAST_RETRY = PrefectRetry(attempts=4, first_delay=0.05, max_delay=0.1, budget_seconds=5)
 
 _IN_CALLBACK: ContextVar[bool] = ContextVar("in_callback", default=False)
@@ -135,18 +133,6 @@ def _connection(db_session_for: Callable[[], Session], business_id: uuid.UUID) -
     return connection
 
 
-def _consent(member: Member, sandbox: SandboxHandle) -> dict[str, str]:
-    """Complete Nomi's consent pages from the run's link; the redirect query comes back."""
-    with httpx.Client(timeout=30) as browser:
-        return complete_consent(
-            browser,
-            authorize_link(member.slug),
-            email=OWNER_EMAIL,
-            password=OWNER_PASSWORD,
-            tenant_id=sandbox.tenant_id(BRIGHT_SMILE),
-        )
-
-
 def test_the_callback_retries_an_unreachable_prefect_and_the_run_connects(
     outage: PrefectOutage,
     app_block: str,
@@ -156,12 +142,8 @@ def test_the_callback_retries_an_unreachable_prefect_and_the_run_connects(
     db_session_for: Callable[[], Session],
 ) -> None:
     member = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=member.slug, acting_user=member.email, app_block=app_block),
-    )
-    wait_until_paused(f"connect-{member.slug}")
-    answer = _consent(member, sandbox)
+    run, _ = start_paused("connect", app_block, member.slug, member.email)
+    answer = consent_at_nomi(member.slug, sandbox.tenant_id(BRIGHT_SMILE), **OWNER)
 
     outage.failures_left = 3  # fewer than the callback's tries
     page = browse_callback(callback, answer)
@@ -186,12 +168,8 @@ def test_with_prefect_down_the_person_is_asked_to_reload_and_the_same_link_then_
     connector_db: str,
 ) -> None:
     member = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=member.slug, acting_user=member.email, app_block=app_block),
-    )
-    paused = wait_until_paused(f"connect-{member.slug}")
-    answer = _consent(member, sandbox)
+    run, paused = start_paused("connect", app_block, member.slug, member.email)
+    answer = consent_at_nomi(member.slug, sandbox.tenant_id(BRIGHT_SMILE), **OWNER)
 
     # Prefect unreachable: the code cannot be parked. The state stays unused.
     outage.down = True
@@ -249,11 +227,7 @@ def test_nomis_error_description_is_cut_and_escaped_and_never_reaches_the_run(
     connector_db: str,
 ) -> None:
     member = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=member.slug, acting_user=member.email, app_block=app_block),
-    )
-    paused = wait_until_paused(f"connect-{member.slug}")
+    run, paused = start_paused("connect", app_block, member.slug, member.email)
     [state] = parse_qs(urlsplit(authorize_link(member.slug)).query)["state"]
 
     page = browse_callback(

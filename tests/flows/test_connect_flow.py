@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 from typing import cast
 
-import httpx
 import pytest
 from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
@@ -19,30 +18,28 @@ from connector.connections.oauth_states import OAuthState, StateOutcome
 from connector.store.models import AuditLog, Connection, ConnectionSettings, ConnectionStatus, Role
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from nomi.client import NomiClient
-from sandbox.browser import complete_consent
-from sandbox.seed import BRIGHT_SMILE, LOGINS
+from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
-from tasks.connect import code_block_name
+from tasks.consent import code_block_name
 from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_connection
 from tests.flows.test_connect_support import (
+    OWNER,
     CallbackServer,
     Member,
     app_block,
     authorize_link,
     browse_callback,
     callback,
+    consent_at_nomi,
     database_text,
     make_member,
     read_run,
     run_texts,
-    start_flow,
-    wait_until_paused,
+    start_paused,
 )
 
 __all__ = ["app_block", "callback", "make_member"]
-
-OWNER_EMAIL, OWNER_PASSWORD = LOGINS[0][0], LOGINS[0][1]
 
 
 def _states(db_session_for: Callable[[], Session], business_id: uuid.UUID) -> list[OAuthState]:
@@ -73,23 +70,12 @@ def test_connect_pauses_for_consent_and_the_callback_finishes_the_connection(
     connector_db: str,
 ) -> None:
     member = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=member.slug, acting_user=member.email, app_block=app_block),
-    )
-    paused = wait_until_paused(f"connect-{member.slug}")
+    run, paused = start_paused("connect", app_block, member.slug, member.email)
     [opened] = _states(db_session_for, member.business_id)
     assert opened.flow_run_id == paused.id
     assert opened.used_at is None
 
-    with httpx.Client(timeout=30) as browser:
-        answer = complete_consent(
-            browser,
-            authorize_link(member.slug),
-            email=OWNER_EMAIL,
-            password=OWNER_PASSWORD,
-            tenant_id=sandbox.tenant_id(BRIGHT_SMILE),
-        )
+    answer = consent_at_nomi(member.slug, sandbox.tenant_id(BRIGHT_SMILE), **OWNER)
     page = browse_callback(callback, answer)
     assert page.status_code == 200, page.text
     assert "authorization received" in page.text
@@ -156,19 +142,8 @@ def test_deny_at_nomi_fails_the_run_and_connects_nothing(
     db_session_for: Callable[[], Session],
 ) -> None:
     member = make_member(Role.ACCOUNTANT)
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=member.slug, acting_user=member.email, app_block=app_block),
-    )
-    wait_until_paused(f"connect-{member.slug}")
-    with httpx.Client(timeout=30) as browser:
-        answer = complete_consent(
-            browser,
-            authorize_link(member.slug),
-            email=OWNER_EMAIL,
-            password=OWNER_PASSWORD,
-            decision="deny",
-        )
+    run, _ = start_paused("connect", app_block, member.slug, member.email)
+    answer = consent_at_nomi(member.slug, decision="deny", **OWNER)
     assert answer["error"] == "access_denied"
     page = browse_callback(callback, answer)
     assert page.status_code == 200
@@ -197,13 +172,7 @@ def test_a_forged_state_is_refused_while_the_run_keeps_waiting_until_it_times_ou
     db_session_for: Callable[[], Session],
 ) -> None:
     member = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(
-            business=member.slug, acting_user=member.email, app_block=app_block, timeout_seconds=4
-        ),
-    )
-    paused = wait_until_paused(f"connect-{member.slug}")
+    run, paused = start_paused("connect", app_block, member.slug, member.email, timeout_seconds=4)
     forged = browse_callback(callback, {"code": "stolen", "state": "forged-state"})
     assert forged.status_code == 400
     assert "unknown" in forged.text

@@ -35,8 +35,21 @@ from connector.settings import ConnectorSettings
 from connector.store.db import make_engine
 from connector.store.models import Role
 from deployments.callback import create_callback_app
+from flows.connect_to_nomi import ConnectParams, connect_to_nomi
+from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
+from sandbox.browser import complete_consent
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_business, make_membership, make_user
+from tests.flows.conftest import (
+    ACCOUNTANT_EMAIL,
+    ACCOUNTANT_PASSWORD,
+    OWNER_EMAIL,
+    OWNER_PASSWORD,
+    save_nomi_app,
+)
+
+#: Sign in at Nomi's consent pages as the owner (the default is the accountant).
+OWNER = {"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
 
 
 @dataclass
@@ -85,19 +98,7 @@ def callback(connector_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
 @pytest.fixture
 def app_block(prefect_server: None, sandbox: SandboxHandle, callback: CallbackServer) -> str:
     """A saved `NomiApp` block whose redirect URI is the test's callback; returns its name."""
-    from blocks.app import NomiApp
-
-    name = f"nomi-cb-{uuid.uuid4().hex[:8]}"
-    NomiApp(
-        client_id="nomi-connector-sandbox",
-        client_secret="sandbox-client-secret",
-        authorize_url=sandbox.authorize_url,
-        token_url=sandbox.token_url,
-        revoke_url=sandbox.revoke_url,
-        api_base_url=sandbox.base_url,
-        redirect_uri=callback.redirect_uri,
-    ).save(name)
-    return name
+    return save_nomi_app(sandbox, prefix="nomi-cb", redirect_uri=callback.redirect_uri)
 
 
 @dataclass
@@ -150,6 +151,23 @@ def start_flow(flow_fn: Any, params: Any) -> BackgroundRun:
     return run
 
 
+_CONSENT_FLOWS: dict[str, tuple[Any, type[ConnectParams]]] = {
+    "connect": (connect_to_nomi, ConnectParams),
+    "reconnect": (reconnect_to_nomi, ReconnectParams),
+}
+
+
+def start_paused(
+    purpose: str, app_block: str, business: str, acting_user: str, **params: Any
+) -> tuple[BackgroundRun, FlowRun]:
+    """Start connect-to-nomi or reconnect-to-nomi (``purpose``) in a thread; return it paused."""
+    flow_fn, model = _CONSENT_FLOWS[purpose]
+    run = start_flow(
+        flow_fn, model(business=business, acting_user=acting_user, app_block=app_block, **params)
+    )
+    return run, wait_until_paused(f"{purpose}-{business}")
+
+
 def wait_until_paused(run_name: str, timeout: float = 60) -> FlowRun:
     """Poll the Prefect API until the newest run named ``run_name`` is Paused."""
     deadline = time.monotonic() + timeout
@@ -187,6 +205,35 @@ def authorize_link(business: str) -> str:
 def browse_callback(callback: CallbackServer, query: dict[str, str]) -> httpx.Response:
     """GET the callback URL with Nomi's redirect query, as the browser does."""
     return httpx.get(f"{callback.redirect_uri}?{urlencode(query)}", timeout=30)
+
+
+def consent_at_nomi(
+    business: str,
+    tenant_id: str | None = None,
+    *,
+    email: str = ACCOUNTANT_EMAIL,
+    password: str = ACCOUNTANT_PASSWORD,
+    decision: str = "allow",
+) -> dict[str, str]:
+    """Complete Nomi's consent pages from the run's authorize link; returns the redirect query."""
+    with httpx.Client(timeout=30) as browser:
+        return complete_consent(
+            browser,
+            authorize_link(business),
+            email=email,
+            password=password,
+            tenant_id=tenant_id,
+            decision=decision,
+        )
+
+
+def consent_and_call_back(
+    callback: CallbackServer, business: str, tenant_id: str, **login: str
+) -> httpx.Response:
+    """Consent at Nomi choosing ``tenant_id``, then hit the callback, which must answer 200."""
+    page = browse_callback(callback, consent_at_nomi(business, tenant_id, **login))
+    assert page.status_code == 200, page.text
+    return page
 
 
 def run_texts(run_id: uuid.UUID) -> str:

@@ -2,7 +2,7 @@
 
 Disconnect revokes at Nomi and forgets the tokens; publish, sync and verify skip the business;
 reconnecting publishes what waited; an unreachable Nomi still disconnects here and the next run
-retries the revoke; only admins and accountants may, and every decision is audited.
+retries the revoke. Who may disconnect: ``test_disconnect_access.py``.
 """
 
 from __future__ import annotations
@@ -10,34 +10,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 from sqlmodel import Session, select
-from typer.testing import CliRunner
 
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import ensure_refresh_lock, refresh_lock_name
-from connector.admin.cli import app as cli
 from connector.connections.disconnect import REVOKE_PENDING
 from connector.store.db import make_engine
 from connector.store.models import (
     AuditLog,
-    Business,
     Connection,
     ConnectionSettings,
     ConnectionStatus,
     ContactRule,
     ItemStatus,
-    Role,
 )
 from deployments.local import free_port
 from flows.auto_publish_to_nomi import auto_publish_to_nomi
 from flows.disconnect_from_nomi import DisconnectParams, disconnect_from_nomi
-from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
 from flows.verify_nomi_connection import VerifyParams, verify_nomi_connection
 from nomi.client import NomiClient
@@ -47,7 +41,7 @@ from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
 from tasks.disconnect import pending_revoke_block_name
 from tasks.runtime import credentials_block_name
-from tests.connector.factories import make_contact_rule, make_membership, make_user
+from tests.connector.factories import make_contact_rule
 from tests.connector.publishing.test_publishing_world import engine_items, records
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.test_auto_publish_to_nomi import params as publish_params
@@ -56,10 +50,9 @@ from tests.flows.test_connect_support import (
     CallbackServer,
     app_block,
     callback,
-    start_flow,
-    wait_until_paused,
+    consent_and_call_back,
+    start_paused,
 )
-from tests.flows.test_reconnect_flow import _consent
 from tests.flows.test_sync_flow import events_for
 
 __all__ = ["app_block", "callback"]
@@ -256,14 +249,8 @@ def test_reconnect_after_a_disconnect_publishes_what_waited(
     )
     assert auto_publish_to_nomi(publish_params(app_block=nomi_app)).published == 0
 
-    run = start_flow(
-        reconnect_to_nomi,
-        ReconnectParams(
-            business=business.slug, acting_user=business.admin_email, app_block=app_block
-        ),
-    )
-    wait_until_paused(f"reconnect-{business.slug}")
-    _consent(callback, business.slug, business.tenant_id)
+    run, _ = start_paused("reconnect", app_block, business.slug, business.admin_email)
+    consent_and_call_back(callback, business.slug, business.tenant_id)
     final = run.join(timeout=180)
     assert final.is_completed(), final.message
 
@@ -352,95 +339,3 @@ def test_nomi_unreachable_disconnects_here_and_the_next_run_retries_the_revoke(
     # Once more: nothing is left to revoke, and that is no failure.
     third = disconnect_from_nomi(asked.model_copy(update={"app_block": nomi_app}))
     assert "no tokens were left" in third
-
-
-def test_only_admins_and_accountants_may_disconnect_and_every_refusal_is_audited(
-    connect_business: Callable[..., ConnectedBusiness],
-    nomi_app: str,
-    connector_db: str,
-    sandbox: SandboxHandle,
-) -> None:
-    business = connect_business(BRIGHT_SMILE)
-    with Session(make_engine(connector_db)) as s:
-        clerk = make_user(s)
-        make_membership(
-            s, user=clerk, business=s.get_one(Business, business.business_id), role=Role.STANDARD
-        )
-        clerk_email = clerk.email
-        s.commit()
-
-    def attempt(email: str) -> Any:
-        return disconnect_from_nomi(
-            DisconnectParams(business=business.slug, acting_user=email, app_block=nomi_app),
-            return_state=True,
-        )
-
-    standard = attempt(clerk_email)
-    stranger = attempt("nobody@example.test")
-
-    assert standard.is_failed()
-    assert "PermissionDeniedError" in (standard.message or "")
-    assert "'standard'" in (standard.message or "")
-    assert stranger.is_failed()
-    assert "no such user" in (stranger.message or "")
-    connection = _connection(connector_db, business.connection_id)
-    assert connection.status == ConnectionStatus.CONNECTED
-    assert connection.credentials_block_name == business.credentials_block
-    assert _nomi_takes(sandbox, _saved_tokens(business.credentials_block), business.tenant_id)
-    refusals = _audit(connector_db, business.business_id)
-    assert [(a.action, a.allowed) for a in refusals] == [
-        ("disconnect", False),
-        ("disconnect", False),
-    ]
-    assert refusals[0].actor_user_id is not None
-    assert refusals[1].detail["email"] == "nobody@example.test"
-
-
-def test_the_cli_disconnects_for_an_admin_and_says_why_it_refuses(
-    connect_business: Callable[..., ConnectedBusiness],
-    nomi_app: str,
-    connector_db: str,
-    sandbox: SandboxHandle,
-    tmp_path: Path,
-) -> None:
-    business = connect_business(BRIGHT_SMILE)
-    tokens = _saved_tokens(business.credentials_block)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Any:
-        return runner.invoke(
-            cli,
-            ["--home", str(tmp_path / "home"), "--database-url", connector_db, *args],
-        )
-
-    refused = invoke(
-        "connection",
-        "disconnect",
-        business.slug,
-        "--actor",
-        "x@example.test",
-        "--app-block",
-        nomi_app,
-    )
-    assert refused.exit_code == 1
-    assert "no such user" in refused.output
-    assert _connection(connector_db, business.connection_id).status == ConnectionStatus.CONNECTED
-
-    done = invoke(
-        "connection",
-        "disconnect",
-        business.slug,
-        "--actor",
-        f"  {business.admin_email.upper()} ",  # as people type it
-        "--app-block",
-        nomi_app,
-    )
-
-    assert done.exit_code == 0, done.output
-    assert f"{business.slug} disconnected from {BRIGHT_SMILE}" in done.output
-    assert _connection(connector_db, business.connection_id).status == (
-        ConnectionStatus.DISCONNECTED
-    )
-    with pytest.raises(ValueError):
-        NomiCredentials.load(business.credentials_block)
-    assert not _nomi_takes(sandbox, tokens, business.tenant_id)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
-import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -27,7 +26,6 @@ from connector.store.models import (
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError
-from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
 from tasks.runtime import credentials_block_name
@@ -37,12 +35,10 @@ from tests.flows.test_connect_support import (
     CallbackServer,
     Member,
     app_block,
-    authorize_link,
-    browse_callback,
     callback,
+    consent_and_call_back,
     make_member,
-    start_flow,
-    wait_until_paused,
+    start_paused,
 )
 
 __all__ = ["app_block", "callback", "make_member"]
@@ -57,19 +53,6 @@ def _connection(db_session_for: Callable[[], Session], connected: ConnectedBusin
         connection = s.get(Connection, connected.connection_id)
         assert connection is not None
         return connection
-
-
-def _consent(callback: CallbackServer, business: str, tenant_id: str) -> None:
-    """Complete the consent as the accountant, choosing ``tenant_id``, and hit the callback."""
-    with httpx.Client(timeout=30) as browser:
-        answer = complete_consent(
-            browser,
-            authorize_link(business),
-            email=ACCOUNTANT_EMAIL,
-            password=ACCOUNTANT_PASSWORD,
-            tenant_id=tenant_id,
-        )
-    assert browse_callback(callback, answer).status_code == 200
 
 
 def _expense_category(app_block: str, connected: ConnectedBusiness) -> str:
@@ -111,14 +94,8 @@ def test_reconnect_after_consent_expiry_connects_again_and_publishes_what_waited
     ):
         nomi.connections()  # the old consent is over
 
-    run = start_flow(
-        reconnect_to_nomi,
-        ReconnectParams(
-            business=connected.slug, acting_user=connected.admin_email, app_block=app_block
-        ),
-    )
-    wait_until_paused(f"reconnect-{connected.slug}")
-    _consent(callback, connected.slug, connected.tenant_id)
+    run, _ = start_paused("reconnect", app_block, connected.slug, connected.admin_email)
+    consent_and_call_back(callback, connected.slug, connected.tenant_id)
     final = run.join(timeout=120)
     assert final.is_completed(), final.message
 
@@ -163,14 +140,8 @@ def test_reconnect_choosing_another_organisation_is_refused_and_changes_nothing(
     connected = connect_business(BRIGHT_SMILE)
     before = _connection(db_session_for, connected)
     revoked_before = sandbox.admin.get("/tokens").json()["revoked"]
-    run = start_flow(
-        reconnect_to_nomi,
-        ReconnectParams(
-            business=connected.slug, acting_user=connected.admin_email, app_block=app_block
-        ),
-    )
-    wait_until_paused(f"reconnect-{connected.slug}")
-    _consent(callback, connected.slug, sandbox.tenant_id(HARBOUR))
+    run, _ = start_paused("reconnect", app_block, connected.slug, connected.admin_email)
+    consent_and_call_back(callback, connected.slug, sandbox.tenant_id(HARBOUR))
     final = run.join()
     assert final.is_failed()
     message = final.message or ""

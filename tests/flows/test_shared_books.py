@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from typing import cast
 
-import httpx
 from sqlmodel import Session, col, select
 
 from blocks.app import NomiApp
@@ -19,10 +18,7 @@ from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
 from connector.connections.oauth_states import OAuthState, StateOutcome
 from connector.store.models import AuditLog, Connection, ConnectionStatus
-from flows.connect_to_nomi import ConnectParams, connect_to_nomi
-from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from nomi.client import NomiClient
-from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, HARBOUR, LOGINS
 from sandbox.testing import SandboxHandle
 from tasks.runtime import credentials_block_name
@@ -31,31 +27,15 @@ from tests.flows.test_connect_support import (
     CallbackServer,
     Member,
     app_block,
-    authorize_link,
-    browse_callback,
     callback,
+    consent_and_call_back,
     make_member,
-    start_flow,
-    wait_until_paused,
+    start_paused,
 )
 
 __all__ = ["app_block", "callback", "make_member"]
 
 ACCOUNTANT_EMAIL, ACCOUNTANT_PASSWORD = LOGINS[1][0], LOGINS[1][1]
-
-
-def _accountant_consents(callback: CallbackServer, business: str, tenant_id: str) -> None:
-    """The accountant signs in, chooses ``tenant_id`` and presses Allow; the callback resumes."""
-    with httpx.Client(timeout=30) as browser:
-        answer = complete_consent(
-            browser,
-            authorize_link(business),
-            email=ACCOUNTANT_EMAIL,
-            password=ACCOUNTANT_PASSWORD,
-            tenant_id=tenant_id,
-        )
-    page = browse_callback(callback, answer)
-    assert page.status_code == 200, page.text
 
 
 def _audit(db_session_for: Callable[[], Session], business_id: uuid.UUID) -> list[AuditLog]:
@@ -96,12 +76,8 @@ def test_connect_choosing_an_organisation_another_business_holds_is_refused_nami
     holder = connect_business(BRIGHT_SMILE)
     newcomer = make_member()
     revoked_before = sandbox.admin.get("/tokens").json()["revoked"]
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(business=newcomer.slug, acting_user=newcomer.email, app_block=app_block),
-    )
-    wait_until_paused(f"connect-{newcomer.slug}")
-    _accountant_consents(callback, newcomer.slug, sandbox.tenant_id(BRIGHT_SMILE))
+    run, _ = start_paused("connect", app_block, newcomer.slug, newcomer.email)
+    consent_and_call_back(callback, newcomer.slug, sandbox.tenant_id(BRIGHT_SMILE))
     final = run.join()
 
     assert final.is_failed()
@@ -148,17 +124,8 @@ def test_connect_with_shared_books_shares_the_organisation_and_audits_it(
 ) -> None:
     holder = connect_business(BRIGHT_SMILE)
     newcomer = make_member()
-    run = start_flow(
-        connect_to_nomi,
-        ConnectParams(
-            business=newcomer.slug,
-            acting_user=newcomer.email,
-            app_block=app_block,
-            shared_books=True,
-        ),
-    )
-    wait_until_paused(f"connect-{newcomer.slug}")
-    _accountant_consents(callback, newcomer.slug, sandbox.tenant_id(BRIGHT_SMILE))
+    run, _ = start_paused("connect", app_block, newcomer.slug, newcomer.email, shared_books=True)
+    consent_and_call_back(callback, newcomer.slug, sandbox.tenant_id(BRIGHT_SMILE))
     final = run.join(timeout=120)
 
     assert final.is_completed(), final.message
@@ -194,17 +161,10 @@ def test_reconnect_to_an_organisation_an_expired_connection_of_another_business_
         row.status = ConnectionStatus.EXPIRED
         s.add(row)
     mover = connect_business(HARBOUR)
-    run = start_flow(
-        reconnect_to_nomi,
-        ReconnectParams(
-            business=mover.slug,
-            acting_user=mover.admin_email,
-            app_block=app_block,
-            allow_organisation_change=True,
-        ),
+    run, _ = start_paused(
+        "reconnect", app_block, mover.slug, mover.admin_email, allow_organisation_change=True
     )
-    wait_until_paused(f"reconnect-{mover.slug}")
-    _accountant_consents(callback, mover.slug, sandbox.tenant_id(BRIGHT_SMILE))
+    consent_and_call_back(callback, mover.slug, sandbox.tenant_id(BRIGHT_SMILE))
     final = run.join()
 
     assert final.is_failed()

@@ -35,7 +35,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-import deployments.callback as callback_module
+import deployments.callback_handover as handover_module
 from connector.connections.oauth_states import (
     OAuthPurpose,
     OAuthState,
@@ -45,7 +45,7 @@ from connector.connections.oauth_states import (
 )
 from connector.history.records import record_audit
 from connector.store.db import make_engine, session
-from tasks.connect import code_block_name, wait_for_consent
+from tasks.consent import code_block_name, wait_for_consent
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for
 from tests.flows.test_connect_support import (
@@ -151,8 +151,8 @@ def fake_prefect(monkeypatch: pytest.MonkeyPatch) -> FakePrefect:
     def resume(run_id: uuid.UUID, run_input: dict[str, str], **_kwargs: Any) -> None:
         fake.resumed[run_id] = run_input
 
-    monkeypatch.setattr(callback_module, "Secret", RecordingSecret)
-    monkeypatch.setattr(callback_module, "resume_flow_run", resume)
+    monkeypatch.setattr(handover_module, "Secret", RecordingSecret)
+    monkeypatch.setattr(handover_module, "resume_flow_run", resume)
     return fake
 
 

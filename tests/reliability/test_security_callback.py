@@ -30,7 +30,7 @@ from connector.connections.oauth_states import (
     open_state,
 )
 from connector.store.models import AuditLog
-from tasks.connect import code_block_name
+from tasks.consent import code_block_name
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for
 from tests.flows.test_connect_support import CallbackServer, callback
@@ -67,6 +67,16 @@ def open_states(db_session_for: Callable[[], Session]) -> Callable[..., str]:
         return state
 
     return make
+
+
+def _row(db_session_for: Callable[[], Session], state: str) -> OAuthState:
+    with db_session_for() as s:
+        return s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+
+
+def _refusals(db_session_for: Callable[[], Session]) -> list[AuditLog]:
+    with db_session_for() as s:
+        return list(s.exec(select(AuditLog).where(AuditLog.action == "oauth_callback.refused")))
 
 
 def _assert_own_page(response: httpx.Response) -> None:
@@ -129,26 +139,7 @@ def test_a_state_past_its_expiry_is_refused_and_left_unused(
     _assert_own_page(response)
     assert response.status_code == 400
     assert "expired" in response.text
-    with db_session_for() as s:
-        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
-    assert row.used_at is None
-
-
-def test_a_state_whose_run_already_ended_is_refused_as_used(
-    callback: CallbackServer,
-    browser: httpx.Client,
-    open_states: Callable[..., str],
-    db_session_for: Callable[[], Session],
-) -> None:
-    state = open_states()
-    with db_session_for() as s:
-        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
-        close_state(s, row.id, outcome=StateOutcome.FAILED)
-    response = browser.get(callback.redirect_uri, params={"state": state, "code": "c"})
-
-    _assert_own_page(response)
-    assert response.status_code == 400
-    assert "already used" in response.text
+    assert _row(db_session_for, state).used_at is None
 
 
 def test_a_valid_state_with_a_hostile_redirect_gets_the_callbacks_own_page_and_no_code_is_kept(
@@ -166,8 +157,7 @@ def test_a_valid_state_with_a_hostile_redirect_gets_the_callbacks_own_page_and_n
     assert response.status_code == 409
     assert "no longer waiting" in response.text
     assert "code-for-nobody" not in response.text
-    with db_session_for() as s:
-        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
+    row = _row(db_session_for, state)
     with pytest.raises(ValueError, match="Unable to find block document"):
         Secret.load(code_block_name(row.flow_run_id), _sync=True)  # type: ignore[call-arg]
 
@@ -177,32 +167,33 @@ def test_a_valid_state_with_a_hostile_redirect_gets_the_callbacks_own_page_and_n
     assert "already used" in replay.text
 
 
-def _row(db_session_for: Callable[[], Session], state: str) -> OAuthState:
-    with db_session_for() as s:
-        return s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
-
-
-def _refusals(db_session_for: Callable[[], Session]) -> list[AuditLog]:
-    with db_session_for() as s:
-        return list(s.exec(select(AuditLog).where(AuditLog.action == "oauth_callback.refused")))
-
-
-def test_a_state_whose_run_timed_out_is_refused_as_expired_not_used(
+@pytest.mark.parametrize(
+    ("outcome", "said", "unsaid"),
+    [
+        (StateOutcome.FAILED, "already used", None),  # its run ended: no run reads a code now
+        (StateOutcome.TIMED_OUT, "expired", "already used"),
+    ],
+)
+def test_a_state_whose_run_ended_is_refused_as_used_or_if_it_timed_out_as_expired(
     callback: CallbackServer,
     browser: httpx.Client,
     open_states: Callable[..., str],
     db_session_for: Callable[[], Session],
+    outcome: StateOutcome,
+    said: str,
+    unsaid: str | None,
 ) -> None:
     state = open_states()
+    row_id = _row(db_session_for, state).id
     with db_session_for() as s:
-        row = s.exec(select(OAuthState).where(OAuthState.state_hash == hash_state(state))).one()
-        close_state(s, row.id, outcome=StateOutcome.TIMED_OUT)
+        close_state(s, row_id, outcome=outcome)
     response = browser.get(callback.redirect_uri, params={"state": state, "code": "c"})
 
     _assert_own_page(response)
     assert response.status_code == 400
-    assert "expired" in response.text
-    assert "already used" not in response.text
+    assert said in response.text
+    if unsaid is not None:
+        assert unsaid not in response.text
 
 
 HOSTILE_ERRORS = [

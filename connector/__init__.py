@@ -1,1 +1,1 @@
-"""connector package."""
+"""The connector library (no Prefect): one package per capability over one database."""

@@ -1,1 +1,1 @@
-"""deployments package."""
+"""How the flows run: prefect.yaml, serving, the OAuth callback, automations, the demo."""

@@ -1,1 +1,1 @@
-"""nomi package."""
+"""The Nomi API client (httpx, no Prefect): OAuth, typed models, errors, paging, throttle."""

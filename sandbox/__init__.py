@@ -1,1 +1,1 @@
-"""sandbox package."""
+"""The Nomi sandbox: a FastAPI server that plays Nomi on loopback (OAuth pages, API, faults)."""

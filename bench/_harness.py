@@ -34,20 +34,10 @@ if "prefect" not in sys.modules:  # before anything imports prefect: a throw-awa
     os.environ.pop("PREFECT_API_KEY", None)
 
 from connector.items.context import reassess
+from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus, Role
 from connector.store.db import make_engine, migrate
 from connector.store.db import session as db_session
-from connector.store.models import (
-    Business,
-    Connection,
-    ConnectionSettings,
-    ConnectionStatus,
-    Item,
-    ItemKind,
-    ItemStatus,
-    Membership,
-    Role,
-    User,
-)
+from connector.store.models import Business, Connection, ConnectionSettings, Item, Membership, User
 from connector.sync.lists import LISTS, sync_list
 from nomi.client import NomiClient, StaticTokenProvider
 from nomi.models import TokenSet

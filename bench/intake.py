@@ -25,16 +25,15 @@ from sqlmodel import Session
 
 from bench._harness import bench_line, machine, temp_database
 from connector.rules.names import normalise_name
+from connector.rules.vocabulary import ConnectionStatus, Role
 from connector.store.db import make_engine
 from connector.store.models import (
     Business,
     Category,
     Connection,
     ConnectionSettings,
-    ConnectionStatus,
     ContactRule,
     Membership,
-    Role,
     Supplier,
     TaxRate,
     User,

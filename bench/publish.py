@@ -42,9 +42,10 @@ from bench._harness import (
 from connector.items.context import build_context, facts_from_item
 from connector.publishing.payloads import expense_body, sales_invoice_body
 from connector.rules.engine import resolve
+from connector.rules.vocabulary import ItemKind
 from connector.store.db import make_engine
 from connector.store.db import session as db_session
-from connector.store.models import Item, ItemKind
+from connector.store.models import Item
 from nomi.models import ExpenseCreate, SalesInvoiceCreate
 
 TARGET = 0.8

@@ -13,7 +13,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from connector.history.records import record_audit
-from connector.store.models import Business, Membership, Role, User
+from connector.rules.vocabulary import Role
+from connector.store.models import Business, Membership, User
 from connector.text_guard import shown
 
 ADMIN_ROLES = frozenset({Role.ADMIN, Role.ACCOUNTANT})

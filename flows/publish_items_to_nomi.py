@@ -14,8 +14,9 @@ from sqlmodel import col, select
 from blocks.app import NomiApp
 from connector.items.context import reassess
 from connector.publishing.queue import apply_contact_choices, require_member
+from connector.rules.vocabulary import ItemStatus
 from connector.settings import ConnectorSettings
-from connector.store.models import Item, ItemStatus
+from connector.store.models import Item
 from tasks.publish import BusinessSummary, publish_next_batch, record_publish_run
 from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_and_connection, db, unwalked
 

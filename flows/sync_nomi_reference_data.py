@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
 from connector.connections.targets import SyncTarget
+from connector.rules.vocabulary import ConnectionStatus
 from connector.settings import ConnectorSettings
-from connector.store.models import ConnectionStatus
 from connector.sync.lists import LISTS
 from tasks.runtime import DEFAULT_APP_BLOCK, run_param
 from tasks.sync import find_connections, finish_business_sync, sync_one_list

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
 from connector.connections.targets import SyncTarget
+from connector.rules.vocabulary import ConnectionStatus
 from connector.settings import ConnectorSettings
-from connector.store.models import ConnectionStatus
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 from tasks.sync import find_connections
 from tasks.verify import describe_disconnected, summarise_checks, verify_connection

@@ -34,7 +34,7 @@ from connector.connections.consent import (
     record_failure,
 )
 from connector.connections.oauth_states import OAuthPurpose, StateOutcome, close_state, open_state
-from connector.store.models import short_error
+from connector.store.base import short_error
 from nomi.client import NomiClient
 from nomi.errors import NomiError
 from nomi.models import Organisation, TokenSet

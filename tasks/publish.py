@@ -45,7 +45,8 @@ from connector.publishing.queue import (
     recover_stale,
     select_candidates,
 )
-from connector.store.models import Connection, ConnectionStatus
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.models import Connection
 from tasks.runtime import NomiLimits, db, engine_for, load_credentials, nomi_client
 
 

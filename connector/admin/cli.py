@@ -31,9 +31,10 @@ from connector.items.context import NoConnectionError
 from connector.items.edits import edit_item
 from connector.items.intake import IntakeError, import_items
 from connector.publishing.queue import reassess_after_change
+from connector.rules.vocabulary import ItemStatus
 from connector.settings import ConnectorSettings
 from connector.store.db import is_busy_error, make_engine, migrate, session
-from connector.store.models import Item, ItemStatus
+from connector.store.models import Item
 from connector.text_guard import printable
 
 app = typer.Typer(help="Administer the Nomi connector database.", no_args_is_help=True)

@@ -26,17 +26,15 @@ from connector.access import (
 from connector.history.records import record_audit
 from connector.items.fields import method_key
 from connector.rules.names import matching_key
+from connector.rules.vocabulary import ContactKind, Role, RuleSource
 from connector.store.models import (
     Business,
     Connection,
     ConnectionSettings,
-    ContactKind,
     ContactRule,
     Item,
     Membership,
     PaymentMethod,
-    Role,
-    RuleSource,
     User,
 )
 from connector.text_guard import (

@@ -16,7 +16,9 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from connector.history.records import record_connection_check
-from connector.store.models import Connection, ConnectionStatus, short_error, utcnow
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.base import short_error, utcnow
+from connector.store.models import Connection
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError, NomiError
 from nomi.tokens import TokenProvider

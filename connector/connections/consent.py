@@ -18,15 +18,9 @@ from sqlmodel import Session, col, select
 
 from connector.connections.asking import audit, refuse, who_asks
 from connector.connections.oauth_states import OAuthPurpose
-from connector.store.models import (
-    Business,
-    Connection,
-    ConnectionSettings,
-    ConnectionStatus,
-    short_error,
-    table_of,
-    utcnow,
-)
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.base import short_error, table_of, utcnow
+from connector.store.models import Business, Connection, ConnectionSettings
 from nomi.models import Organisation
 
 CONSENT_TTL = timedelta(days=365)

@@ -15,13 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from connector.connections.asking import audit, refuse, who_asks
-from connector.store.models import (
-    Connection,
-    ConnectionStatus,
-    short_error,
-    table_of,
-    utcnow,
-)
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.base import short_error, table_of, utcnow
+from connector.store.models import Connection
 
 ACTION = "disconnect"
 #: How ``last_error`` of a disconnected connection starts while Nomi's revoke is still owed.

@@ -17,7 +17,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, Session, select
 
-from connector.store.models import ConnectorModel, table_of, utcnow
+from connector.store.base import ConnectorModel, table_of, utcnow
 
 STATE_BYTES = 32
 

@@ -14,7 +14,9 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from connector.items.context import ReassessReport, reassess
-from connector.store.models import Business, Connection, ConnectionStatus, utcnow
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.base import utcnow
+from connector.store.models import Business, Connection
 from connector.sync.supplier_rules import RuleChanges, reconcile_nomi_supplier_rules
 
 

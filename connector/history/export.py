@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from connector.history.queries import CHUNK_ROWS, ReportWindow, business_slugs
-from connector.store.models import Business, Item, PublishAttempt, PublishRun, table_of
+from connector.store.base import table_of
+from connector.store.history_tables import PublishAttempt, PublishRun
+from connector.store.models import Business, Item
 
 ExportFormat = Literal["csv", "parquet"]
 

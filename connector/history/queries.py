@@ -22,19 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 
 from connector.history.latency import latency_frame, tuple_chunks
-from connector.store.models import (
-    AttemptOutcome,
-    AttemptStep,
-    Business,
-    Connection,
-    Item,
-    ItemStatus,
-    PublishAttempt,
-    PublishRun,
-    SyncBookmark,
-    SyncRun,
-    table_of,
-)
+from connector.rules.vocabulary import AttemptOutcome, AttemptStep, ItemStatus
+from connector.store.base import table_of
+from connector.store.history_tables import PublishAttempt, PublishRun, SyncRun
+from connector.store.models import Business, Connection, Item, SyncBookmark
 
 #: Steps whose ``PUBLISHED_OUTCOMES`` mean the item became a Nomi record.
 RECORD_STEPS = (AttemptStep.EXPENSE, AttemptStep.SALES_INVOICE, AttemptStep.LOOKUP)

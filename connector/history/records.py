@@ -17,19 +17,16 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from connector.store.models import (
-    AttemptOutcome,
+from connector.rules.vocabulary import AttemptOutcome, ItemStatus
+from connector.store.base import table_of, utcnow
+from connector.store.history_tables import (
     AuditLog,
     ConnectionCheck,
-    Item,
-    ItemStatus,
     PublishAttempt,
     PublishRun,
-    SyncBookmark,
     SyncRun,
-    table_of,
-    utcnow,
 )
+from connector.store.models import Item, SyncBookmark
 from connector.sync.writer import insert_for_dialect
 
 

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import col
 
-from connector.rules.engine import (
+from connector.rules.engine import resolve
+from connector.rules.facts import (
     BankAccountRef,
     CategoryRef,
     ContactRef,
@@ -31,9 +32,10 @@ from connector.rules.engine import (
     RulesContext,
     RulesSettings,
     TaxRateRef,
-    resolve,
 )
-from connector.rules.engine import ContactRule as RuleRef
+from connector.rules.facts import ContactRule as RuleRef
+from connector.rules.vocabulary import ItemStatus, RuleSource
+from connector.store.base import table_of, utcnow
 from connector.store.models import (
     BankAccount,
     Category,
@@ -42,13 +44,9 @@ from connector.store.models import (
     ContactRule,
     Customer,
     Item,
-    ItemStatus,
     PaymentMethod,
-    RuleSource,
     Supplier,
     TaxRate,
-    table_of,
-    utcnow,
 )
 
 ASSESSABLE = (ItemStatus.REVIEW.value, ItemStatus.READY.value)

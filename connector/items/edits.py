@@ -24,15 +24,9 @@ from connector.admin.crud import nomi_id_or_none
 from connector.history import records as history
 from connector.items.context import NoConnectionError, reassess
 from connector.publishing.queue import allow_retry, require_member
-from connector.store.models import (
-    Business,
-    Connection,
-    ConnectionSettings,
-    Item,
-    ItemStatus,
-    table_of,
-    utcnow,
-)
+from connector.rules.vocabulary import ItemStatus
+from connector.store.base import table_of, utcnow
+from connector.store.models import Business, Connection, ConnectionSettings, Item
 
 #: What ``items edit`` may change: option name -> (item column, what the id is of).
 EDITABLE = {"category": ("category_edit", "category"), "tax_rate": ("tax_rate_edit", "tax-rate")}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector.store.models import ItemKind
+from connector.rules.vocabulary import ItemKind
 from connector.text_guard import (
     BIDI_CONTROLS,
     FORMULA_PREFIXES,

@@ -58,8 +58,10 @@ from connector.items.context import NoConnectionError, reassess
 from connector.items.fields import FIELDS, RowError, method_key, parse_row
 from connector.items.images import ImageError, ImageStore, StoredImage
 from connector.publishing.queue import require_member
+from connector.rules.vocabulary import ItemStatus
+from connector.store.base import table_of, utcnow
 from connector.store.db import begin_write, is_busy_error, is_sqlite
-from connector.store.models import Business, Item, ItemStatus, PaymentMethod, table_of, utcnow
+from connector.store.models import Business, Item, PaymentMethod
 
 NOT_ASSESSED = "not yet assessed"
 ACTION = "items.import"

@@ -30,7 +30,7 @@ from connector.publishing.pipeline import (
     publish_item,
     write_finishes,
 )
-from connector.rules.engine import RulesContext
+from connector.rules.facts import RulesContext
 from connector.store.group_commit import shared_writer
 from connector.store.models import Item
 from nomi.client import NomiClient

@@ -10,7 +10,8 @@ from sqlmodel import Session, col, select
 from connector.publishing import outbox
 from connector.publishing.payloads import record_step
 from connector.rules.names import normalise_name
-from connector.store.models import Connection, Item, PublishAttempt
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Connection, Item
 from nomi.client import NomiClient
 
 

@@ -39,9 +39,11 @@ from typing import Any, Literal, overload
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from connector.rules.vocabulary import ItemStatus
+from connector.store.base import table_of, utcnow
 from connector.store.db import begin_write, is_sqlite
 from connector.store.group_commit import GROUPED
-from connector.store.models import Connection, Item, ItemStatus, table_of, utcnow
+from connector.store.models import Connection, Item
 
 
 class ClaimLostError(RuntimeError):

@@ -12,9 +12,10 @@ import hashlib
 import uuid
 from decimal import Decimal
 
-from connector.rules.engine import Resolution
+from connector.rules.facts import Resolution
 from connector.rules.names import matching_key
-from connector.store.models import Item, ItemKind
+from connector.rules.vocabulary import ItemKind
+from connector.store.models import Item
 from nomi.models import ContactCreate, ExpenseCreate, InvoiceLine, PaymentCreate, SalesInvoiceCreate
 
 #: Steps of a publish, as used in idempotency keys and ``PublishAttempt.step``.

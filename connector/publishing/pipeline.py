@@ -50,19 +50,14 @@ from connector.publishing.payloads import (
     record_step,
     sales_invoice_body,
 )
-from connector.rules.engine import ZERO_RATE_NOTE, Resolution, RulesContext, resolve
+from connector.rules.engine import ZERO_RATE_NOTE, resolve
+from connector.rules.facts import Resolution, RulesContext
 from connector.rules.names import normalise_name
+from connector.rules.vocabulary import AttemptOutcome, ItemKind, ItemStatus
+from connector.store.base import utcnow
 from connector.store.group_commit import GroupCommit
-from connector.store.models import (
-    AttemptOutcome,
-    Customer,
-    Item,
-    ItemKind,
-    ItemStatus,
-    PublishAttempt,
-    Supplier,
-    utcnow,
-)
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Customer, Item, Supplier
 from nomi.client import NomiClient
 from nomi.errors import (
     ConnectionLostError,

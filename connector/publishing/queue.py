@@ -26,21 +26,12 @@ from connector.history import records as history
 from connector.items.context import ReassessReport, build_context, facts_from_item, reassess
 from connector.publishing.payloads import contact_kind, record_step
 from connector.publishing.pipeline import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES, outbox
-from connector.rules.engine import RulesContext, resolve
+from connector.rules.engine import resolve
+from connector.rules.facts import RulesContext
 from connector.rules.names import normalise_name
-from connector.store.models import (
-    AttemptOutcome,
-    Business,
-    Connection,
-    ConnectionSettings,
-    ConnectionStatus,
-    Item,
-    ItemStatus,
-    Membership,
-    User,
-    table_of,
-    utcnow,
-)
+from connector.rules.vocabulary import AttemptOutcome, ConnectionStatus, ItemStatus
+from connector.store.base import table_of, utcnow
+from connector.store.models import Business, Connection, ConnectionSettings, Item, Membership, User
 
 
 @dataclass(frozen=True)

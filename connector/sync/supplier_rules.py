@@ -16,15 +16,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from connector.store.models import (
-    ConnectionSettings,
-    ContactKind,
-    ContactRule,
-    RuleSource,
-    Supplier,
-    table_of,
-    utcnow,
-)
+from connector.rules.vocabulary import ContactKind, RuleSource
+from connector.store.base import table_of, utcnow
+from connector.store.models import ConnectionSettings, ContactRule, Supplier
 from connector.sync.lists import ACTIVE, insert_for
 
 _CHUNK = 1000

@@ -16,21 +16,18 @@ from typing import Any
 from sqlmodel import Session
 
 from connector.rules.names import normalise_name
+from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus, Role
 from connector.store.models import (
     BankAccount,
     Business,
     Category,
     Connection,
     ConnectionSettings,
-    ConnectionStatus,
     ContactRule,
     Customer,
     Item,
-    ItemKind,
-    ItemStatus,
     Membership,
     PaymentMethod,
-    Role,
     Supplier,
     TaxRate,
     User,

@@ -9,7 +9,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError, require_admin
-from connector.store.models import AuditLog, Role
+from connector.rules.vocabulary import Role
+from connector.store.history_tables import AuditLog
 from tests.connector.factories import make_business, make_membership, make_user
 
 

@@ -20,8 +20,10 @@ from connector.connections.consent import (
     record_connection,
 )
 from connector.connections.oauth_states import OAuthPurpose
+from connector.rules.vocabulary import ConnectionStatus, Role
 from connector.store.db import session as db_session
-from connector.store.models import AuditLog, Business, Connection, ConnectionStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, Connection
 from nomi.models import Organisation
 from tests.connector.factories import make_business, make_connection, make_membership, make_user
 

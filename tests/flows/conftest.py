@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlmodel import Session
 
+from connector.rules.vocabulary import ConnectionStatus, Role
 from connector.store.db import make_engine, migrate
 from connector.store.db import session as db_session
-from connector.store.models import ConnectionStatus, Role
 from sandbox.browser import complete_consent
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.settings import SandboxSettings

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from sqlmodel import Session, select
 
-from connector.store.models import AuditLog, Connection, ConnectionStatus, Role, User
+from connector.rules.vocabulary import ConnectionStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection, User
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle

@@ -13,8 +13,10 @@ from sqlmodel import Session, col, select
 
 from blocks.app import NomiApp
 from blocks.tokens import forget_cached_credentials
+from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import Connection, ItemKind, ItemStatus, PublishAttempt, PublishRun
+from connector.store.history_tables import PublishAttempt, PublishRun
+from connector.store.models import Connection
 from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
 from sandbox.seed import BRIGHT_SMILE, HARBOUR
 from sandbox.testing import SandboxHandle

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from connector.store.models import Connection, ConnectionStatus
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.models import Connection
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
 from tests.flows.test_connect_support import (

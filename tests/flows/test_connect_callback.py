@@ -26,8 +26,10 @@ from sqlmodel import Session, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.connections.oauth_states import OAuthState, StateOutcome
+from connector.rules.vocabulary import ConnectionStatus
 from connector.settings import ConnectorSettings
-from connector.store.models import AuditLog, Connection, ConnectionStatus
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection
 from deployments.callback import PrefectRetry, create_callback_app
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle

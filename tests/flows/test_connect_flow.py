@@ -15,7 +15,9 @@ from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
 from connector.connections.oauth_states import OAuthState, StateOutcome
-from connector.store.models import AuditLog, Connection, ConnectionSettings, ConnectionStatus, Role
+from connector.rules.vocabulary import ConnectionStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection, ConnectionSettings
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from nomi.client import NomiClient
 from sandbox.seed import BRIGHT_SMILE

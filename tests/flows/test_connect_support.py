@@ -31,9 +31,9 @@ from prefect.client.schemas.sorting import FlowRunSort
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
+from connector.rules.vocabulary import Role
 from connector.settings import ConnectorSettings
 from connector.store.db import make_engine
-from connector.store.models import Role
 from deployments.callback import create_callback_app
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi

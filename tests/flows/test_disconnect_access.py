@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from blocks.credentials import NomiCredentials
 from connector.admin.cli import app as cli
+from connector.rules.vocabulary import ConnectionStatus, Role
 from connector.store.db import make_engine
-from connector.store.models import Business, ConnectionStatus, Role
+from connector.store.models import Business
 from flows.disconnect_from_nomi import DisconnectParams, disconnect_from_nomi
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle

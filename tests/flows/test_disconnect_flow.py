@@ -20,15 +20,10 @@ from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import ensure_refresh_lock, refresh_lock_name
 from connector.connections.disconnect import REVOKE_PENDING
+from connector.rules.vocabulary import ConnectionStatus, ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import (
-    AuditLog,
-    Connection,
-    ConnectionSettings,
-    ConnectionStatus,
-    ContactRule,
-    ItemStatus,
-)
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection, ConnectionSettings, ContactRule
 from deployments.local import free_port
 from flows.auto_publish_to_nomi import auto_publish_to_nomi
 from flows.disconnect_from_nomi import DisconnectParams, disconnect_from_nomi

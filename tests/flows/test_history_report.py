@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session
 
 from connector.history.records import record_attempt, record_publish_run
-from connector.store.models import ItemStatus
+from connector.rules.vocabulary import ItemStatus
 from flows.publish_history_report import HistoryReportParams, publish_history_report
 from tests.connector.factories import make_business, make_connection, make_item
 

@@ -10,8 +10,9 @@ import pytest
 from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError
+from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import AuditLog, ItemKind, ItemStatus
+from connector.store.history_tables import AuditLog
 from flows.publish_items_to_nomi import PublishItemsParams, publish_items_to_nomi
 from sandbox.seed import HARBOUR
 from sandbox.testing import SandboxHandle

@@ -14,15 +14,9 @@ from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
 from connector.connections.oauth_states import OAuthState, StateOutcome
-from connector.store.models import (
-    AuditLog,
-    Business,
-    Connection,
-    ConnectionSettings,
-    ConnectionStatus,
-    Item,
-    ItemStatus,
-)
+from connector.rules.vocabulary import ConnectionStatus, ItemStatus
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, Connection, ConnectionSettings, Item
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError

@@ -17,7 +17,9 @@ from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider
 from connector.connections.oauth_states import OAuthState, StateOutcome
-from connector.store.models import AuditLog, Connection, ConnectionStatus
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection
 from nomi.client import NomiClient
 from sandbox.seed import BRIGHT_SMILE, HARBOUR, LOGINS
 from sandbox.testing import SandboxHandle

@@ -11,14 +11,9 @@ from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from sqlmodel import Session, select
 
-from connector.store.models import (
-    Category,
-    Connection,
-    ConnectionStatus,
-    Supplier,
-    SyncRun,
-    TaxRate,
-)
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.history_tables import SyncRun
+from connector.store.models import Category, Connection, Supplier, TaxRate
 from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from prefect.client.orchestration import get_client
 from sqlmodel import Session, select
 
-from connector.store.models import Connection, ConnectionCheck, ConnectionStatus
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.history_tables import ConnectionCheck
+from connector.store.models import Connection
 from flows.verify_nomi_connection import VerifyParams, verify_nomi_connection
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle

@@ -25,14 +25,10 @@ from sqlmodel import Session, col, select
 from blocks.app import NomiApp
 from connector.items.context import build_context
 from connector.publishing.queue import Selection, select_candidates
+from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import (
-    Connection,
-    Item,
-    ItemKind,
-    ItemStatus,
-    PublishAttempt,
-)
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Connection, Item
 from flows.auto_publish_to_nomi import AutoPublishParams, PublishSummary, auto_publish_to_nomi
 from sandbox.testing import SandboxHandle
 from tasks.runtime import NomiLimits, nomi_client

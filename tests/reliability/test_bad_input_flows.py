@@ -22,18 +22,9 @@ from sqlmodel import Session, select
 
 from blocks.credentials import NomiCredentials
 from connector.connections.oauth_states import OAuthState
-from connector.store.models import (
-    AuditLog,
-    Business,
-    Connection,
-    ConnectionSettings,
-    ConnectionStatus,
-    Item,
-    ItemStatus,
-    PublishRun,
-    Role,
-    SyncRun,
-)
+from connector.rules.vocabulary import ConnectionStatus, ItemStatus, Role
+from connector.store.history_tables import AuditLog, PublishRun, SyncRun
+from connector.store.models import Business, Connection, ConnectionSettings, Item
 from flows.auto_publish_to_nomi import AutoPublishParams, auto_publish_to_nomi
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.publish_items_to_nomi import PublishItemsParams, publish_items_to_nomi

@@ -22,8 +22,10 @@ from typer.testing import CliRunner
 
 from connector.admin.cli import app
 from connector.items.intake import IntakeError, import_items
+from connector.rules.vocabulary import Role
 from connector.store.db import make_engine, migrate
-from connector.store.models import AuditLog, Business, Item, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, Item
 from tests.connector.factories import make_business, make_membership, make_user
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

@@ -18,7 +18,7 @@ import pytest
 
 import connector.publishing.pipeline
 from connector.publishing.queue import recover_stale
-from connector.store.models import ItemKind, ItemStatus
+from connector.rules.vocabulary import ItemKind, ItemStatus
 from tests.connector.publishing.test_publishing import World, attempts
 from tests.connector.publishing.test_publishing import world as world  # the fixture
 from tests.connector.publishing.test_publishing_world import bank_method, duplicates, write_image

@@ -22,8 +22,10 @@ import pytest
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
+from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import Connection, Item, ItemKind, ItemStatus, PublishAttempt
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Connection, Item
 from deployments.automations import ZOMBIE_AFTER_SECONDS, replace_automation, zombie_run_automation
 from deployments.local import free_port
 from deployments.local import prefect_server as local_prefect_server

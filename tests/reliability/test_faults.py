@@ -26,8 +26,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from connector.rules.vocabulary import ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import Item, ItemStatus, PublishAttempt
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Item
 from sandbox.testing import SandboxHandle
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.conftest import connect_business as connect_business

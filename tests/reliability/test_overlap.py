@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from connector.rules.vocabulary import ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import Item, ItemStatus, PublishRun
+from connector.store.history_tables import PublishRun
+from connector.store.models import Item
 from flows.auto_publish_to_nomi import PublishSummary, auto_publish_to_nomi
 from sandbox.testing import SandboxHandle
 from tests.flows.conftest import ConnectedBusiness

@@ -29,7 +29,7 @@ from connector.connections.oauth_states import (
     new_state,
     open_state,
 )
-from connector.store.models import AuditLog
+from connector.store.history_tables import AuditLog
 from tasks.consent import code_block_name
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for

@@ -35,7 +35,8 @@ from sqlmodel import Session, select
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
 from blocks.tokens import BlockTokenProvider, forget_cached_credentials
-from connector.store.models import Business, Connection, ConnectionSettings, ConnectionStatus, Item
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.models import Business, Connection, ConnectionSettings, Item
 from flows.auto_publish_to_nomi import AutoPublishParams, auto_publish_to_nomi
 from flows.connect_to_nomi import ConnectParams, connect_to_nomi
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi

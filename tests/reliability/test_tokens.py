@@ -21,8 +21,9 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from connector.rules.vocabulary import ConnectionStatus, ItemStatus
 from connector.store.db import make_engine
-from connector.store.models import Connection, ConnectionStatus, Item, ItemStatus
+from connector.store.models import Connection, Item
 from flows.auto_publish_to_nomi import auto_publish_to_nomi
 from flows.reconnect_to_nomi import ReconnectParams, reconnect_to_nomi
 from sandbox.browser import complete_consent

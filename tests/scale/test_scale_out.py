@@ -21,8 +21,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
+from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine, migrate
-from connector.store.models import Connection, Item, ItemKind, ItemStatus
+from connector.store.models import Connection, Item
 from deployments.scale import Cluster, ScaleSettings, prefect_cluster
 from sandbox.testing import SandboxHandle
 from tasks.runtime import NomiLimits, nomi_client

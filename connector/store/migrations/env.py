@@ -1,4 +1,4 @@
-"""Alembic environment: targets the connector tables (``connector.store.models.metadata``).
+"""Alembic environment: targets the connector tables (``connector.store.base.metadata``).
 
 Run through ``connector.store.db.migrate(engine)``, which passes an open connection in
 ``config.attributes["connection"]``; otherwise the URL comes from ``ConnectorSettings``.
@@ -9,9 +9,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-import connector.store.models
+import connector.connections.oauth_states
+import connector.store.history_tables
+import connector.store.models  # noqa: F401
+from connector.store.base import metadata
 
-target_metadata = connector.store.models.metadata
+target_metadata = metadata
 
 
 def _run(connection: sa.Connection) -> None:

@@ -18,7 +18,9 @@ from connector.admin import crud
 from connector.connections.consent import authorise_consent
 from connector.connections.oauth_states import OAuthPurpose
 from connector.publishing.queue import require_member
-from connector.store.models import AuditLog, Business, Role, User
+from connector.rules.vocabulary import Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, User
 from tests.connector.factories import make_business, make_connection, make_membership, make_user
 
 ADMIN = "admin@acme.example"

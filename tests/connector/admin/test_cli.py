@@ -12,7 +12,8 @@ from typer.testing import CliRunner, Result
 
 from connector.admin.cli import app
 from connector.store.db import make_engine
-from connector.store.models import AuditLog, ConnectionSettings, Item, Membership, User
+from connector.store.history_tables import AuditLog
+from connector.store.models import ConnectionSettings, Item, Membership, User
 from tests.connector.conftest import commit_elsewhere_before_first_write
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

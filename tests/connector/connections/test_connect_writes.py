@@ -19,7 +19,9 @@ from sqlmodel import Session, select
 from connector.access import PermissionDeniedError
 from connector.connections.consent import ConnectRefusedError, ConsentRequest
 from connector.connections.oauth_states import OAuthPurpose
-from connector.store.models import AuditLog, Connection, ConnectionStatus, Role
+from connector.rules.vocabulary import ConnectionStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection
 from nomi.models import Organisation
 from tasks.connect import check_request, record_connected
 from tasks.runtime import engine_for

@@ -16,7 +16,9 @@ from connector.connections.disconnect import (
     record_disconnect,
     revoke_pending,
 )
-from connector.store.models import AuditLog, Connection, ConnectionSettings, ConnectionStatus, Role
+from connector.rules.vocabulary import ConnectionStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Connection, ConnectionSettings
 from tests.connector.factories import make_business, make_connection, make_membership, make_user
 
 

@@ -19,7 +19,9 @@ from connector.connections.consent import (
     record_connection,
 )
 from connector.connections.oauth_states import OAuthPurpose
-from connector.store.models import AuditLog, Business, ConnectionSettings, ConnectionStatus, Role
+from connector.rules.vocabulary import ConnectionStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, ConnectionSettings
 from nomi.models import Organisation
 from tests.connector.factories import make_business, make_connection, make_membership, make_user
 

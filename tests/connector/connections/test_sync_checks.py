@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 
 from connector.connections.checks import CheckOutcome, CheckResult, check_connection, record_check
 from connector.connections.targets import NotConnectedError, sync_targets
-from connector.store.models import ConnectionCheck, ConnectionStatus
+from connector.rules.vocabulary import ConnectionStatus
+from connector.store.history_tables import ConnectionCheck
 from nomi.client import NomiClient
 from nomi.retry import RetryPolicy
 from nomi.tokens import StaticTokenProvider

@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 from connector.history import records as history
 from connector.rules.names import normalise_name
 from connector.settings import ConnectorSettings
-from connector.store.models import PublishAttempt, PublishRun, SyncBookmark
+from connector.store.history_tables import PublishAttempt, PublishRun
+from connector.store.models import SyncBookmark
 from tests.connector.factories import make_business, make_connection, make_item
 
 

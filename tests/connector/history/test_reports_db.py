@@ -17,7 +17,7 @@ from connector.history.records import (
     set_bookmark,
 )
 from connector.history.report import build_report
-from connector.store.models import ItemStatus
+from connector.rules.vocabulary import ItemStatus
 from tests.connector.factories import make_business, make_connection, make_item
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

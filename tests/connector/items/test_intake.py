@@ -14,7 +14,9 @@ from sqlmodel import Session, select
 
 from connector.items.images import sniff_content_type
 from connector.items.intake import NOT_ASSESSED, IntakeError, import_items
-from connector.store.models import AuditLog, Business, Item, ItemKind, ItemStatus, Role
+from connector.rules.vocabulary import ItemKind, ItemStatus, Role
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, Item
 from tests.connector.conftest import commit_elsewhere_before_first_write
 from tests.connector.factories import (
     make_business,

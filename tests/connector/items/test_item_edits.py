@@ -18,16 +18,10 @@ from connector.admin import crud
 from connector.items.context import reassess
 from connector.items.edits import EditResult, edit_item
 from connector.publishing.queue import reassess_after_change
+from connector.rules.vocabulary import ItemStatus, Role
 from connector.store.db import session as db_session
-from connector.store.models import (
-    AuditLog,
-    Business,
-    ConnectionSettings,
-    Item,
-    ItemStatus,
-    Membership,
-    Role,
-)
+from connector.store.history_tables import AuditLog
+from connector.store.models import Business, ConnectionSettings, Item, Membership
 from tests.connector.factories import (
     make_bank_account,
     make_business,

@@ -14,15 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from connector.items.context import NoConnectionError, build_context, facts_from_item, reassess
-from connector.store.models import (
-    Business,
-    Connection,
-    ConnectionSettings,
-    ContactRule,
-    Item,
-    ItemKind,
-    ItemStatus,
-)
+from connector.rules.vocabulary import ItemKind, ItemStatus
+from connector.store.models import Business, Connection, ConnectionSettings, ContactRule, Item
 from tests.connector.factories import (
     make_bank_account,
     make_business,

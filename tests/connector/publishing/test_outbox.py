@@ -23,7 +23,8 @@ from connector.publishing.outbox import (
     release_claim,
     stale_claims,
 )
-from connector.store.models import Item, ItemKind, ItemStatus
+from connector.rules.vocabulary import ItemKind, ItemStatus
+from connector.store.models import Item
 from tests.connector import claim_worker
 from tests.connector.factories import make_business, make_connection, make_item
 

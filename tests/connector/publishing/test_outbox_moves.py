@@ -9,8 +9,10 @@ from sqlmodel import Session, select
 
 from connector.history import records as history
 from connector.publishing.pipeline import Finish, outbox, write_finishes
+from connector.rules.vocabulary import ItemStatus
 from connector.store.group_commit import GroupCommit
-from connector.store.models import Item, ItemStatus, PublishAttempt
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Item
 from tests.connector.factories import make_business, make_item
 
 

@@ -29,16 +29,10 @@ from connector.publishing.queue import (
     recover_stale,
     select_candidates,
 )
+from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus
 from connector.store.db import make_engine, migrate
-from connector.store.models import (
-    Connection,
-    ConnectionStatus,
-    Item,
-    ItemKind,
-    ItemStatus,
-    PublishAttempt,
-    Supplier,
-)
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Connection, Item, Supplier
 from nomi.client import NomiClient
 from nomi.retry import RetryPolicy
 from nomi.tokens import RefreshingTokenProvider

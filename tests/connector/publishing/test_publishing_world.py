@@ -20,13 +20,13 @@ from sqlmodel import Session, select
 
 from connector.items.context import reassess
 from connector.rules.names import normalise_name
+from connector.rules.vocabulary import ItemKind
 from connector.store.models import (
     BankAccount,
     Category,
     ConnectionSettings,
     Customer,
     Item,
-    ItemKind,
     PaymentMethod,
     Supplier,
     TaxRate,

@@ -17,7 +17,8 @@ from connector.publishing import outbox
 from connector.publishing.batch import BatchResult, publish_batch
 from connector.publishing.book import PublishBook
 from connector.publishing.queue import claim_next
-from connector.store.models import Item, ItemKind, ItemStatus
+from connector.rules.vocabulary import ItemKind, ItemStatus
+from connector.store.models import Item
 from tests.connector.publishing.test_publishing import World, attempts
 from tests.connector.publishing.test_publishing import world as world  # the fixture
 from tests.connector.publishing.test_publishing_world import write_image

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from connector.rules.engine import ContactRule, ItemFacts, Resolution, resolve
+from connector.rules.engine import resolve
+from connector.rules.facts import ContactRule, ItemFacts, Resolution
 from tests.connector.rules.test_rules_world import RULES, context, item
 
 D = Decimal
@@ -615,7 +616,7 @@ def test_a_rule_removed_later_sends_an_item_back_to_review() -> None:
 def test_several_active_suppliers_with_one_normalised_name_need_a_mapping() -> None:
     from dataclasses import replace
 
-    from connector.rules.engine import ContactRef
+    from connector.rules.facts import ContactRef
 
     ctx = context()
     twins = replace(ctx, suppliers=(*ctx.suppliers, ContactRef("sup-acme2", "ACME Limited")))
@@ -645,7 +646,7 @@ def test_names_in_every_script_resolve_to_their_own_contact_and_rule() -> None:
     """Issue 15: every non-Latin name shared the key '' and matched the first such contact."""
     from dataclasses import replace
 
-    from connector.rules.engine import ContactRef
+    from connector.rules.facts import ContactRef
 
     suppliers = (
         ContactRef("sup-arabic", "مطعم الشرق"),
@@ -672,7 +673,7 @@ def test_names_in_every_script_resolve_to_their_own_contact_and_rule() -> None:
 def test_an_item_whose_contact_name_has_no_letters_goes_to_review_unless_mapped() -> None:
     from dataclasses import replace
 
-    from connector.rules.engine import ContactRef
+    from connector.rules.facts import ContactRef
 
     suppliers = (ContactRef("sup-tooth", "🦷"), ContactRef("sup-bolt", "Bolt Supplies"))
     ctx = replace(context(), suppliers=suppliers)

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.rules.engine import (
+from connector.rules.engine import resolve
+from connector.rules.facts import (
     CategoryRef,
     ContactRef,
     ContactRule,
@@ -18,7 +19,6 @@ from connector.rules.engine import (
     RulesContext,
     RulesSettings,
     TaxRateRef,
-    resolve,
 )
 from connector.rules.money import tax_in_gross, to_money
 from tests.connector.rules.test_rules_world import BANKS, METHODS

@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from connector.rules.engine import (
+from connector.rules.facts import (
     BankAccountRef,
     CategoryRef,
     ContactRef,

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from connector.store.base import metadata
 from connector.store.db import make_engine, migrate, session
-from connector.store.models import Business, Item, metadata
+from connector.store.models import Business, Item
 
 
 def test_upgrade_from_empty_builds_every_table_and_matches_the_models(database_url: str) -> None:

@@ -1,4 +1,4 @@
-"""The in-process writer gate of SQLite engines (``connector.store.db.WriterGate``)."""
+"""The in-process writer gate of SQLite engines (``connector.store.sqlite.WriterGate``)."""
 
 from __future__ import annotations
 
@@ -11,27 +11,35 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connector.store.db import WriterGate, make_engine, writer_gate
+from connector.store.db import make_engine
+from connector.store.sqlite import WriterGate, make_sqlite_engine
 
 IMMEDIATE = {"sqlite_begin": "IMMEDIATE"}
 
 
+GATES: dict[Engine, WriterGate] = {}
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    built = make_engine(f"sqlite:///{tmp_path}/gate.db")
+    """A SQLite engine as ``make_engine`` builds it, with a gate the test can look at."""
+    gate = WriterGate(timeout=30.0)
+    built = make_sqlite_engine(
+        sa.make_url(f"sqlite:///{tmp_path}/gate.db"), timeout_ms=30_000, gate=gate
+    )
+    GATES[built] = gate
     with built.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE counter (n INTEGER NOT NULL)")
         conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
     try:
         yield built
     finally:
+        GATES.pop(built)
         built.dispose()
 
 
 def _gate(engine: Engine) -> WriterGate:
-    gate = writer_gate(engine)
-    assert gate is not None
-    return gate
+    return GATES[engine]
 
 
 def _bump(session: Session) -> None:
@@ -126,9 +134,19 @@ def test_a_waiting_writer_gets_the_gate_as_soon_as_the_holder_commits(engine: En
         assert conn.exec_driver_sql("SELECT n FROM counter").scalar_one() == 2
 
 
-def test_postgres_engines_have_no_gate() -> None:
-    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+def test_make_engine_gates_sqlite_engines_and_not_postgres_ones(tmp_path: Path) -> None:
+    def gated(engine: Engine) -> bool:
+        """The gate wraps the dialect's commit (a function on the instance, not the class's)."""
+        return (
+            getattr(engine.dialect.do_commit, "__func__", None)
+            is not type(engine.dialect).do_commit
+        )
+
+    sqlite = make_engine(f"sqlite:///{tmp_path}/plain.db")
+    postgres = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     try:
-        assert writer_gate(engine) is None
+        assert gated(sqlite)
+        assert not gated(postgres)
     finally:
-        engine.dispose()
+        sqlite.dispose()
+        postgres.dispose()

@@ -17,8 +17,10 @@ from sqlmodel import select
 
 from connector.connections.targets import SyncTarget, after_sync
 from connector.history.records import get_bookmark
+from connector.rules.vocabulary import ItemStatus
 from connector.store.db import make_engine, migrate
 from connector.store.db import session as db_session
+from connector.store.history_tables import SyncRun
 from connector.store.models import (
     BankAccount,
     Category,
@@ -27,9 +29,7 @@ from connector.store.models import (
     ContactRule,
     Customer,
     Item,
-    ItemStatus,
     Supplier,
-    SyncRun,
     TaxRate,
 )
 from connector.sync.lists import LISTS, SyncStatus, sync_list

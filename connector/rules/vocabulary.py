@@ -1,0 +1,111 @@
+"""The connector's words: every enum and fixed name the other packages share, defined once.
+
+Stored as strings in the database (the tables in ``connector.store.models`` use these enums), used
+in idempotency keys and history, and read by the rules engine.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A user's role in a business (an accountant acting for a client counts as admin there)."""
+
+    ADMIN = "admin"
+    STANDARD = "standard"
+    ACCOUNTANT = "accountant"
+
+
+class ConnectionStatus(StrEnum):
+    """Lifecycle of a business's connection to Nomi."""
+
+    PENDING = "pending"
+    CONNECTED = "connected"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    DISCONNECTED = "disconnected"
+
+
+class ItemKind(StrEnum):
+    """Item kind: cost and expense_claim become Nomi Expenses, sales become Sales invoices."""
+
+    COST = "cost"
+    SALES = "sales"
+    EXPENSE_CLAIM = "expense_claim"
+
+
+class ItemStatus(StrEnum):
+    """Lifecycle: review -> ready -> publishing (claimed) -> published; archived never publishes."""
+
+    REVIEW = "review"
+    READY = "ready"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class ContactKind(StrEnum):
+    """Which contact list a name belongs to: customers for sales items, suppliers otherwise."""
+
+    SUPPLIER = "supplier"
+    CUSTOMER = "customer"
+
+
+class RuleSource(StrEnum):
+    """Who made a contact rule: a user, or imported from Nomi's supplier defaults."""
+
+    USER = "user"
+    NOMI = "nomi"
+
+
+class AttemptStep(StrEnum):
+    """A step of a publish: the Nomi call an attempt made (also the idempotency-key step name).
+
+    ``EXPENSE`` and ``SALES_INVOICE`` are also the record types an item becomes in Nomi.
+    """
+
+    CONTACT = "contact"
+    EXPENSE = "expense"
+    SALES_INVOICE = "sales_invoice"
+    ATTACHMENT = "attachment"
+    PAYMENT = "payment"
+    LOOKUP = "lookup"
+    RESOLVE = "resolve"
+    CLAIMANT = "claimant"
+
+
+class AttemptOutcome(StrEnum):
+    """How a publish attempt ended."""
+
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+    CONNECTION_LOST = "connection_lost"
+    HELD = "held"
+    RECOVERED = "recovered"
+
+
+class ListName(StrEnum):
+    """The five reference lists mirrored from Nomi."""
+
+    SUPPLIERS = "suppliers"
+    CUSTOMERS = "customers"
+    CATEGORIES = "categories"
+    TAX_RATES = "tax_rates"
+    BANK_ACCOUNTS = "bank_accounts"
+
+
+#: Item kinds the rules engine accepts.
+ITEM_KINDS = frozenset(ItemKind)
+
+
+def contact_kind(kind: str) -> ContactKind:
+    """The contact list of an item kind: customers for sales items, suppliers otherwise."""
+    return ContactKind.CUSTOMER if kind == ItemKind.SALES else ContactKind.SUPPLIER
+
+
+def record_step(kind: str) -> AttemptStep:
+    """The step (and Nomi record type) that creates the record of an item of ``kind``."""
+    return AttemptStep.SALES_INVOICE if kind == ItemKind.SALES else AttemptStep.EXPENSE

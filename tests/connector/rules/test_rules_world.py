@@ -1,4 +1,4 @@
-"""A small, fixed Nomi world shared by the rules tests (this module holds no tests itself)."""
+"""A small, fixed Nomi world and the table helpers shared by the rules tests (no tests here)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from connector.rules.engine import resolve
 from connector.rules.facts import (
     BankAccountRef,
     CategoryRef,
@@ -14,6 +17,7 @@ from connector.rules.facts import (
     ContactRule,
     ItemFacts,
     PaymentMethodRef,
+    Resolution,
     RulesContext,
     RulesSettings,
     TaxRateRef,
@@ -106,3 +110,39 @@ def item(**fields: Any) -> ItemFacts:
     }
     base.update(fields)
     return ItemFacts(**base)
+
+
+def row(id: str, facts: dict[str, Any], expect: dict[str, Any], **settings: Any) -> Any:
+    """One table row: item fields, settings overrides and the expected resolution fields."""
+    return pytest.param(facts, settings, expect, id=id)
+
+
+def check(res: Resolution, expect: dict[str, Any]) -> None:
+    """Compare a resolution with the expected fields; reasons/notes are matched by substring."""
+    for key, want in expect.items():
+        if key == "sources":
+            for field_name, source in want.items():
+                assert res.sources.get(field_name) == source, (field_name, res.sources)
+        elif key in ("reasons", "notes"):
+            got = getattr(res, key)
+            assert len(got) == len(want), got
+            for fragment, text in zip(want, got, strict=True):
+                assert fragment in text, (fragment, got)
+        else:
+            assert getattr(res, key) == want, (key, getattr(res, key), res)
+
+
+READY = {"status": "ready", "reasons": []}
+
+
+def check_table_row(
+    facts: dict[str, Any], settings: dict[str, Any], expect: dict[str, Any]
+) -> None:
+    """Resolve one table row and check it; a ready resolution also adds up (net + tax = total)."""
+    rules = settings.pop("rules", RULES)
+    res = resolve(item(**facts), context(rules=rules, **settings))
+    check(res, expect)
+    if res.is_ready:
+        assert res.net is not None
+        assert res.tax is not None
+        assert res.net + res.tax == res.total

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from connector.items.context import ReassessReport, reassess
+from connector.items.assess import ReassessReport, reassess
 from connector.store.models import Business, Connection, ConnectionStatus, utcnow
 from connector.sync.supplier_rules import RuleChanges, reconcile_nomi_supplier_rules
 

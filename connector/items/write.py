@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
+from connector.items.assess import reassess
 from connector.items.check import ROW_COLUMNS, Staging
-from connector.items.context import NoConnectionError, reassess
+from connector.items.context import NoConnectionError
 from connector.items.import_report import ImportReport
 from connector.store.db import begin_write, is_sqlite
 from connector.store.models import Item, ItemStatus, table_of, utcnow

@@ -33,7 +33,7 @@ if "prefect" not in sys.modules:  # before anything imports prefect: a throw-awa
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("PREFECT_API_KEY", None)
 
-from connector.items.context import reassess
+from connector.items.assess import reassess
 from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus, Role
 from connector.store.db import make_engine, migrate
 from connector.store.db import session as db_session

@@ -90,7 +90,7 @@ def baseline() -> dict[str, Any]:
     count = 0
     new_id = uuid.uuid4
     if os.environ.get("BENCH_ORDERED_IDS") == "1":
-        from connector.items.intake import ordered_ids
+        from connector.items.write import ordered_ids
 
         def batches() -> Any:
             while True:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from blocks.app import NomiApp
-from connector.items.context import reassess
+from connector.items.assess import reassess
 from connector.publishing.queue import apply_contact_choices, require_member
 from connector.rules.vocabulary import ItemStatus
 from connector.settings import ConnectorSettings

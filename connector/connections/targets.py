@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from connector.items.context import ReassessReport, reassess
+from connector.items.assess import ReassessReport, reassess
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.base import utcnow
 from connector.store.models import Business, Connection

@@ -23,7 +23,8 @@ from sqlmodel import Session, col, select
 
 from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, require_actor
 from connector.history import records as history
-from connector.items.context import ReassessReport, build_context, facts_from_item, reassess
+from connector.items.assess import ReassessReport, reassess
+from connector.items.context import build_context, facts_from_item
 from connector.publishing.payloads import contact_kind, record_step
 from connector.publishing.pipeline import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES, outbox
 from connector.rules.engine import resolve

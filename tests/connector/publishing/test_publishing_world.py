@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from connector.items.context import reassess
+from connector.items.assess import reassess
 from connector.rules.names import normalise_name
 from connector.rules.vocabulary import ItemKind
 from connector.store.models import (

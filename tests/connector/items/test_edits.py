@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError
 from connector.admin import crud
-from connector.items.context import reassess
+from connector.items.assess import reassess
 from connector.items.edits import EditResult, edit_item
 from connector.publishing.queue import reassess_after_change
 from connector.rules.vocabulary import ItemStatus, Role

@@ -1,10 +1,7 @@
-"""Review assessment against a real database (SQLite and PostgreSQL): reassess, build_context."""
+"""Readiness assessment against a real database (SQLite and PostgreSQL): what reassess writes."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,79 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from connector.items.context import NoConnectionError, build_context, facts_from_item, reassess
-from connector.rules.vocabulary import ItemKind, ItemStatus
-from connector.store.models import Business, Connection, ConnectionSettings, ContactRule, Item
+from connector.items.assess import reassess
+from connector.rules.vocabulary import ItemStatus
+from connector.store.models import ContactRule, Item
 from tests.connector.factories import (
-    make_bank_account,
-    make_business,
-    make_category,
-    make_connection,
-    make_contact_rule,
-    make_item,
     make_payment_method,
-    make_supplier,
-    make_tax_rate,
 )
-
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-T1 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class World:
-    business: Business
-    connection: Connection
-
-
-def build_world(db: Session, **settings: Any) -> World:
-    """A business connected to Nomi with a few lists, one user rule and a linked card."""
-    business = make_business(db)
-    connection = make_connection(db, business=business)
-    row = db.exec(
-        select(ConnectionSettings).where(ConnectionSettings.connection_id == connection.id)
-    ).one()
-    for key, value in {
-        "warn_new_supplier": True,
-        "use_tax_list": True,
-        "default_tax_costs": "vat20",
-        "default_zero_tax_code_costs": "zero",
-        **settings,
-    }.items():
-        setattr(row, key, value)
-    make_supplier(db, connection=connection, nomi_id="sup-acme", name="Acme Ltd")
-    make_supplier(
-        db,
-        connection=connection,
-        nomi_id="sup-bolt",
-        name="Bolt Supplies",
-        default_tax_rate_id="red5",
-    )
-    make_category(db, connection=connection, nomi_id="cat-office", name="Office")
-    make_category(db, connection=connection, nomi_id="cat-travel", name="Travel")
-    make_category(db, connection=connection, nomi_id="cat-old", name="Old", status="ARCHIVED")
-    make_tax_rate(
-        db, connection=connection, nomi_id="vat20", name="VAT 20%", applies_to="PURCHASES"
-    )
-    make_tax_rate(db, connection=connection, nomi_id="zero", name="Zero", rate=Decimal("0"))
-    make_tax_rate(db, connection=connection, nomi_id="red5", name="Reduced", rate=Decimal("5"))
-    make_bank_account(db, connection=connection, nomi_id="bank-main")
-    make_contact_rule(db, connection=connection, name="Acme Ltd", category_nomi_id="cat-office")
-    db.commit()
-    return World(business, connection)
-
-
-def cost(db: Session, world: World, **overrides: Any) -> Item:
-    """A cost item in review from Acme (the rule gives its category)."""
-    values: dict[str, Any] = {"status": ItemStatus.REVIEW, "contact_name": "Acme Ltd"}
-    return make_item(db, business=world.business, **(values | overrides))
-
-
-def stored(engine: Engine, item_id: uuid.UUID) -> Item:
-    with Session(engine) as fresh:
-        found = fresh.get(Item, item_id)
-        assert found is not None
-        return found
+from tests.connector.items.conftest import T0, T1, build_world, cost, stored
 
 
 def test_reassess_resolves_review_and_ready_items_and_leaves_claimed_published_and_archived_alone(
@@ -192,45 +123,6 @@ def test_item_ids_limit_the_assessment_and_other_businesses_are_never_touched(
     assert stored(engine, foreign.id).status == ItemStatus.REVIEW
 
 
-def test_a_nomi_supplier_default_rate_is_a_nomi_rule_only_with_use_supplier_tax_rates(
-    engine: Engine, db: Session
-) -> None:
-    world = build_world(db)
-    item = cost(db, world, contact_name="Bolt Supplies", category_edit="cat-office")
-    db.commit()
-
-    reassess(db, business_id=world.business.id, now=T0)
-    db.commit()
-    assert stored(engine, item.id).resolved_tax_rate_nomi_id == "vat20"
-
-    db.exec(
-        select(ConnectionSettings).where(ConnectionSettings.connection_id == world.connection.id)
-    ).one().use_supplier_tax_rates = True
-    db.commit()
-    reassess(db, business_id=world.business.id, now=T1)
-    db.commit()
-    after = stored(engine, item.id)
-    assert after.resolved_tax_rate_nomi_id == "red5"
-    assert after.resolved_sources["tax_rate"] == "nomi_supplier_rule"
-    assert after.resolved_tax == Decimal("5.71")
-
-
-def test_a_stored_nomi_rule_beats_the_suppliers_default_rate(db: Session) -> None:
-    world = build_world(db, use_supplier_tax_rates=True)
-    make_contact_rule(
-        db,
-        connection=world.connection,
-        name="Bolt Supplies",
-        source="nomi",
-        tax_rate_nomi_id="zero",
-    )
-    db.commit()
-    ctx = build_context(db, world.business.id)
-    rule = ctx.rule("supplier", "nomi", ["Bolt Supplies"])
-    assert rule is not None
-    assert rule.tax_rate_id == "zero"
-
-
 def test_a_paid_item_with_a_linked_card_stores_the_bank_account(
     engine: Engine, db: Session
 ) -> None:
@@ -276,21 +168,6 @@ def test_loaded_items_in_the_session_see_the_new_status(db: Session) -> None:
     assert item.status == ItemStatus.READY
 
 
-def test_build_context_refuses_a_business_without_a_connection(db: Session) -> None:
-    business = make_business(db)
-    with pytest.raises(NoConnectionError, match=f"business {business.id} has no Nomi connection"):
-        build_context(db, business.id)
-
-
-def test_build_context_falls_back_to_default_settings_without_a_settings_row(db: Session) -> None:
-    business = make_business(db)
-    connection = make_connection(db, business=business, with_settings=False)
-    ctx = build_context(db, business.id)
-    defaults = ConnectionSettings(connection_id=connection.id)
-    assert ctx.settings.warn_new_supplier == defaults.warn_new_supplier
-    assert ctx.suppliers == ()
-
-
 def test_reassess_runs_a_fixed_number_of_statements_however_many_items(
     engine: Engine, db: Session
 ) -> None:
@@ -318,43 +195,15 @@ def test_reassess_runs_a_fixed_number_of_statements_however_many_items(
     assert sorted(statuses.all()).count(ItemStatus.READY) == 150
 
 
-def test_facts_from_item_maps_the_item_columns() -> None:
-    method = uuid.uuid4()
-    item = Item(
-        business_id=uuid.uuid4(),
-        kind=ItemKind.EXPENSE_CLAIM,
-        external_id="x",
-        contact_name="Cafe",
-        total=Decimal("9.99"),
-        tax_amount=Decimal("0"),
-        category_edit="cat-1",
-        tax_rate_edit="tax-1",
-        paid=False,
-        payment_method_id=method,
-        claimant_email="sam@example.test",
-        image_path="/tmp/receipt.png",
-        contact_mapped_nomi_id="sup-9",
-    )
-    facts = facts_from_item(item)
-    assert facts.kind == "expense_claim"
-    assert (facts.total, facts.extracted_tax) == (Decimal("9.99"), Decimal("0"))
-    assert (facts.category_id, facts.tax_rate_id) == ("cat-1", "tax-1")
-    assert facts.paid is None
-    assert facts.payment_method_id == str(method)
-    assert facts.claimant == "sam@example.test"
-    assert facts.has_image is True
-    assert facts.mapped_contact_id == "sup-9"
-
-
 def test_an_item_claimed_while_being_assessed_is_not_overwritten(
     engine: Engine, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import connector.items.context as review
+    import connector.items.assess as assess
 
     world = build_world(db)
     item = cost(db, world, status=ItemStatus.READY, contact_name="Nobody")
     db.commit()
-    real_resolve = review.resolve
+    real_resolve = assess.resolve
 
     def claim_then_resolve(*args: Any) -> Any:
         db.connection().execute(
@@ -363,7 +212,7 @@ def test_an_item_claimed_while_being_assessed_is_not_overwritten(
         )
         return real_resolve(*args)
 
-    monkeypatch.setattr(review, "resolve", claim_then_resolve)
+    monkeypatch.setattr(assess, "resolve", claim_then_resolve)
     reassess(db, business_id=world.business.id, now=T0)
     db.commit()
 

@@ -13,7 +13,6 @@ serialised twice:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import threading
@@ -21,15 +20,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import httpx
-from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
+from blocks.locks import ensure_lock, lock_busy
 from nomi.errors import ConnectionLostError, TransientError
 from nomi.oauth import NomiOAuth
 
@@ -63,29 +59,6 @@ def _load(block_name: str) -> NomiCredentials:
     if not isinstance(creds, NomiCredentials):
         raise TypeError(f"block {block_name!r} is not a NomiCredentials block")
     return creds
-
-
-def lock_busy(exc: ConcurrencySlotAcquisitionError) -> bool:
-    """True when a slot acquisition failed only because a peer holds the slot (423 Locked)."""
-    cause = exc.__cause__
-    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
-
-
-def ensure_lock(name: str, client: SyncPrefectClient | None = None) -> None:
-    """Create the global concurrency limit ``name`` (limit 1) unless it exists.
-
-    Two processes that both find it missing both create it; the second is told it exists, which
-    is all it wanted. ``client``: an open sync Prefect client to use (one is opened otherwise).
-    """
-    if client is None:
-        with get_client(sync_client=True) as own:
-            ensure_lock(name, own)
-        return
-    try:
-        client.read_global_concurrency_limit_by_name(name)
-    except ObjectNotFound:
-        with contextlib.suppress(ObjectAlreadyExists):
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
 SAVE_ATTEMPTS = 5

@@ -14,8 +14,10 @@ from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
+from tasks.events import CONNECTION_RESOURCE_PREFIX, EVENT_CONNECTION_EXPIRED
+
 AUTOMATION_NAME = "notify-nomi-connection-expired"
-EXPIRED_EVENT = "nomi.connection.expired"
+EXPIRED_EVENT = EVENT_CONNECTION_EXPIRED
 
 ZOMBIE_AUTOMATION_NAME = "crash-zombie-nomi-runs"
 #: Seconds between a flow run's heartbeats on our workers (Prefect accepts 30 at the least).
@@ -44,7 +46,7 @@ def expired_connection_automation(block_document_id: uuid.UUID) -> AutomationCor
         description="Tell ops at once that a business's Nomi connection needs a reconnect.",
         trigger=EventTrigger(
             expect={EXPIRED_EVENT},
-            match={"prefect.resource.id": "nomi.connection.*"},
+            match={"prefect.resource.id": f"{CONNECTION_RESOURCE_PREFIX}*"},
             posture=Posture.Reactive,
             threshold=1,
             within=0,

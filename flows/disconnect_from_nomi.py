@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
@@ -18,6 +17,7 @@ from tasks.disconnect import (
     record_disconnected,
     revoke_at_nomi,
 )
+from tasks.events import emit_connection_event
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 
 
@@ -72,10 +72,10 @@ def disconnect_from_nomi(params: DisconnectParams) -> str:
     if source != pending or revoked.outcome == RevokeOutcome.REVOKED:
         delete_credentials_and_lock(source)
     record_disconnected(url, request, revoked)
-    emit_event(
-        event="nomi.connection.disconnected",
-        resource={"prefect.resource.id": f"nomi.connection.{request.business_slug}"},
-        payload={"revoke": revoked.outcome.value, "organisation": request.organisation_name},
+    emit_connection_event(
+        "nomi.connection.disconnected",
+        request.business_slug,
+        {"revoke": revoked.outcome.value, "organisation": request.organisation_name},
     )
     slug = request.business_slug
     if revoked.outcome == RevokeOutcome.PENDING:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, Field
 
-RESOURCE_PREFIX = "nomi.connection."
+from connector.history.keys import artifact_slug
+from tasks.events import CONNECTION_RESOURCE_PREFIX
 
 
 class NotifyOpsParams(BaseModel):
@@ -28,8 +28,7 @@ class NotifyOpsParams(BaseModel):
 
 def business_of(resource_id: str) -> str:
     """The business slug named by ``nomi.connection.<slug>`` (or the text itself)."""
-    slug = resource_id.removeprefix(RESOURCE_PREFIX).strip().lower()
-    return re.sub(r"[^a-z0-9-]+", "-", slug).strip("-") or "unknown"
+    return artifact_slug(resource_id.removeprefix(CONNECTION_RESOURCE_PREFIX), fallback="unknown")
 
 
 def alert_markdown(business: str, event: str, detail: str, at: datetime) -> str:

@@ -85,6 +85,22 @@ def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]
     for slug in skipped:
         logger.info("skipping %s: disconnected from Nomi", slug)
     targets = [t for t in found if t.slug not in skipped]
+    summaries = _sync_lists(url, app, targets, params)
+    failed = [t.slug for t, s in zip(targets, summaries, strict=True) if s["status"] == "failed"]
+    logger.info("synced %d business(es); failed: %s", len(targets), failed or "none")
+    if failed:
+        raise SyncFailedError(f"sync failed for {', '.join(failed)} (see the task logs)")
+    return {"businesses": summaries, "skipped": skipped}
+
+
+def _sync_lists(
+    url: str, app: NomiApp, targets: list[SyncTarget], params: SyncParams
+) -> list[dict[str, Any]]:
+    """Each list for every business side by side, then each business's finish; their summaries.
+
+    A business whose connection was lost stops there (the others go on); a failed list task is
+    recorded as failed for that business.
+    """
     reports: dict[str, list[dict[str, Any]]] = {t.slug: [] for t in targets}
     failures: dict[str, list[str]] = {t.slug: [] for t in targets}
     active = {t.slug: t for t in targets}
@@ -115,8 +131,4 @@ def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]
             summaries.append({"status": "failed", "error": "finish-sync failed"})
         else:
             summaries.append(future.result())
-    failed = [t.slug for t, s in zip(targets, summaries, strict=True) if s["status"] == "failed"]
-    logger.info("synced %d business(es); failed: %s", len(targets), failed or "none")
-    if failed:
-        raise SyncFailedError(f"sync failed for {', '.join(failed)} (see the task logs)")
-    return {"businesses": summaries, "skipped": skipped}
+    return summaries

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -36,9 +36,9 @@ from connector.connections.consent import (
 from connector.connections.oauth_states import OAuthPurpose, StateOutcome, close_state, open_state
 from connector.store.base import short_error
 from nomi.client import NomiClient
-from nomi.errors import NomiError
+from nomi.errors import NomiError, TransientError
 from nomi.models import Organisation, TokenSet
-from tasks.runtime import credentials_block_name, db
+from tasks.runtime import credentials_block_name, db, retry_on
 
 T = TypeVar("T")
 
@@ -135,25 +135,12 @@ class _FreshTokens:
     task_run_name="read-organisations",
     retries=2,
     retry_delay_seconds=2,
-    retry_condition_fn=lambda _task, _run, state: _is_transient(state),
+    retry_condition_fn=retry_on(TransientError),
 )
 def read_organisations(app: NomiApp, tokens: TokenSet) -> list[Organisation]:
     """The organisations the new token may act for (``GET /connections``)."""
     with NomiClient(app.api_base_url, "", _FreshTokens(tokens)) as nomi:
         return nomi.connections()
-
-
-def _is_transient(state: Any) -> bool:
-    """Retry only failures the Nomi client calls transient."""
-    from nomi.errors import TransientError
-
-    try:
-        state.result()
-    except TransientError:
-        return True
-    except Exception:
-        return False
-    return False
 
 
 @task(cache_policy=NO_CACHE, task_run_name="check-books-{request.business_slug}")

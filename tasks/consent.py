@@ -18,7 +18,6 @@ from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
-from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout, ObjectNotFound
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -55,6 +54,7 @@ from tasks.connect import (
     revoke_tokens,
     save_credentials,
 )
+from tasks.events import emit_connection_event
 
 PAUSE_KEY = "oauth-callback"
 PAUSE_POLL_SECONDS = 1
@@ -268,10 +268,10 @@ def connect_with_consent(
         discard_parked_code(run_id)
         close_oauth_state(database_url, state_id, outcome)
     organisation = connected.organisation
-    emit_event(
-        event=f"nomi.connection.{purpose}ed",
-        resource={"prefect.resource.id": f"nomi.connection.{business}"},
-        payload={"organisation": organisation.tenant_name, "tenant_id": organisation.tenant_id},
+    emit_connection_event(
+        f"nomi.connection.{purpose}ed",
+        business,
+        {"organisation": organisation.tenant_name, "tenant_id": organisation.tenant_id},
     )
     return connected
 

@@ -9,29 +9,20 @@ items, a lost connection and the daily limit are recorded outcomes, not task fai
 
 from __future__ import annotations
 
-import re
-import time
 import uuid
-from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
-from prefect.events import emit_event
-from prefect.tasks import Task, exponential_backoff
+from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from blocks.app import NomiApp
-from blocks.tokens import ensure_lock, lock_busy
 from connector.connections.consent import mark_connection_expired
 from connector.history import records as history
+from connector.history.keys import artifact_key
 from connector.items.context import build_context
 from connector.publishing.batch import publish_batch
 from connector.publishing.book import PublishBook
@@ -47,12 +38,8 @@ from connector.publishing.queue import (
 )
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.models import Connection
-from tasks.runtime import NomiLimits, db, engine_for, load_credentials, nomi_client
-
-
-def artifact_slug(slug: str) -> str:
-    """The slug as allowed in artifact keys (lowercase letters, digits, dashes)."""
-    return re.sub(r"[^a-z0-9-]+", "-", slug.lower()).strip("-") or "business"
+from tasks.events import EVENT_CONNECTION_EXPIRED, EVENT_PUBLISH_FINISHED, emit_connection_event
+from tasks.runtime import NomiLimits, db, engine_for, load_credentials, nomi_client, retry_on
 
 
 class TransientBatchError(RuntimeError):
@@ -87,15 +74,8 @@ class BatchSummary(BaseModel):
         return sum(1 for r in self.rows if r.outcome == outcome)
 
 
-def retry_transient_only(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a batch only when it stopped on a transient failure (never on a rejection or bug)."""
-    try:
-        state.result()
-    except TransientBatchError:
-        return True
-    except Exception:
-        return False
-    return False
+#: Retry a batch only when it stopped on a transient failure (never on a rejection or bug).
+retry_transient_only = retry_on(TransientBatchError)
 
 
 @task(
@@ -247,13 +227,9 @@ def _connection_lost(database_url: str, business_id: uuid.UUID, slug: str, messa
     """Mark the connection expired, emit ``nomi.connection.expired`` and tell ops to reconnect."""
     with db(database_url, write=True) as session:
         mark_connection_expired(session, business_id, message)
-    emit_event(
-        event="nomi.connection.expired",
-        resource={"prefect.resource.id": f"nomi.connection.{slug}"},
-        payload={"business": slug, "reason": message},
-    )
+    emit_connection_event(EVENT_CONNECTION_EXPIRED, slug, {"business": slug, "reason": message})
     create_markdown_artifact(
-        key=f"reconnect-{artifact_slug(slug)}",
+        key=artifact_key("reconnect", slug),
         markdown=(
             f"# Nomi connection of `{slug}` expired\n\n"
             f"Publishing stopped: {message}\n\n"
@@ -364,103 +340,8 @@ def record_publish_run(
     }
     create_table_artifact(
         table=[head, *table],
-        key=f"publish-summary-{artifact_slug(summary.business)}",
+        key=artifact_key("publish-summary", summary.business),
         description=f"Publish run {summary.run_id} for {summary.business}",
     )
-    emit_event(
-        event="nomi.publish.finished",
-        resource={"prefect.resource.id": f"nomi.connection.{summary.business}"},
-        payload=summary.model_dump(mode="json"),
-    )
+    emit_connection_event(EVENT_PUBLISH_FINISHED, summary.business, summary.model_dump(mode="json"))
     return summary
-
-
-def publish_lock_name(slug: str) -> str:
-    """The global concurrency limit allowing one publishing run per business."""
-    return f"nomi-publish-{artifact_slug(slug)}"
-
-
-PUBLISH_LOCK_LEASE_SECONDS = 60.0
-"""Lease of a business's publishing slot: renewed every 45 s while its run lives; a killed run's
-slot is freed by the server's repossessor within this (plus its loop) instead of Prefect's default
-300 s, during which every sweep would skip the business. 60 s is the shortest the server accepts."""
-
-
-def try_publish_lock(stack: ExitStack, slug: str, *, wait_seconds: float) -> bool:
-    """Take the business's publishing slot (limit 1, created if missing) for the stack's life.
-
-    The slot is a lease of ``PUBLISH_LOCK_LEASE_SECONDS``. A failed renewal does not stop the run:
-    the slot only keeps two runs from competing for Nomi's limits, the claims keep items safe.
-
-    It is tried once per round until ``wait_seconds`` have passed: a client-side
-    ``timeout_seconds`` that fires while the server grants the slot leaks the lease in Prefect
-    3.9.1, and the business is then skipped ("another run is publishing") by every run for the
-    lease's life although no run publishes it.
-
-    Returns:
-        False when another run holds it after ``wait_seconds`` (skip the business this run).
-    """
-    name = publish_lock_name(slug)
-    ensure_lock(name)
-    return _acquire_waiting(stack, name, wait_seconds=wait_seconds)
-
-
-def take_publish_locks(stack: ExitStack, slugs: list[str], *, wait_seconds: float) -> set[str]:
-    """Take the publishing slots of several businesses for the stack's life; returns whose it holds.
-
-    When every slot is free (the usual sweep) they are all taken in ONE request under one lease,
-    renewed and given back together: taking and giving back 50 slots one by one costs several
-    seconds of Prefect API calls before the first item is published. The server grants a bulk
-    request whole or not at all; when some business is being published by another run, the slots
-    are taken one by one instead (`try_publish_lock`: each waits up to ``wait_seconds``).
-
-    Returns:
-        The slugs whose slot is held (the others are published by another run: skip them).
-    """
-    if len(slugs) < 2:
-        return {s for s in slugs if try_publish_lock(stack, s, wait_seconds=wait_seconds)}
-    names = [publish_lock_name(s) for s in slugs]
-    with get_client(sync_client=True) as client:
-        for name in names:
-            # Prefect takes only the limits that exist from a bulk request (quietly): make sure
-            # every one does before asking.
-            ensure_lock(name, client)
-    try:
-        stack.enter_context(_slots(names))
-    except ConcurrencySlotAcquisitionError as exc:
-        if not lock_busy(exc):
-            raise
-        return {s for s in slugs if _acquire_waiting(stack, publish_lock_name(s), wait_seconds)}
-    return set(slugs)
-
-
-def _slots(names: list[str]) -> AbstractContextManager[None]:
-    """One try at the slots of ``names`` (all or none), held under one renewed lease."""
-    return concurrency(
-        names,
-        occupy=1,
-        max_retries=0,  # one try: a client-side timeout could leak a granted lease
-        strict=True,
-        lease_duration=PUBLISH_LOCK_LEASE_SECONDS,
-        raise_on_lease_renewal_failure=False,
-    )
-
-
-def _acquire_waiting(stack: ExitStack, name: str, wait_seconds: float) -> bool:
-    """Try the slot ``name`` once per round until ``wait_seconds`` passed; False if still busy."""
-    deadline = time.monotonic() + wait_seconds
-    pause = 0.1
-    while True:
-        try:
-            stack.enter_context(_slots([name]))
-        except ConcurrencySlotAcquisitionError as exc:
-            busy = lock_busy(exc)
-            left = deadline - time.monotonic()
-            if not busy or left <= 0:
-                if busy:
-                    return False
-                raise
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 1.0)
-        else:
-            return True

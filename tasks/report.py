@@ -4,31 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from prefect import Task, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
 from sqlalchemy.exc import OperationalError
 
-from connector.history.artifacts import SUMMARY_KEY, TABLES, artifact_key, summary_markdown
+from connector.history.artifacts import SUMMARY_KEY, TABLES, summary_markdown
 from connector.history.artifacts import table_rows as rows_of
 from connector.history.html import write_html
+from connector.history.keys import artifact_key
 from connector.history.queries import ReportWindow
 from connector.history.report import HistoryReport, build_report
-from tasks.runtime import engine_for
+from tasks.runtime import engine_for, retry_on
 
-
-def retry_on_database_outage(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only when the database could not be reached or was busy (never a bad request)."""
-    try:
-        state.result()
-    except OperationalError:
-        return True
-    except Exception:
-        return False
-    return False
+#: Retry only when the database could not be reached or was busy (never a bad request).
+retry_on_database_outage = retry_on(OperationalError)
 
 
 @task(

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
+from prefect.tasks import Task
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
@@ -30,6 +32,27 @@ from nomi.throttle import throttle_for
 
 DEFAULT_APP_BLOCK = "nomi"
 T = TypeVar("T")
+
+RetryCondition = Callable[[Task[..., Any], TaskRun, State[Any]], bool]
+
+
+def retry_on(*errors: type[BaseException]) -> RetryCondition:
+    """A ``retry_condition_fn`` retrying a task run only when it failed with one of ``errors``.
+
+    Anything else (a refusal, a bug, a cancelled run) is final: retrying cannot fix it.
+    """
+
+    def condition(_task: Task[..., Any], _task_run: TaskRun, state: State[Any]) -> bool:
+        try:
+            state.result()
+        except errors:
+            return True
+        except Exception:
+            return False
+        return False
+
+    condition.__name__ = f"retry_on_{'_'.join(e.__name__ for e in errors)}"
+    return condition
 
 
 class NomiLimits(BaseModel):

@@ -6,56 +6,29 @@ database (``SyncRun`` rows) and in the business's table artifact ``sync-<slug>``
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.events import emit_event
-from prefect.tasks import Task
 
 from blocks.app import NomiApp
 from connector.connections.consent import mark_connection_expired
 from connector.connections.targets import SyncTarget, after_sync, sync_targets
+from connector.history.keys import artifact_key
 from connector.store.models import Connection
 from connector.sync.lists import SyncStatus, sync_list
 from nomi.errors import ConnectionLostError, TransientError
-from tasks.runtime import db, engine_for, nomi_client
+from tasks.events import (
+    EVENT_CONNECTION_EXPIRED,
+    EVENT_SYNC_FINISHED,
+    emit_connection_event,
+)
+from tasks.runtime import db, engine_for, nomi_client, retry_on
 
-EVENT_SYNC_FINISHED = "nomi.sync.finished"
-EVENT_CONNECTION_EXPIRED = "nomi.connection.expired"
-
-
-def connection_resource(business_slug: str) -> dict[str, str]:
-    """The Prefect event resource of one business's Nomi connection."""
-    return {
-        "prefect.resource.id": f"nomi.connection.{business_slug}",
-        "prefect.resource.name": business_slug,
-    }
-
-
-def emit(event: str, business_slug: str, payload: dict[str, Any]) -> None:
-    """Emit one event about a business's connection (payloads hold counts and reasons only)."""
-    emit_event(event=event, resource=connection_resource(business_slug), payload=payload)
-
-
-def artifact_key(prefix: str, business_slug: str) -> str:
-    """A stable artifact key: lowercase letters, digits and dashes."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"{prefix}-{business_slug}".lower()).strip("-")
-
-
-def retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a task only when Nomi was temporarily unavailable (never a refusal)."""
-    try:
-        state.result()
-    except TransientError:
-        return True
-    except Exception:
-        return False
-    return False
+#: Retry a task only when Nomi was temporarily unavailable (never a refusal).
+retry_transient = retry_on(TransientError)
 
 
 @task(
@@ -157,7 +130,7 @@ def finish_business_sync(
     if lost:
         summary["status"] = "connection_lost"
         reason = next(r.get("error") for r in reports if r.get("status") == "connection_lost")
-        emit(EVENT_CONNECTION_EXPIRED, slug, {"reason": reason, "flow": "sync"})
+        emit_connection_event(EVENT_CONNECTION_EXPIRED, slug, {"reason": reason, "flow": "sync"})
     else:
         all_ok = not failures and all(r.get("status") == SyncStatus.OK.value for r in reports)
         with db(database_url, write=True) as session:
@@ -169,7 +142,7 @@ def finish_business_sync(
             items_to_review=len(done.review.became_review),
             items_to_ready=len(done.review.became_ready),
         )
-        emit(
+        emit_connection_event(
             EVENT_SYNC_FINISHED,
             slug,
             {k: v for k, v in summary.items() if k != "lists"}

@@ -14,8 +14,9 @@ from connector.connections.checks import CheckOutcome, check_connection, record_
 from connector.connections.disconnect import revoke_pending
 from connector.connections.targets import SyncTarget
 from connector.store.models import Connection
+from tasks.events import emit_connection_event
 from tasks.runtime import db, nomi_client
-from tasks.sync import emit, retry_transient
+from tasks.sync import retry_transient
 
 CHECKS_ARTIFACT_KEY = "connection-checks"
 EVENTS = {
@@ -71,7 +72,7 @@ def verify_connection(
     }
     event = EVENTS.get(result.outcome)
     if event is not None:
-        emit(
+        emit_connection_event(
             event, slug, {k: v for k, v in summary.items() if k != "business"} | {"flow": "verify"}
         )
     log = logger.info if result.ok else logger.warning

@@ -27,10 +27,10 @@ from connector.access import PermissionDeniedError
 from connector.admin import crud
 from connector.history.export import export_attempts
 from connector.history.queries import ReportWindow
+from connector.items.choices import reassess_after_change
 from connector.items.context import NoConnectionError
 from connector.items.edits import edit_item
 from connector.items.intake import IntakeError, import_items
-from connector.publishing.queue import reassess_after_change
 from connector.rules.vocabulary import ItemStatus
 from connector.settings import ConnectorSettings
 from connector.store.db import is_busy_error, make_engine, migrate, session

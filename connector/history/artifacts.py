@@ -7,7 +7,6 @@ the Artifacts page keeps one versioned history per report.
 from __future__ import annotations
 
 import math
-import re
 from datetime import date, datetime
 from typing import Any
 
@@ -27,12 +26,6 @@ TABLES: dict[str, tuple[str, str]] = {
 }
 SUMMARY_KEY = "history-summary"
 MAX_TABLE_ROWS = 200
-
-
-def artifact_key(stem: str, business: str | None) -> str:
-    """``stem`` or ``stem-<business>``, reduced to lowercase letters, digits and dashes."""
-    key = f"{stem}-{business}" if business else stem
-    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", key.lower())).strip("-")
 
 
 def _cell(value: Any) -> Any:

@@ -23,8 +23,8 @@ from sqlmodel import Session, select
 from connector.admin.crud import nomi_id_or_none
 from connector.history import records as history
 from connector.items.assess import reassess
+from connector.items.choices import allow_retry, require_member
 from connector.items.context import NoConnectionError
-from connector.publishing.queue import allow_retry, require_member
 from connector.rules.vocabulary import ItemStatus
 from connector.store.base import table_of, utcnow
 from connector.store.models import Business, Connection, ConnectionSettings, Item

@@ -17,11 +17,11 @@ from sqlmodel import Session, select
 
 from connector.history.records import record_audit
 from connector.items.check import Staging, check_rows
+from connector.items.choices import require_member
 from connector.items.fields import method_key
 from connector.items.images import ImageStore
 from connector.items.import_report import ImportReport, IntakeError, IntakeInterruptedError
 from connector.items.write import Inserter, write_rows
-from connector.publishing.queue import require_member
 from connector.store.base import table_of
 from connector.store.db import begin_write, is_busy_error
 from connector.store.models import Business, Item, PaymentMethod

@@ -7,7 +7,10 @@
 - ``claim_next``: claim the next batch of candidates (skipping items other runs hold).
 - ``recover_stale``: give back claims left by dead runs and leave a trace in history, so the next
   attempt looks its record up by ``source_id`` before creating it.
-- ``require_member``, ``apply_contact_choices``, ``allow_retry``, ``reassess_after_change``.
+- ``publish_targets`` and ``count_ready``: the businesses a run sweeps and how many items wait.
+
+What a user chose for the items (membership, contact answers, retries) is in
+``connector.items.choices``.
 """
 
 from __future__ import annotations
@@ -21,18 +24,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, require_actor
 from connector.history import records as history
-from connector.items.assess import ReassessReport, reassess
-from connector.items.context import build_context, facts_from_item
-from connector.publishing.payloads import contact_kind, record_step
+from connector.items.context import facts_from_item
+from connector.publishing.payloads import record_step
 from connector.publishing.pipeline import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES, outbox
 from connector.rules.engine import resolve
 from connector.rules.facts import RulesContext
-from connector.rules.names import normalise_name
 from connector.rules.vocabulary import AttemptOutcome, ConnectionStatus, ItemStatus
-from connector.store.base import table_of, utcnow
-from connector.store.models import Business, Connection, ConnectionSettings, Item, Membership, User
+from connector.store.base import table_of
+from connector.store.models import Business, Connection, ConnectionSettings, Item
 
 
 @dataclass(frozen=True)
@@ -161,145 +161,6 @@ def recover_stale(
         )
     session.commit()
     return recovered
-
-
-def require_member(session: Session, *, business_id: uuid.UUID, email: str, action: str) -> User:
-    """The acting user (email compared normalised), who must be a member of the business (any
-    role); refusals, an unknown user's too, are audited.
-
-    Raises:
-        PermissionDeniedError: Unknown user or not a member (audited in a transaction of its
-            own, as ``require_admin`` does).
-    """
-    user = require_actor(session, email=email, business_id=business_id, action=action)
-    membership = session.exec(
-        select(Membership).where(
-            Membership.business_id == business_id, Membership.user_id == user.id
-        )
-    ).first()
-    if membership is not None:
-        return user
-    message = (
-        f"user {user.email} may not perform '{action}': they are not a member of this business"
-    )
-    audit_refusal(
-        session,
-        action=action,
-        business_id=business_id,
-        user_id=user.id,
-        detail={"reason": message, "email": email[:EMAIL_MAX]},
-    )
-    raise PermissionDeniedError(message, user_id=user.id, business_id=business_id, action=action)
-
-
-def apply_contact_choices(
-    session: Session,
-    *,
-    business_id: uuid.UUID,
-    item_ids: Sequence[uuid.UUID],
-    user_id: uuid.UUID,
-    confirm_new_contacts: bool,
-    map_contacts: dict[str, str],
-) -> list[uuid.UUID]:
-    """Record the user's answer to the new-supplier warning on the chosen items (audited).
-
-    A mapping (contact name -> existing Nomi contact id, names compared normalised) wins over a
-    confirmation; a confirmation only marks items whose contact Nomi does not have. Only items
-    in ``review``/``ready`` with a contact name change; the caller then reassesses them.
-    Committed.
-
-    Returns:
-        The ids of the items that changed.
-    """
-    mapping = {normalise_name(name): nomi_id for name, nomi_id in map_contacts.items()}
-    mapping.pop("", None)  # a name with nothing to match on maps no item
-    if not confirm_new_contacts and not mapping:
-        return []
-    ctx = build_context(session, business_id)
-    rows = session.exec(
-        select(Item).where(
-            col(Item.id).in_(list(item_ids)),
-            Item.business_id == business_id,
-            col(Item.status).in_([ItemStatus.REVIEW, ItemStatus.READY]),
-        )
-    ).all()
-    changed: list[uuid.UUID] = []
-    for item in rows:
-        if not item.contact_name:
-            continue
-        key = normalise_name(item.contact_name)
-        mapped = mapping.get(key) if key else None
-        if mapped is not None and mapped != item.contact_mapped_nomi_id:
-            item.contact_mapped_nomi_id = mapped
-            action, detail = "publish.map_contact", {"nomi_id": mapped}
-        elif (
-            mapped is None
-            and confirm_new_contacts
-            and not item.contact_confirmed
-            and not ctx.contacts_named(contact_kind(item), item.contact_name)
-        ):
-            item.contact_confirmed = True
-            action, detail = "publish.confirm_new_contact", {}
-        else:
-            continue
-        item.updated_at = utcnow()
-        session.add(item)
-        history.record_audit(
-            session,
-            action=action,
-            allowed=True,
-            business_id=business_id,
-            user_id=user_id,
-            detail={"item_id": str(item.id), "contact": item.contact_name, **detail},
-        )
-        changed.append(item.id)
-    session.commit()
-    return changed
-
-
-def allow_retry(session: Session, item_ids: Sequence[uuid.UUID]) -> int:
-    """Clear Nomi's rejection of Ready items (after an edit) so auto-publish takes them again.
-
-    Only rejections: an item waiting for a reconnect (``connection_expired``) or after a
-    transient failure keeps its code, which auto-publish does not hold it back for anyway (and a
-    reconnect run looks for ``connection_expired``). The caller commits.
-
-    Returns:
-        How many items changed.
-    """
-    if not item_ids:
-        return 0
-    table = table_of(Item)
-    result = session.connection().execute(
-        sa.update(table)
-        .where(
-            table.c.id.in_(list(item_ids)),
-            table.c.status == ItemStatus.READY,
-            table.c.last_error_code.is_not(None),
-            table.c.last_error_code.not_in(sorted(RETRYABLE_ERROR_CODES)),
-        )
-        .values(last_error_code=None, last_error_message=None, updated_at=utcnow())
-    )
-    return int(result.rowcount)
-
-
-def reassess_after_change(session: Session, business_id: uuid.UUID) -> tuple[ReassessReport, int]:
-    """Reassess a business's items after its rules or settings changed; retry what changed.
-
-    An item Nomi rejected keeps its rejection, and auto-publish passes it by, until someone acts
-    on it. A rules or settings change that changes what the item would publish as is such an act
-    (the usual fix for "category archived" or "tax rate not valid for this account"), so Ready
-    items whose values changed lose the rejection and the next auto-publish run takes them. Items
-    the change left as they were keep theirs. The caller commits.
-
-    Returns:
-        The reassessment, and how many rejected items will be tried again.
-
-    Raises:
-        NoConnectionError: The business has no Nomi connection.
-    """
-    report = reassess(session, business_id=business_id)
-    return report, allow_retry(session, report.changed)
 
 
 @dataclass(frozen=True)

@@ -382,9 +382,9 @@ def summary_head(slug: str) -> str:
     from prefect.artifacts import Artifact
     from prefect.client.schemas.objects import Artifact as ArtifactResponse
 
-    from tasks.publish import artifact_slug
+    from connector.history.keys import artifact_key
 
-    artifact = Artifact.get(f"publish-summary-{artifact_slug(slug)}", _sync=True)  # type: ignore[call-arg]
+    artifact = Artifact.get(artifact_key("publish-summary", slug), _sync=True)  # type: ignore[call-arg]
     assert isinstance(artifact, ArtifactResponse)
     data = artifact.data
     rows = json.loads(data) if isinstance(data, str) else data

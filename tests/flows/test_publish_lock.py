@@ -15,7 +15,7 @@ from prefect.client.orchestration._concurrency_limits.client import (
 )
 from prefect.exceptions import ObjectNotFound
 
-from tasks.publish import publish_lock_name, take_publish_locks, try_publish_lock
+from blocks.locks import publish_lock_name, take_publish_locks, try_publish_lock
 
 RUNS = 4
 

@@ -8,9 +8,10 @@ from prefect.logging import disable_run_logger
 from prefect.states import Completed, Failed
 from sqlmodel import Session
 
+from connector.history.keys import artifact_key
 from connector.rules.vocabulary import ConnectionStatus
 from nomi.errors import ConnectionLostError, RejectedError, ServerError
-from tasks.sync import artifact_key, find_connections, retry_transient, sync_one_list
+from tasks.sync import find_connections, retry_transient, sync_one_list
 from tests.connector.factories import make_business, make_connection
 
 

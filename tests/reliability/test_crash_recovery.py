@@ -22,6 +22,7 @@ import pytest
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
+from blocks.locks import PUBLISH_LOCK_LEASE_SECONDS, publish_lock_name
 from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine
 from connector.store.history_tables import PublishAttempt
@@ -31,7 +32,6 @@ from deployments.local import free_port
 from deployments.local import prefect_server as local_prefect_server
 from deployments.scale import GroupProcess, start_group
 from sandbox.testing import SandboxHandle
-from tasks.publish import PUBLISH_LOCK_LEASE_SECONDS, publish_lock_name
 from tasks.runtime import NomiLimits, nomi_client
 from tests.connector.publishing.test_publishing_world import (
     Org,

@@ -17,7 +17,7 @@ from connector.access import (
 from connector.admin import crud
 from connector.connections.consent import authorise_consent
 from connector.connections.oauth_states import OAuthPurpose
-from connector.publishing.queue import require_member
+from connector.items.choices import require_member
 from connector.rules.vocabulary import Role
 from connector.store.history_tables import AuditLog
 from connector.store.models import Business, User

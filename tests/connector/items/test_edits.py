@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 from connector.access import PermissionDeniedError
 from connector.admin import crud
 from connector.items.assess import reassess
+from connector.items.choices import reassess_after_change
 from connector.items.edits import EditResult, edit_item
-from connector.publishing.queue import reassess_after_change
 from connector.rules.vocabulary import ItemStatus, Role
 from connector.store.db import session as db_session
 from connector.store.history_tables import AuditLog

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from connector.items.choices import allow_retry
 from connector.items.context import build_context
 from connector.publishing.batch import BatchResult, publish_batch
 from connector.publishing.book import PublishBook
@@ -24,7 +25,6 @@ from connector.publishing.pipeline import (
 )
 from connector.publishing.queue import (
     Selection,
-    allow_retry,
     claim_next,
     recover_stale,
     select_candidates,

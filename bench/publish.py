@@ -23,20 +23,22 @@ from typing import Any
 import httpx
 from sqlmodel import select
 
+from bench._businesses import (
+    BenchBusiness,
+    add_ready_items,
+    connect_businesses,
+    mirror_lists,
+    save_app_block,
+)
 from bench._cpu import CpuSpan, cores, measure_cpu
 from bench._harness import (
     NO_LIMITS,
-    BenchBusiness,
     Sandbox,
-    add_ready_items,
     bench_line,
-    connect_businesses,
     count_task_runs,
     machine,
-    mirror_lists,
     prefect_server,
     sandbox_process,
-    save_app_block,
     temp_database,
 )
 from connector.items.context import build_context, facts_from_item

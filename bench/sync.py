@@ -20,15 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench._harness import (
-    NO_LIMITS,
-    Sandbox,
-    bench_line,
-    connect_businesses,
-    machine,
-    sandbox_process,
-    temp_database,
-)
+from bench._businesses import connect_businesses
+from bench._harness import NO_LIMITS, Sandbox, bench_line, machine, sandbox_process, temp_database
 from connector.store.db import make_engine
 from sandbox.seed import BRIGHT_SMILE
 

@@ -1,4 +1,4 @@
-"""The Nomi API client (sync httpx): typed reads, idempotent writes, retries, throttle, tokens.
+"""The Nomi API client (sync httpx): typed reads and idempotent writes on `NomiSession`.
 
 ```python
 with NomiClient(base_url, tenant_id, StaticTokenProvider(token)) as nomi:
@@ -11,26 +11,13 @@ with NomiClient(base_url, tenant_id, StaticTokenProvider(token)) as nomi:
 
 from __future__ import annotations
 
-import functools
-import ssl
-import time
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import BaseModel
 
-from nomi.errors import (
-    NetworkError,
-    NomiError,
-    OutcomeUnknownError,
-    RateLimitError,
-    ServerError,
-    TokenExpiredError,
-    TransientError,
-    classify,
-)
+from nomi.auth import MAX_REFRESHES_PER_REQUEST
 from nomi.models import (
     Attachment,
     BankAccount,
@@ -50,34 +37,24 @@ from nomi.models import (
 )
 from nomi.paging import ListResult
 from nomi.retry import RetryPolicy
-from nomi.throttle import TenantThrottle
+from nomi.session import API as _API
+from nomi.session import NomiSession
 from nomi.tokens import StaticTokenProvider, TokenProvider
 
-__all__ = ["NomiClient", "RetryPolicy", "StaticTokenProvider", "TokenProvider"]
+__all__ = [
+    "MAX_REFRESHES_PER_REQUEST",
+    "NomiClient",
+    "RetryPolicy",
+    "StaticTokenProvider",
+    "TokenProvider",
+]
 
 M = TypeVar("M", bound=BaseModel)
-_API = "/api/v1"
-_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _MAX_PAGE_SIZE = 1000
-# Refreshes one logical request may make after a 401 before the rejection is called transient.
-# Only Nomi's authoritative word (invalid_grant from the token endpoint, consent expired, 403
-# tenant not granted) means a lost connection; a token rejected after fresh refreshes (a token
-# that expired in flight on a busy machine, a peer's rotation) is retried later instead.
-MAX_REFRESHES_PER_REQUEST = 3
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """The process's TLS context (httpx's default: certifi's CAs), made once.
-
-    httpx builds a new context for every client, loading the CA bundle each time (about 30 ms
-    of CPU); publishing opens a client per batch, so the context is shared (it is thread-safe).
-    """
-    return httpx.create_ssl_context()
-
-
-class NomiClient:
-    """A client for one Nomi organisation (tenant).
+class NomiClient(NomiSession):
+    """A client for one Nomi organisation (tenant): typed reads and idempotent writes.
 
     Args:
         api_base_url: Nomi's base URL, with or without the trailing ``/api/v1``.
@@ -87,41 +64,6 @@ class NomiClient:
         retry: Bounds of the client's own retries.
         http: An httpx client (tests pass one on a MockTransport); one is made and owned otherwise.
     """
-
-    def __init__(
-        self,
-        api_base_url: str,
-        tenant_id: str,
-        tokens: TokenProvider,
-        *,
-        throttle: TenantThrottle | None = None,
-        retry: RetryPolicy | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        root = api_base_url.rstrip("/")
-        if root.endswith(_API):
-            root = root[: -len(_API)]
-        self.root_url = root
-        self.tenant_id = tenant_id
-        self._tokens = tokens
-        self._throttle = throttle
-        self._retry = retry or RetryPolicy()
-        self._own_http = http is None
-        self._http = http or httpx.Client(timeout=_TIMEOUT, verify=_tls())
-
-    def __repr__(self) -> str:
-        return f"NomiClient({self.root_url!r}, tenant_id={self.tenant_id!r})"
-
-    def __enter__(self) -> NomiClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP client if this object made it."""
-        if self._own_http:
-            self._http.close()
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -348,7 +290,7 @@ class NomiClient:
             data = {"filename": filename, "content_type": content_type, **data}
         return Attachment.model_validate(data)
 
-    # ---- the request loop --------------------------------------------------------------------
+    # ---- helpers -----------------------------------------------------------------------------
 
     def _find(self, path: str, model: type[M], source_id: str) -> M | None:
         """First record of a collection filtered by ``source_id``."""
@@ -357,110 +299,6 @@ class NomiClient:
         # Filter again: a server that ignored the query must not hand back someone else's record.
         matches = [model.model_validate(r) for r in rows if r.get("source_id") == source_id]
         return matches[0] if matches else None
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        idempotency_key: str | None = None,
-        tenant: bool = True,
-        idempotent: bool = False,
-    ) -> httpx.Response:
-        """Send one logical request: throttled, token attached, retried where safe, classified.
-
-        ``idempotent``: a write that repeats safely without a key (a DELETE), retried like a read.
-        """
-        is_write = method != "GET" and not idempotent
-        retryable = not is_write or idempotency_key is not None
-        started = time.monotonic()
-        attempt = 0
-        refreshes = 0
-        may_have_landed = False
-        token = self._tokens.access_token()
-        while True:
-            request_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-            if tenant:
-                request_headers["Nomi-Tenant-Id"] = self.tenant_id
-            if idempotency_key is not None:
-                request_headers["Idempotency-Key"] = idempotency_key
-            request_headers.update(headers or {})
-            error: NomiError | None
-            try:
-                response = self._send(method, path, params, json, content, request_headers)
-                error = classify(response)
-            except httpx.TransportError as exc:
-                sent = not isinstance(
-                    exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-                )
-                error = NetworkError(
-                    f"{method} {path}: {type(exc).__name__}", may_have_been_sent=sent
-                )
-                may_have_landed = may_have_landed or (is_write and sent)
-            if error is None:
-                return response
-            if isinstance(error, ServerError) and is_write:
-                may_have_landed = True
-            if isinstance(error, TokenExpiredError):
-                if refreshes < MAX_REFRESHES_PER_REQUEST:
-                    refreshes += 1
-                    # Raises ConnectionLostError when Nomi refuses the refresh (invalid_grant).
-                    token = self._tokens.refresh_after_rejection(token)
-                    continue
-                if error.code != "consent_expired":
-                    # Fresh tokens keep being refused, yet Nomi never refused a refresh: not
-                    # Nomi's word that the connection is gone, so a failure to retry later.
-                    error = TransientError(
-                        f"{method} {path}: access token rejected after {refreshes} fresh "
-                        "refreshes; retried later",
-                        status=401,
-                    )
-            attempt += 1
-            delay = self._retry.delay(attempt - 1, getattr(error, "retry_after", None))
-            if (
-                isinstance(error, TransientError)
-                and retryable
-                and attempt < self._retry.max_attempts
-                and delay is not None
-                and time.monotonic() - started + delay <= self._retry.max_total
-            ):
-                if isinstance(error, RateLimitError) and self._throttle is not None:
-                    self._throttle.backoff(delay)
-                time.sleep(delay)
-                token = self._tokens.access_token()
-                continue
-            if may_have_landed and isinstance(error, TransientError):
-                raise OutcomeUnknownError(
-                    f"{method} {path} may have been applied ({error.message}); "
-                    "look it up by source_id"
-                ) from error
-            raise error
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        json: Any,
-        content: bytes | None,
-        headers: dict[str, str],
-    ) -> httpx.Response:
-        """One HTTP exchange inside a throttle slot."""
-        url = self.root_url + path
-        if self._throttle is None:
-            return self._http.request(
-                method, url, params=params, json=json, content=content, headers=headers
-            )
-        with self._throttle.slot():
-            response = self._http.request(
-                method, url, params=params, json=json, content=content, headers=headers
-            )
-        self._throttle.observe(response.headers)
-        return response
 
 
 def _items(body: Any) -> list[dict[str, Any]]:

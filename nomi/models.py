@@ -50,10 +50,6 @@ class _Write(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON body: decimals as strings, dates as ISO strings, unset optionals left out."""
-        return self.model_dump(mode="json", exclude_none=True)
-
 
 class Contact(_Read):
     """A supplier or a customer."""

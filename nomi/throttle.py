@@ -125,7 +125,8 @@ class ThrottleRegistry:
             return throttle
 
 
-_registry = ThrottleRegistry()
+# Process-wide on purpose: every client of one tenant in this process shares one throttle.
+_registry: ThrottleRegistry = ThrottleRegistry()
 
 
 def throttle_for(tenant_id: str, *, per_minute: int = 60, concurrent: int = 5) -> TenantThrottle:

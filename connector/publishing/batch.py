@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from connector.publishing import outbox
 from connector.publishing.book import PublishBook
-from connector.publishing.pipeline import (
+from connector.publishing.outcomes import (
     CLAIM_LOST,
     CONNECTION_EXPIRED,
     DAILY_LIMIT,
@@ -26,10 +27,9 @@ from connector.publishing.pipeline import (
     STOP_CONNECTION_LOST,
     STOP_DAILY_LIMIT,
     ItemOutcome,
-    outbox,
-    publish_item,
-    write_finishes,
 )
+from connector.publishing.pipeline import publish_item
+from connector.publishing.run import write_finishes
 from connector.rules.facts import RulesContext
 from connector.store.group_commit import shared_writer
 from connector.store.models import Item

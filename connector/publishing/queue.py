@@ -25,8 +25,9 @@ from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, re
 from connector.history import records as history
 from connector.items.assess import ReassessReport, reassess
 from connector.items.context import build_context, facts_from_item
+from connector.publishing import outbox
+from connector.publishing.outcomes import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES
 from connector.publishing.payloads import contact_kind, record_step
-from connector.publishing.pipeline import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES, outbox
 from connector.rules.engine import resolve
 from connector.rules.facts import RulesContext
 from connector.rules.names import normalise_name

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from dataclasses import dataclass
 
 from sqlmodel import Session
 
@@ -37,7 +38,7 @@ from connector.publishing.payloads import STEP_RESOLVE
 from connector.publishing.plan import Plan, plan_item
 from connector.publishing.run import ItemRun
 from connector.rules.engine import ZERO_RATE_NOTE, resolve
-from connector.rules.facts import RulesContext
+from connector.rules.facts import ItemFacts, Resolution, RulesContext
 from connector.rules.vocabulary import AttemptOutcome, ItemStatus
 from connector.store.group_commit import GroupCommit
 from connector.store.models import Item
@@ -51,6 +52,26 @@ from nomi.errors import (
 )
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """A resolution the caller already made (under the same ``ctx``), and the facts it read."""
+
+    facts: ItemFacts
+    resolution: Resolution
+
+
+def resolution_of(item: Item, ctx: RulesContext, resolved: Resolved | None = None) -> Resolution:
+    """The item's resolution: the caller's when made from the same facts, else ``resolve`` once.
+
+    A caller that resolved the item before claiming it (e.g. to choose it) passes that on; if the
+    item changed meanwhile its facts differ and it is resolved again, so the result is the same.
+    """
+    facts = facts_from_item(item)
+    if resolved is not None and resolved.facts == facts:
+        return resolved.resolution
+    return resolve(facts, ctx)
+
+
 def publish_item(
     session: Session,
     nomi: NomiClient,
@@ -60,6 +81,7 @@ def publish_item(
     *,
     book: PublishBook | None = None,
     writer: GroupCommit | None = None,
+    resolved: Resolved | None = None,
 ) -> ItemOutcome:
     """Publish one item claimed by ``run_id`` and record how it ended.
 
@@ -72,6 +94,7 @@ def publish_item(
             batch).
         book: Shared state of the batch (made for the item's business when omitted).
         writer: Where the item's outbox writes are committed (default: ``session`` itself).
+        resolved: The caller's resolution of the item, reused when its facts are unchanged.
 
     Returns:
         The outcome; ``stop`` says whether the batch must stop (transient failure, lost
@@ -81,7 +104,7 @@ def publish_item(
         Exception: Only unexpected errors (bugs, database down), after giving the claim back.
     """
     book = book or PublishBook.for_business(session, item.business_id)
-    res = resolve(facts_from_item(item), ctx)
+    res = resolution_of(item, ctx, resolved)
     run = ItemRun(session, nomi, item, run_id, book, writer)
     try:
         if not res.is_ready:

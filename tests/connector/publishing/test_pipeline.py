@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from connector.items.context import build_context
-from connector.publishing.queue import (
-    Selection,
-    allow_retry,
-    select_candidates,
-)
+import connector.publishing.pipeline
+from connector.items.context import build_context, facts_from_item
+from connector.publishing.batch import publish_batch
+from connector.publishing.book import PublishBook
+from connector.publishing.pipeline import Resolved
+from connector.publishing.queue import Selection, allow_retry, claim_next, select_candidates
+from connector.rules.engine import resolve
+from connector.rules.facts import Resolution
 from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.models import Item
 from tests.connector.publishing.test_publishing_world import (
@@ -174,3 +179,50 @@ def test_a_zero_rated_sale_publishes_no_tax_whatever_was_extracted(world: World)
     assert [(str(line.amount), str(line.tax_amount)) for line in invoice.lines] == [
         ("0.11", "0.00")
     ]
+
+
+def test_a_resolution_made_by_the_caller_is_reused_unless_the_item_changed_since(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    same, changed = world.add(ItemKind.COST), world.add(ItemKind.COST)
+    world.ready()
+    run_id = uuid.uuid4()
+    with world.session() as s:
+        ctx = build_context(s, world.business_id)
+        facts = {i: facts_from_item(s.get_one(Item, i)) for i in (same, changed)}
+        stale = dataclasses.replace(facts[changed], total=Decimal("1.00"))  # edited since
+        resolved = {
+            same: Resolved(facts[same], resolve(facts[same], ctx)),
+            changed: Resolved(stale, resolve(stale, ctx)),
+        }
+        items = claim_next(
+            s,
+            run_id=run_id,
+            business_id=world.business_id,
+            candidates=[same, changed],
+            batch_size=5,
+        )
+    calls: list[Any] = []
+
+    def counting(*args: Any) -> Resolution:
+        calls.append(args[0])
+        return resolve(*args)
+
+    monkeypatch.setattr(connector.publishing.pipeline, "resolve", counting)
+
+    result = publish_batch(
+        world.engine,
+        world.nomi,
+        items,
+        run_id,
+        ctx,
+        book=PublishBook(world.connection_id),
+        resolved=resolved,
+    )
+
+    assert result.count("published") == 2
+    assert calls == [facts[changed]]  # only the changed item is resolved again, from its facts
+    for item_id in (same, changed):
+        expense = world.nomi.find_expense_by_source_id(str(item_id))
+        assert expense is not None
+        assert str(expense.total) == "120.00"

@@ -26,7 +26,7 @@ from connector.history.keys import artifact_key
 from connector.items.context import build_context
 from connector.publishing.batch import publish_batch
 from connector.publishing.book import PublishBook
-from connector.publishing.pipeline import (
+from connector.publishing.outcomes import (
     STOP_CONNECTION_LOST,
     STOP_TRANSIENT,
 )

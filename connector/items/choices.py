@@ -18,8 +18,8 @@ from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, re
 from connector.history import records as history
 from connector.items.assess import ReassessReport, reassess
 from connector.items.context import build_context
+from connector.publishing.outcomes import RETRYABLE_ERROR_CODES
 from connector.publishing.payloads import contact_kind
-from connector.publishing.pipeline import RETRYABLE_ERROR_CODES
 from connector.rules.names import normalise_name
 from connector.rules.vocabulary import ItemStatus
 from connector.store.base import table_of, utcnow

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from connector.publishing import outbox
 from connector.publishing.book import PublishBook
-from connector.publishing.pipeline import (
+from connector.publishing.outcomes import (
     CLAIM_LOST,
     CONNECTION_EXPIRED,
     DAILY_LIMIT,
@@ -26,10 +28,9 @@ from connector.publishing.pipeline import (
     STOP_CONNECTION_LOST,
     STOP_DAILY_LIMIT,
     ItemOutcome,
-    outbox,
-    publish_item,
-    write_finishes,
 )
+from connector.publishing.pipeline import Resolved, publish_item
+from connector.publishing.run import write_finishes
 from connector.rules.facts import RulesContext
 from connector.store.group_commit import shared_writer
 from connector.store.models import Item
@@ -58,6 +59,7 @@ def publish_batch(
     *,
     book: PublishBook,
     workers: int = 1,
+    resolved: Mapping[uuid.UUID, Resolved] | None = None,
 ) -> BatchResult:
     """Publish claimed items on up to ``workers`` threads sharing ``nomi``.
 
@@ -73,6 +75,8 @@ def publish_batch(
         ctx: The business's rules context.
         book: Shared batch state (new contacts, users).
         workers: Items published at once (Nomi allows 5 requests in flight per organisation).
+        resolved: Resolutions the caller made under ``ctx`` (choosing the items), by item id:
+            reused for items whose facts did not change since, so each is resolved once.
 
     Returns:
         The outcome of every item and why the batch stopped early, if it did.
@@ -89,7 +93,16 @@ def publish_batch(
         with Session(engine, expire_on_commit=False) as session:
             if stopped is not None:
                 return _give_back_unstarted(session, item, run_id, stopped)
-            outcome = publish_item(session, nomi, item, run_id, ctx, book=book, writer=writer)
+            outcome = publish_item(
+                session,
+                nomi,
+                item,
+                run_id,
+                ctx,
+                book=book,
+                writer=writer,
+                resolved=(resolved or {}).get(item.id),
+            )
         if outcome.stop is not None:
             with lock:
                 if result.stopped is None:

@@ -1,9 +1,8 @@
 """What one item publishes to Nomi as: request bodies, idempotency keys and attachment names.
 
-Pure functions of a stored ``Item`` and its ``Resolution`` (no I/O): the publishing pipeline in
-``connector.publishing.pipeline`` calls them right before each write, so the same item, generation
-and
-resolution always produce the same body under the same key (Nomi then replays instead of creating).
+Pure functions of a stored ``Item`` and its ``Resolution`` (no I/O), used by
+``connector.publishing.plan`` to build every body of an item before its first Nomi call: the same
+item, generation and resolution always give the same body (Nomi then replays instead of creating).
 """
 
 from __future__ import annotations

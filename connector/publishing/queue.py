@@ -26,8 +26,9 @@ from sqlmodel import Session, col, select
 
 from connector.history import records as history
 from connector.items.context import facts_from_item
+from connector.publishing import outbox
+from connector.publishing.outcomes import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES
 from connector.publishing.payloads import record_step
-from connector.publishing.pipeline import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES, outbox
 from connector.rules.engine import resolve
 from connector.rules.facts import RulesContext
 from connector.rules.vocabulary import AttemptOutcome, ConnectionStatus, ItemStatus

@@ -2,9 +2,10 @@
 
 A "crash" is a ``BaseException`` raised at the chosen point: nothing after it runs (no handler of
 the pipeline catches it), so the database keeps exactly what a killed process would have left.
-The point after the create and before ``record_progress`` is covered in
-``tests/connector/publishing/test_publishing.py``; these are the points after the image and the
-payment.
+The point after the create and before its record id is saved is covered in
+``tests/connector/publishing/test_plan.py``; these are the points after the image and the payment.
+The hooks are the product's own seams: the Nomi client's calls and ``Move.published``, the move the
+pipeline builds to finish an item.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from typing import Any
 
 import pytest
 
-import connector.publishing.pipeline
+from connector.publishing.moves import Move
 from connector.publishing.queue import recover_stale
 from connector.rules.vocabulary import ItemKind, ItemStatus
-from tests.connector.publishing.test_publishing import World, attempts
-from tests.connector.publishing.test_publishing import world as world  # the fixture
-from tests.connector.publishing.test_publishing_world import bank_method, duplicates, write_image
+from tests.connector.publishing.test_publishing_world import (
+    World,
+    attempts,
+    bank_method,
+    duplicates,
+    write_image,
+)
+from tests.connector.publishing.test_publishing_world import world as world  # the fixture
 
 
 class Crash(BaseException):
@@ -78,18 +84,14 @@ def test_a_crash_after_the_image_upload_before_saving_it_keeps_one_image(
     assert [s for s, _ in steps].count("expense") == 2  # the create and the recovery, no 2nd create
 
 
-def test_a_crash_after_saving_the_image_before_mark_published_publishes_without_writing_again(
+def test_a_crash_after_saving_the_image_before_the_published_move_publishes_without_writing_again(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     image = write_image(world.images)
     item_id = world.add(ItemKind.COST, image_path=str(image), image_content_type="application/pdf")
     world.ready()
     with monkeypatch.context() as m:
-        m.setattr(
-            connector.publishing.pipeline.outbox,
-            "mark_published",
-            crash_after(lambda *a, **k: None),
-        )
+        m.setattr(Move, "published", crash_after(lambda *a, **k: None))
         with pytest.raises(Crash):
             world.publish(workers=1)
     left = world.item(item_id)

@@ -12,13 +12,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connector.publishing.moves import Move
 from connector.publishing.outbox import (
     ClaimLostError,
     claim_ready,
+    finish,
     idempotency_key,
-    mark_failed,
-    mark_published,
-    record_progress,
     recover_stale_claims,
     release_claim,
     stale_claims,
@@ -127,17 +126,22 @@ def test_only_the_claiming_run_can_publish_and_the_item_keeps_the_record(db: Ses
     claim_ready(db, business_id=business.id, run_id=run_id, limit=1)
 
     with pytest.raises(ClaimLostError, match=str(item.id)):
-        mark_published(
-            db, item.id, uuid.uuid4(), nomi_record_id="exp-1", nomi_record_type="expense"
+        finish(
+            db,
+            Move.published(
+                item.id, uuid.uuid4(), nomi_record_id="exp-1", nomi_record_type="expense"
+            ),
         )
-    record_progress(db, item.id, run_id, nomi_record_id="exp-1", nomi_record_type="expense")
-    done = mark_published(
+    finish(db, Move.progressed(item.id, run_id, nomi_record_id="exp-1", nomi_record_type="expense"))
+    done = finish(
         db,
-        item.id,
-        run_id,
-        nomi_record_id="exp-1",
-        nomi_record_type="expense",
-        image_published=True,
+        Move.published(
+            item.id,
+            run_id,
+            nomi_record_id="exp-1",
+            nomi_record_type="expense",
+            image_published=True,
+        ),
     )
 
     assert done.status == ItemStatus.PUBLISHED
@@ -146,7 +150,7 @@ def test_only_the_claiming_run_can_publish_and_the_item_keeps_the_record(db: Ses
     assert done.claimed_by_run is None
     assert done.published_at is not None
     with pytest.raises(ClaimLostError):
-        mark_failed(db, item.id, run_id, error_code="x", error_message="y", rejected=False)
+        finish(db, Move.failed(item.id, run_id, error_code="x", error_message="y", rejected=False))
 
 
 def test_a_rejection_bumps_the_generation_and_a_transient_failure_does_not(db: Session) -> None:
@@ -156,21 +160,26 @@ def test_a_rejection_bumps_the_generation_and_a_transient_failure_does_not(db: S
     run_id = uuid.uuid4()
 
     claim_ready(db, business_id=business.id, run_id=run_id, limit=1)
-    after_transient = mark_failed(
-        db, item.id, run_id, error_code="server_error", error_message="503", rejected=False
+    after_transient = finish(
+        db,
+        Move.failed(
+            item.id, run_id, error_code="server_error", error_message="503", rejected=False
+        ),
     )
     assert after_transient.status == ItemStatus.READY
     assert after_transient.publish_generation == 1
     assert after_transient.last_error_code == "server_error"
 
     claim_ready(db, business_id=business.id, run_id=run_id, limit=1)
-    after_rejection = mark_failed(
+    after_rejection = finish(
         db,
-        item.id,
-        run_id,
-        error_code="tax_rate_archived",
-        error_message="Tax rate is archived",
-        rejected=True,
+        Move.failed(
+            item.id,
+            run_id,
+            error_code="tax_rate_archived",
+            error_message="Tax rate is archived",
+            rejected=True,
+        ),
     )
     assert after_rejection.publish_generation == 2
     assert after_rejection.last_error_message == "Tax rate is archived"
@@ -214,7 +223,7 @@ def test_stale_claims_of_a_dead_run_are_recovered_with_the_same_generation(db: S
     assert recovered[0].publish_generation == 1
     assert recovered[0].claimed_by_run is None
     with pytest.raises(ClaimLostError):
-        mark_published(db, old.id, dead_run, nomi_record_id="e", nomi_record_type="expense")
+        finish(db, Move.published(old.id, dead_run, nomi_record_id="e", nomi_record_type="expense"))
     reclaimed = claim_ready(db, business_id=business.id, run_id=uuid.uuid4(), limit=5)
     assert [i.id for i in reclaimed] == [old.id]
     db.refresh(fresh)

@@ -1,13 +1,14 @@
 """Helpers for publishing tests: a connected business whose lists are mirrored from the sandbox.
 
-No tests here; ``test_publishing.py`` (library) and ``tests/flows/test_publish*.py`` (flows) use
-these helpers. ``mirror_lists`` stands in for the sync flow: it copies the sandbox's five lists
-through the client into our tables.
+No tests here; the library tests (``World`` and its ``world`` fixture: the sandbox over real HTTP)
+and ``tests/flows/test_publish*.py`` (flows) use these helpers. ``mirror_lists`` stands in for the
+sync flow: it copies the sandbox's five lists through the client into our tables.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -15,12 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from connector.items.assess import reassess
+from connector.items.context import build_context
+from connector.publishing.batch import BatchResult, publish_batch
+from connector.publishing.book import PublishBook
+from connector.publishing.queue import claim_next
 from connector.rules.names import normalise_name
-from connector.rules.vocabulary import ItemKind
+from connector.rules.vocabulary import ItemKind, ItemStatus
+from connector.store.db import make_engine, migrate
+from connector.store.history_tables import PublishAttempt
 from connector.store.models import (
     BankAccount,
     Category,
@@ -32,8 +40,13 @@ from connector.store.models import (
     TaxRate,
 )
 from nomi.client import NomiClient
+from nomi.retry import RetryPolicy
+from nomi.tokens import RefreshingTokenProvider
 from sandbox.seed import stable_id
-from tests.connector.factories import make_item
+from sandbox.settings import SandboxSettings
+from sandbox.testing import SandboxHandle, running_sandbox
+from tests.connector.factories import make_business, make_connection, make_item
+from tests.nomi.conftest import ORG, consent, make_oauth
 
 PDF = b"%PDF-1.4\n% test document\n" + b"0" * 256
 
@@ -193,3 +206,107 @@ def engine_items(engine: Engine, business_id: uuid.UUID) -> list[Item]:
     """Every item of the business, fresh from the database."""
     with Session(engine, expire_on_commit=False) as session:
         return list(session.exec(select(Item).where(Item.business_id == business_id)))
+
+
+FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.1, max_retry_after=3.0)
+
+
+@dataclass
+class World:
+    """Bright Smile connected, lists mirrored, an empty item table."""
+
+    sandbox: SandboxHandle
+    engine: Engine
+    nomi: NomiClient
+    org: Org
+    business_id: uuid.UUID
+    connection_id: uuid.UUID
+    images: Path
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def publish(
+        self, *, batch_size: int = 50, workers: int = 3, nomi: NomiClient | None = None
+    ) -> BatchResult:
+        """Claim the Ready items and publish them as one batch."""
+        run_id = uuid.uuid4()
+        with self.session() as s:
+            ctx = build_context(s, self.business_id)
+            ready = s.exec(
+                select(Item.id).where(
+                    Item.business_id == self.business_id, Item.status == ItemStatus.READY
+                )
+            ).all()
+            ids = list(ready)
+            items = claim_next(
+                s,
+                run_id=run_id,
+                business_id=self.business_id,
+                candidates=ids,
+                batch_size=batch_size,
+            )
+        book = PublishBook(self.connection_id)
+        client = nomi or self.nomi
+        return publish_batch(self.engine, client, items, run_id, ctx, book=book, workers=workers)
+
+    def item(self, item_id: uuid.UUID) -> Item:
+        with self.session() as s:
+            found = s.get(Item, item_id)
+            assert found is not None
+            return found
+
+    def records(self, kind: str) -> list[dict[str, Any]]:
+        return records(self.sandbox, self.org.tenant_id, kind)
+
+    def fault(self, name: str, **spec: Any) -> None:
+        self.sandbox.fault(name, tenant_id=self.org.tenant_id, **spec)
+
+    def add(self, kind: str, **values: Any) -> uuid.UUID:
+        with self.session() as s:
+            item = add_item(s, self.business_id, self.org, kind, **values)
+            s.commit()
+            return item.id
+
+    def ready(self) -> None:
+        with self.session() as s:
+            make_ready(s, self.business_id)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    settings = SandboxSettings(test_mode=True, per_minute=0, concurrent=0, token_per_minute=0)
+    with running_sandbox(settings) as sandbox:
+        oauth = make_oauth(sandbox)
+        tenant_id = sandbox.tenant_id(ORG)
+        code, verifier = consent(sandbox, oauth, tenant_id)
+        tokens = oauth.exchange_code(code, verifier)
+        engine = make_engine(f"sqlite:///{tmp_path}/connector.db")
+        migrate(engine)
+        nomi = NomiClient(
+            sandbox.base_url, tenant_id, RefreshingTokenProvider(oauth, tokens), retry=FAST
+        )
+        with Session(engine, expire_on_commit=False) as s:
+            business = make_business(s)
+            connection = make_connection(s, business=business, nomi_tenant_id=tenant_id)
+            s.commit()
+            mirror_lists(s, nomi, connection.id)
+            set_settings(s, connection.id, warn_new_supplier=False)
+            ids = business.id, connection.id
+        try:
+            yield World(sandbox, engine, nomi, Org(tenant_id), *ids, tmp_path / "images")
+        finally:
+            nomi.close()
+            oauth.close()
+            engine.dispose()
+
+
+def attempts(world: World, item_id: uuid.UUID) -> list[PublishAttempt]:
+    with world.session() as s:
+        return list(
+            s.exec(
+                select(PublishAttempt)
+                .where(PublishAttempt.item_id == item_id)
+                .order_by(PublishAttempt.at, PublishAttempt.attempt_no)  # type: ignore[arg-type]
+            )
+        )

@@ -19,9 +19,8 @@ from connector.publishing.book import PublishBook
 from connector.publishing.queue import claim_next
 from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.models import Item
-from tests.connector.publishing.test_publishing import World, attempts
-from tests.connector.publishing.test_publishing import world as world  # the fixture
-from tests.connector.publishing.test_publishing_world import write_image
+from tests.connector.publishing.test_publishing_world import World, attempts, write_image
+from tests.connector.publishing.test_publishing_world import world as world  # the fixture
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Moves applied in groups (``outbox.apply_moves``) and written by the group-commit writer."""
+"""Moves applied in groups (``moves.apply_moves``) and written by the group-commit writer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connector.history import records as history
-from connector.publishing.pipeline import Finish, outbox, write_finishes
+from connector.publishing import moves, outbox
+from connector.publishing.run import Finish, write_finishes
 from connector.rules.vocabulary import ItemStatus
 from connector.store.group_commit import GroupCommit
 from connector.store.history_tables import PublishAttempt
@@ -37,7 +38,7 @@ def _attempt(run_id: uuid.UUID, item_id: uuid.UUID, business_id: uuid.UUID) -> d
     }
 
 
-def test_moves_apply_as_their_one_item_functions_would_and_a_lost_claim_writes_nothing(
+def test_moves_apply_in_one_transaction_and_a_lost_claim_writes_nothing(
     engine: Engine, db: Session
 ) -> None:
     run_id, ids = _claimed(db, 4)
@@ -46,21 +47,21 @@ def test_moves_apply_as_their_one_item_functions_would_and_a_lost_claim_writes_n
 
     db.commit()
     db.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-    applied = outbox.apply_moves(
+    applied = moves.apply_moves(
         db,
         [
-            outbox.Move.published(
+            moves.Move.published(
                 published,
                 run_id,
                 nomi_record_id="exp-1",
                 nomi_record_type="expense",
                 progress={"resolved_contact_nomi_id": "sup-1"},
             ),
-            outbox.Move.failed(
+            moves.Move.failed(
                 failed, run_id, error_code="tax_rate_archived", error_message="no", rejected=True
             ),
-            outbox.Move.released(released, run_id, error_code="transient", error_message="503"),
-            outbox.Move.published(lost, run_id, nomi_record_id="x", nomi_record_type="expense"),
+            moves.Move.released(released, run_id, error_code="transient", error_message="503"),
+            moves.Move.published(lost, run_id, nomi_record_id="x", nomi_record_type="expense"),
         ],
     )
     db.commit()
@@ -94,7 +95,7 @@ def test_the_group_writer_commits_moves_and_every_attempt_row_numbered_per_item(
         results = [
             writer.run(
                 Finish(
-                    outbox.Move.published(i, run_id, nomi_record_id=f"r-{n}", nomi_record_type="e"),
+                    moves.Move.published(i, run_id, nomi_record_id=f"r-{n}", nomi_record_type="e"),
                     [_attempt(run_id, i, business_id), _attempt(run_id, i, business_id)],
                 )
             )

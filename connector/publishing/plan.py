@@ -1,0 +1,120 @@
+"""An item's publish plan: every request body and idempotency key, built before its first Nomi call.
+
+Built once per publish attempt from the claimed item and its resolution, so the same item,
+generation and resolution always send the same bodies under the same keys (Nomi then replays
+instead of creating). Only the ids Nomi gives back during the attempt (a new contact, the
+claimant's user) are filled in later, by ``Plan.invoice_for`` / ``Plan.expense_for``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from connector.publishing.outbox import idempotency_key
+from connector.publishing.payloads import (
+    RECORD_EXPENSE,
+    RECORD_SALES_INVOICE,
+    STEP_ATTACHMENT,
+    STEP_PAYMENT,
+    attachment_name,
+    contact_body,
+    contact_key,
+    contact_kind,
+    expense_body,
+    payment_body,
+    record_step,
+    sales_invoice_body,
+)
+from connector.rules.facts import Resolution
+from connector.rules.vocabulary import ItemKind
+from connector.store.models import Item
+from nomi.models import ContactCreate, ExpenseCreate, PaymentCreate, SalesInvoiceCreate
+
+
+@dataclass(frozen=True)
+class NewContact:
+    """The contact an item creates in Nomi (one key per connection, kind and name)."""
+
+    kind: str
+    name: str
+    key: str
+    body: ContactCreate
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one publish attempt of an item sends, and under which keys."""
+
+    resolution: Resolution
+    is_sales: bool
+    record_step: str
+    record_type: str
+    record_key: str
+    new_contact: NewContact | None
+    expense: ExpenseCreate | None
+    sales_invoice: SalesInvoiceCreate | None
+    attachment_key: str
+    attachment_name: str
+    payment_key: str
+    payment: PaymentCreate | None
+
+    def invoice_for(self, customer_id: str) -> SalesInvoiceCreate:
+        """The sales invoice's body, to the customer known by now."""
+        assert self.sales_invoice is not None
+        return self.sales_invoice.model_copy(update={"customer_id": customer_id})
+
+    def expense_for(self, supplier_id: str | None, user_id: str | None) -> ExpenseCreate:
+        """The expense's body, with the supplier and (claims only) claimant known by now."""
+        assert self.expense is not None
+        ids: dict[str, str | None] = {"supplier_id": supplier_id}
+        if self.expense.kind == "claim":
+            ids["user_id"] = user_id
+        return self.expense.model_copy(update=ids)
+
+
+def plan_item(item: Item, res: Resolution, connection_id: uuid.UUID) -> Plan:
+    """The plan of a claimed item whose resolution is ready.
+
+    Args:
+        item: The claimed item (its ``publish_generation`` is in every key).
+        res: Its resolution (``is_ready``).
+        connection_id: The business's connection (in the new contact's key).
+
+    Returns:
+        The plan; the record body holds ``res.contact_id`` (and the stored claimant id) until
+        ``invoice_for`` / ``expense_for`` fill in the ids learned during the attempt.
+
+    Raises:
+        UnmatchableNameError: The new contact's name has no letter or digit.
+    """
+    is_sales = item.kind == ItemKind.SALES
+    step = record_step(item)
+
+    def key(of: str) -> str:
+        return idempotency_key(item.id, item.publish_generation, of)
+
+    new_contact = None
+    if res.contact_id is None and res.new_contact_name is not None:
+        kind, name = contact_kind(item), res.new_contact_name
+        new_contact = NewContact(
+            kind, name, contact_key(connection_id, kind, name), contact_body(name, item.currency)
+        )
+    return Plan(
+        resolution=res,
+        is_sales=is_sales,
+        record_step=step,
+        record_type=RECORD_SALES_INVOICE if is_sales else RECORD_EXPENSE,
+        record_key=key(step),
+        new_contact=new_contact,
+        expense=None
+        if is_sales
+        else expense_body(item, res, contact_id=res.contact_id, user_id=item.claimant_nomi_user_id),
+        sales_invoice=sales_invoice_body(item, res, contact_id=res.contact_id or "")
+        if is_sales
+        else None,
+        attachment_key=key(STEP_ATTACHMENT),
+        attachment_name=attachment_name(item),
+        payment_key=key(STEP_PAYMENT),
+        payment=payment_body(item, res),
+    )

@@ -1,0 +1,157 @@
+"""The state of publishing one claimed item: its Nomi calls' attempt rows and its outbox writes.
+
+Attempt rows and progress are kept in memory and written together with the next save, which
+happens before any further Nomi write of the item, right after an image upload, and with the
+item's final state. An item whose only write is its record costs one write transaction, and with
+a ``connector.store.group_commit.GroupCommit`` the writes of a batch's threads share transactions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlmodel import Session
+
+from connector.history import records as history
+from connector.publishing import outbox
+from connector.publishing.book import PublishBook
+from connector.publishing.moves import Move, apply_moves
+from connector.publishing.outcomes import attempt_outcome, error_code
+from connector.rules.vocabulary import AttemptOutcome
+from connector.store.base import utcnow
+from connector.store.group_commit import GroupCommit
+from connector.store.models import Item
+from nomi.client import NomiClient
+from nomi.errors import NomiError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Finish:
+    """One item's write for the batch's group commit: a guarded move and its new attempt rows."""
+
+    move: Move
+    attempts: list[dict[str, Any]]
+
+
+def write_finishes(session: Session, jobs: list[Finish]) -> list[bool]:
+    """Apply the moves and append every attempt row, in the caller's open write transaction.
+
+    The attempt rows of a lost claim are appended too: they record calls really made.
+
+    Args:
+        session: A session in a write transaction (``GroupCommit`` gives one).
+        jobs: The items' writes.
+
+    Returns:
+        Per job, True when the move was applied (False: the run had lost the claim).
+    """
+    applied = apply_moves(session, [job.move for job in jobs])
+    history.record_attempts(session, [row for job in jobs for row in job.attempts])
+    return applied
+
+
+class ItemRun:
+    """One claimed item being published: its calls, unsaved attempt rows and progress."""
+
+    def __init__(
+        self,
+        session: Session,
+        nomi: NomiClient,
+        item: Item,
+        run_id: uuid.UUID,
+        book: PublishBook,
+        writer: GroupCommit | None = None,
+    ) -> None:
+        self.s, self.nomi, self.item, self.run_id, self.book = session, nomi, item, run_id, book
+        self.writer = writer
+        self.flags: list[str] = []
+        self.pending: list[dict[str, Any]] = []  # attempt rows not written yet
+        self.progress: dict[str, Any] = {}  # moves.PROGRESS_FIELDS values not written yet
+
+    def call(self, step: str, key: str | None, send: Callable[[], T]) -> T:
+        """Make one Nomi call and append its attempt row, whatever happens."""
+        started = time.monotonic()
+        try:
+            result = send()
+        except NomiError as exc:
+            self.attempt(
+                step,
+                key,
+                attempt_outcome(exc),
+                started,
+                status=exc.status,
+                code=error_code(exc),
+                message=exc.message,
+            )
+            raise
+        record_id = getattr(result, "id", None)
+        self.attempt(step, key, AttemptOutcome.PUBLISHED, started, record_id=record_id)
+        return result
+
+    def attempt(
+        self,
+        step: str,
+        key: str | None,
+        outcome: AttemptOutcome,
+        started: float,
+        *,
+        status: int | None = None,
+        record_id: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Note one ``PublishAttempt`` row (written with the next save or the final move)."""
+        self.pending.append(
+            {
+                "run_id": self.run_id,
+                "item_id": self.item.id,
+                "business_id": self.item.business_id,
+                "step": step,
+                "idempotency_key": key,
+                "outcome": outcome.value,
+                "http_status": status,
+                "nomi_record_id": record_id,
+                "error_code": code,
+                "error_message": message,
+                "latency_ms": int((time.monotonic() - started) * 1000),
+                "at": utcnow(),
+            }
+        )
+
+    def save(self, **progress: Any) -> None:
+        """Write the unsaved attempt rows and progress (plus ``progress``) in one transaction."""
+        self.progress.update(progress)
+        if self.pending or self.progress:
+            self._write(Move.progressed(self.item.id, self.run_id, **self.progress))
+
+    def end(self, build: Callable[..., Move], **values: Any) -> None:
+        """Finish the claim with a ``Move`` constructor (unsaved rows and progress too)."""
+        self._write(build(self.item.id, self.run_id, progress=self.progress, **values))
+
+    def _write(self, move: Move) -> None:
+        """Apply ``move`` with the unsaved attempt rows: in the batch's group transaction, or alone.
+
+        Raises:
+            outbox.ClaimLostError: The run no longer holds the claim (the attempt rows are kept).
+        """
+        job = Finish(move, self.pending)
+        self.s.commit()  # end any read transaction: the connection goes back to the pool
+        if self.writer is not None:
+            applied = self.writer.run(job)
+        else:
+            self.s.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            try:
+                [applied] = write_finishes(self.s, [job])
+                self.s.commit()
+            except BaseException:
+                self.s.rollback()
+                raise
+        self.pending, self.progress = [], {}
+        if not applied:
+            raise outbox.ClaimLostError(f"item {move.item_id} is not claimed by run {move.run_id}")

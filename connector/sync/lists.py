@@ -36,12 +36,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connector.history.records import get_bookmark, record_sync_run, set_bookmark
+from connector.history.records import record_sync_run
 from connector.rules.names import normalise_name
 from connector.rules.vocabulary import ListName
 from connector.store.base import short_error, table_of, utcnow
 from connector.store.db import session as db_session
 from connector.store.models import BankAccount, Category, Customer, Supplier, TaxRate
+from connector.sync.bookmarks import get_bookmark, set_bookmark
 from connector.sync.writer import PageWriter, insert_for_dialect
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from connector.store.base import table_of, utcnow
 from connector.store.models import SyncBookmark
-from connector.sync.writer import insert_for_dialect
+from connector.sync.writer import insert_for
 
 
 def get_bookmark(session: Session, *, connection_id: uuid.UUID, list_name: str) -> datetime | None:
@@ -41,7 +41,7 @@ def set_bookmark(
     the (connection, list) key the way a read-then-insert would.
     """
     table = table_of(SyncBookmark)
-    stmt = insert_for_dialect(session.get_bind().dialect, table)
+    stmt = insert_for(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.connection_id, table.c.list_name],
         set_={"bookmark": stmt.excluded.bookmark, "updated_at": stmt.excluded.updated_at},

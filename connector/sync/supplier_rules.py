@@ -19,7 +19,7 @@ from sqlmodel import Session
 from connector.rules.vocabulary import ContactKind, RuleSource
 from connector.store.base import table_of, utcnow
 from connector.store.models import ConnectionSettings, ContactRule, Supplier
-from connector.sync.lists import ACTIVE, insert_for
+from connector.sync.writer import ACTIVE, insert_for
 
 _CHUNK = 1000
 

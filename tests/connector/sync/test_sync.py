@@ -32,7 +32,8 @@ from connector.store.models import (
     TaxRate,
 )
 from connector.sync.bookmarks import get_bookmark
-from connector.sync.lists import LISTS, SyncStatus, sync_list
+from connector.sync.catalog import LISTS
+from connector.sync.lists import SyncStatus, sync_list
 from nomi.client import NomiClient
 from nomi.errors import ServerError
 from nomi.tokens import RefreshingTokenProvider

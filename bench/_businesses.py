@@ -16,7 +16,8 @@ from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus, R
 from connector.store.db import make_engine
 from connector.store.db import session as db_session
 from connector.store.models import Business, Connection, ConnectionSettings, Item, Membership, User
-from connector.sync.lists import LISTS, sync_list
+from connector.sync.catalog import LISTS
+from connector.sync.lists import sync_list
 from nomi.client import NomiClient, StaticTokenProvider
 from sandbox.seed import stable_id
 

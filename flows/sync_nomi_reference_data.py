@@ -12,7 +12,7 @@ from blocks.app import NomiApp
 from connector.connections.targets import SyncTarget
 from connector.rules.vocabulary import ConnectionStatus
 from connector.settings import ConnectorSettings
-from connector.sync.lists import LISTS
+from connector.sync.catalog import LISTS
 from tasks.runtime import DEFAULT_APP_BLOCK, run_param
 from tasks.sync import find_connections, finish_business_sync, sync_one_list
 

@@ -1,16 +1,14 @@
 """Append-only history: publish runs and attempts, sync runs, connection checks, the audit log.
 
 Every helper inserts one row and flushes it; none updates or deletes (there are no update helpers
-on purpose). The caller's transaction decides when rows are committed. ``SyncBookmark`` is the one
-mutable pointer (per connection and list) and is moved with ``set_bookmark`` only after the synced
-rows are committed.
+on purpose). The caller's transaction decides when rows are committed. The one mutable sync
+pointer lives in ``connector.sync.bookmarks``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -26,8 +24,7 @@ from connector.store.history_tables import (
     PublishRun,
     SyncRun,
 )
-from connector.store.models import Item, SyncBookmark
-from connector.sync.writer import insert_for_dialect
+from connector.store.models import Item
 
 
 def _insert(session: Session, row: Any) -> Any:
@@ -186,44 +183,3 @@ def record_sync_run(session: Session, **fields: Any) -> uuid.UUID:
 def record_connection_check(session: Session, **fields: Any) -> ConnectionCheck:
     """Append one connection health check."""
     return _insert(session, ConnectionCheck(**fields))
-
-
-def get_bookmark(session: Session, *, connection_id: uuid.UUID, list_name: str) -> datetime | None:
-    """The bookmark (Nomi ``server_time``) of the last committed sync of a list, if any.
-
-    A Core read of one column: a sync flow run in a fresh worker process would otherwise pay for
-    compiling its first ORM query here (about 80 ms, a third of a small incremental sync).
-    """
-    table = table_of(SyncBookmark)
-    found: datetime | None = session.connection().scalar(
-        sa.select(table.c.bookmark).where(
-            table.c.connection_id == connection_id, table.c.list_name == list_name
-        )
-    )
-    return found
-
-
-def set_bookmark(
-    session: Session, *, connection_id: uuid.UUID, list_name: str, bookmark: datetime
-) -> None:
-    """Move the bookmark of a list (call after the synced rows are committed).
-
-    One ``INSERT .. ON CONFLICT DO UPDATE``, so concurrent syncs of one list cannot collide on
-    the (connection, list) key the way a read-then-insert would.
-    """
-    table = table_of(SyncBookmark)
-    stmt = insert_for_dialect(session.get_bind().dialect, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.connection_id, table.c.list_name],
-        set_={"bookmark": stmt.excluded.bookmark, "updated_at": stmt.excluded.updated_at},
-    )
-    session.connection().execute(
-        stmt,
-        {
-            "id": uuid.uuid4(),
-            "connection_id": connection_id,
-            "list_name": list_name,
-            "bookmark": bookmark,
-            "updated_at": utcnow(),
-        },
-    )

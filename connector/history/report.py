@@ -1,4 +1,4 @@
-"""Run-history report: pure pandas transforms over the frames of ``connector.history.queries``.
+"""Run-history report: pure pandas transforms over the frames of the history loaders.
 
 Definitions (also in docs/history.md):
 
@@ -10,8 +10,8 @@ Definitions (also in docs/history.md):
 - **retried**: repeated calls of one step for one item (``attempt_no > 1``), any outcome.
 - **failure rate**: failed / (published + failed), 0 when both are 0.
 
-The counting itself happens in SQL (``history_queries.load_outcome_totals``) so that a year of
-attempts never reaches pandas row by row; the transforms here total, rank and rate.
+The counting itself happens in SQL (``connector.history.attempts.load_outcome_totals``) so that a
+year of attempts never reaches pandas row by row; the transforms here total, rank and rate.
 - **latency**: a published attempt's time minus the item's ``ready_at`` (when it last became Ready).
 
 Every transform takes DataFrames and returns a new DataFrame; ``build_report`` wires loaders and
@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from connector.history import queries as q
+from connector.history import attempts, summaries
 from connector.history.queries import FAILED_OUTCOMES, ReportWindow
 
 OUTCOME_COLUMNS = ["published", "failed", "held", "retried", "attempts"]
@@ -70,14 +70,12 @@ def failure_reasons(failures: pd.DataFrame, review_reasons: pd.DataFrame) -> pd.
     """
     failed = failures[failures["outcome"].isin(FAILED_OUTCOMES)].assign(source="nomi")
     held = failures[failures["outcome"] == "held"].assign(source="held")
-    attempts = pd.concat([failed, held], ignore_index=True)
-    attempts = attempts.assign(
-        reason=attempts["error_code"].fillna("(none)").astype("string"), count=attempts["attempts"]
+    tried = pd.concat([failed, held], ignore_index=True)
+    tried = tried.assign(
+        reason=tried["error_code"].fillna("(none)").astype("string"), count=tried["attempts"]
     )
     reviews = review_reasons.assign(source="review", count=1)
-    rows = pd.concat(
-        [attempts[["source", "reason", "business", "count"]], reviews], ignore_index=True
-    )
+    rows = pd.concat([tried[["source", "reason", "business", "count"]], reviews], ignore_index=True)
     columns = ["rank", "source", "reason", "count", "businesses"]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -271,16 +269,16 @@ def build_report(
         connector.history.queries.UnknownBusinessError: The window's business does not exist.
     """
     with engine.connect() as conn:
-        per_business = q.load_outcome_totals(conn, window, "business")
-        per_day = q.load_outcome_totals(conn, window, "day")
-        failures = q.load_failure_counts(conn, window)
-        latencies = q.load_latencies(conn, window)
-        run_days = q.load_run_totals(conn, window)
-        recent = q.load_recent_runs(conn, window)
-        reviews = q.load_review_reasons(conn, window)
-        waiting = q.load_waiting_items(conn, window, limit=waiting_limit)
-        sync = q.load_sync_state(conn, window)
-        connections = q.load_connections(conn, window)
+        per_business = attempts.load_outcome_totals(conn, window, "business")
+        per_day = attempts.load_outcome_totals(conn, window, "day")
+        failures = attempts.load_failure_counts(conn, window)
+        latencies = attempts.load_latencies(conn, window)
+        run_days = summaries.load_run_totals(conn, window)
+        recent = summaries.load_recent_runs(conn, window)
+        reviews = summaries.load_review_reasons(conn, window)
+        waiting = summaries.load_waiting_items(conn, window, limit=waiting_limit)
+        sync = summaries.load_sync_state(conn, window)
+        connections = summaries.load_connections(conn, window)
     by_day = outcome_totals(per_day, "day")
     latency = latency_stats(latencies)
     return HistoryReport(

@@ -1,31 +1,13 @@
-"""Reference-data sync: mirror Nomi's five lists into the connector tables, in bulk.
+"""Reference-data sync of one list of one connection: page from Nomi, write, move the bookmark.
 
-One call of `sync_list` syncs one list of one connection:
-
-* **incremental** (default): records with ``updated_at >= bookmark - lookback``; **full**: every
-  record. Archived records are always asked for (``include_archived=true``) so deactivations land.
-* Pages are streamed from the client (the next one fetched while the current one is written) and
-  upserted by ``(connection_id, nomi_id)`` through `connector.sync.writer.PageWriter`: one
-  prepared ``INSERT .. ON CONFLICT DO UPDATE`` executemany per `ROWS_PER_COMMIT` records, each
-  group in its own short transaction (memory stays flat and other writers are not blocked for the
-  whole sync).
-* An upsert never replaces a row with an older Nomi version (``nomi_updated_at``), and
-  ``last_seen_at`` only moves forward, so concurrent syncs of one connection cannot corrupt rows.
-* The bookmark is Nomi's ``server_time`` from the first page of the sync (a signpost fixed at the
-  start), moved only after the rows are committed, and never when the sync fails.
-* Records changing while we page shift the pages under us (a record can be skipped). When the client
-  reports drift the list is paged again from the same starting point (up to ``max_passes``); when
-  it still drifts the bookmark is kept so the next sync starts from the same point.
-* A full pass that did not drift marks rows Nomi no longer returned as ``ARCHIVED``.
-
-Every sync appends a ``SyncRun`` row, successful or not. `reconcile_nomi_supplier_rules` turns the
-suppliers' default tax rates into ``nomi`` contact rules.
+`sync_list` runs an incremental or full sync of one list (see docs/sync.md: streaming, group
+commits, drift passes, archiving in full passes) and appends a ``SyncRun`` row, successful or not.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,19 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connector.history.records import get_bookmark, record_sync_run, set_bookmark
-from connector.rules.names import normalise_name
-from connector.rules.vocabulary import ListName
-from connector.store.base import short_error, table_of, utcnow
+from connector.history.records import record_sync_run
+from connector.store.base import short_error, utcnow
 from connector.store.db import session as db_session
-from connector.store.models import BankAccount, Category, Customer, Supplier, TaxRate
-from connector.sync.writer import PageWriter, insert_for_dialect
+from connector.sync.bookmarks import get_bookmark, set_bookmark
+from connector.sync.catalog import LISTS, ListSpec, list_specs
+from connector.sync.writer import ARCHIVED, PageWriter
 from nomi.client import NomiClient
 from nomi.errors import ConnectionLostError
-from nomi.paging import ListResult
 
 SyncMode = Literal["incremental", "full"]
-ACTIVE, ARCHIVED = "ACTIVE", "ARCHIVED"
 PAGE_SIZE = 1000
 #: Records written per transaction (a few pages: fewer commits, the write lock held well under 1 s).
 ROWS_PER_COMMIT = 5000
@@ -68,100 +47,6 @@ class SyncStatus(StrEnum):
     INCOMPLETE = "incomplete"  # records kept changing while paging: bookmark not moved
     FAILED = "failed"
     CONNECTION_LOST = "connection_lost"
-
-
-@dataclass(frozen=True)
-class _ListSpec:
-    """What one list is: its table, its client call and how a Nomi record becomes a row."""
-
-    name: ListName
-    table: sa.Table
-    fetch: Callable[..., ListResult[Any]]
-    columns: tuple[str, ...]
-    to_row: Callable[[Any], tuple[Any, ...]]  # values in ``columns`` order
-
-
-def _status(value: str | None) -> str:
-    return ACTIVE if (value or ACTIVE).upper() == ACTIVE else ARCHIVED
-
-
-def _contact(rec: Any) -> tuple[Any, ...]:
-    name = rec.name[:255]
-    return (
-        name,
-        normalise_name(rec.name)[:255],
-        _status(rec.status),
-        rec.tax_number,
-        rec.default_tax_rate_id,
-        rec.default_category_id,
-        rec.currency,
-    )
-
-
-def _category(rec: Any) -> tuple[Any, ...]:
-    return (rec.name[:255], _status(rec.status), rec.code, rec.type)
-
-
-def _tax_rate(rec: Any) -> tuple[Any, ...]:
-    return (rec.name[:255], _status(rec.status), rec.code, rec.rate, rec.applies_to)
-
-
-def _bank_account(rec: Any) -> tuple[Any, ...]:
-    return (rec.name[:255], _status(rec.status), rec.currency, rec.masked_number)
-
-
-_CONTACT_COLUMNS = (
-    "name",
-    "name_normalised",
-    "status",
-    "tax_number",
-    "default_tax_rate_id",
-    "default_category_id",
-    "currency",
-)
-
-
-def _specs() -> dict[str, _ListSpec]:
-    return {
-        ListName.SUPPLIERS: _ListSpec(
-            ListName.SUPPLIERS,
-            table_of(Supplier),
-            NomiClient.iter_suppliers,
-            _CONTACT_COLUMNS,
-            _contact,
-        ),
-        ListName.CUSTOMERS: _ListSpec(
-            ListName.CUSTOMERS,
-            table_of(Customer),
-            NomiClient.iter_customers,
-            _CONTACT_COLUMNS,
-            _contact,
-        ),
-        ListName.CATEGORIES: _ListSpec(
-            ListName.CATEGORIES,
-            table_of(Category),
-            NomiClient.iter_categories,
-            ("name", "status", "code", "type"),
-            _category,
-        ),
-        ListName.TAX_RATES: _ListSpec(
-            ListName.TAX_RATES,
-            table_of(TaxRate),
-            NomiClient.iter_tax_rates,
-            ("name", "status", "code", "rate", "applies_to"),
-            _tax_rate,
-        ),
-        ListName.BANK_ACCOUNTS: _ListSpec(
-            ListName.BANK_ACCOUNTS,
-            table_of(BankAccount),
-            NomiClient.iter_bank_accounts,
-            ("name", "status", "currency", "masked_number"),
-            _bank_account,
-        ),
-    }
-
-
-LISTS: tuple[str, ...] = tuple(name.value for name in ListName)
 
 
 @dataclass
@@ -237,7 +122,7 @@ def sync_list(
         NomiError: Nomi failed (``ConnectionLostError`` when a reconnect is needed); a ``SyncRun``
             row with status ``failed``/``connection_lost`` is committed and the bookmark is kept.
     """
-    spec = _specs().get(list_name)
+    spec = list_specs().get(list_name)
     if spec is None:
         raise ValueError(f"unknown list {list_name!r}; use one of {', '.join(LISTS)}")
     if mode not in ("incremental", "full"):
@@ -269,7 +154,7 @@ def sync_list(
 def _passes(
     engine: Engine,
     client: NomiClient,
-    spec: _ListSpec,
+    spec: ListSpec,
     report: SyncReport,
     since: datetime | None,
     page_size: int,
@@ -403,13 +288,8 @@ def _finish(engine: Engine, report: SyncReport, *, move_bookmark_to: datetime | 
         )
 
 
-def insert_for(session: Session, table: sa.Table) -> Any:
-    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
-    return insert_for_dialect(session.get_bind().dialect, table)
-
-
 def _archive_unseen(
-    session: Session, spec: _ListSpec, connection_id: uuid.UUID, seen_at: datetime
+    session: Session, spec: ListSpec, connection_id: uuid.UUID, seen_at: datetime
 ) -> int:
     """Mark rows a full pass did not see as archived; returns how many."""
     table = spec.table

@@ -11,7 +11,9 @@ them writes, one ``DELETE`` removes the stale ones. User rules (source ``user``)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -19,9 +21,14 @@ from sqlmodel import Session
 from connector.rules.vocabulary import ContactKind, RuleSource
 from connector.store.base import table_of, utcnow
 from connector.store.models import ConnectionSettings, ContactRule, Supplier
-from connector.sync.lists import ACTIVE, insert_for
+from connector.sync.writer import ACTIVE, insert_for
 
 _CHUNK = 1000
+_rules = table_of(ContactRule)
+_suppliers = table_of(Supplier)
+_settings = table_of(ConnectionSettings)
+#: A rule to write: ``(name_normalised, name, tax rate nomi id)``.
+_Rule = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -42,98 +49,136 @@ def reconcile_nomi_supplier_rules(session: Session, connection_id: uuid.UUID) ->
     Returns:
         How many rules were inserted or changed, and how many removed.
     """
-    rules = table_of(ContactRule)
-    suppliers = table_of(Supplier)
-    settings = table_of(ConnectionSettings)
+    mine = _nomi_supplier_rules(connection_id)
+    if not _uses_supplier_tax_rates(session, connection_id):
+        return RuleChanges(removed=_delete_rules(session, mine))
+    wanted = _wanted_suppliers(connection_id)
+    changed = _changed_rules(session, wanted, mine)
+    _upsert_rules(session, connection_id, changed)
+    stale = sa.and_(mine, ~_still_wanted(wanted))
+    return RuleChanges(upserted=len(changed), removed=_delete_rules(session, stale))
+
+
+def _nomi_supplier_rules(connection_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """The connection's supplier rules that came from Nomi (never the user's)."""
+    return sa.and_(
+        _rules.c.connection_id == connection_id,
+        _rules.c.kind == ContactKind.SUPPLIER.value,
+        _rules.c.source == RuleSource.NOMI.value,
+    )
+
+
+def _uses_supplier_tax_rates(session: Session, connection_id: uuid.UUID) -> bool:
+    """The connection's ``use_supplier_tax_rates`` setting (off when it has no settings row)."""
     enabled = session.execute(
-        sa.select(settings.c.use_supplier_tax_rates).where(
-            settings.c.connection_id == connection_id
+        sa.select(_settings.c.use_supplier_tax_rates).where(
+            _settings.c.connection_id == connection_id
         )
     ).scalar_one_or_none()
-    mine = sa.and_(
-        rules.c.connection_id == connection_id,
-        rules.c.kind == ContactKind.SUPPLIER.value,
-        rules.c.source == RuleSource.NOMI.value,
-    )
-    if not enabled:
-        gone = session.connection().execute(sa.delete(rules).where(mine))
-        return RuleChanges(removed=int(gone.rowcount or 0))
+    return bool(enabled)
 
-    wanted = sa.and_(
-        suppliers.c.connection_id == connection_id,
-        suppliers.c.status == ACTIVE,
-        suppliers.c.default_tax_rate_id.is_not(None),
-        suppliers.c.name_normalised != "",  # a name with nothing to match on matches nothing
+
+def _wanted_suppliers(connection_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """The connection's suppliers that give a rule: active, with a default rate and a name."""
+    return sa.and_(
+        _suppliers.c.connection_id == connection_id,
+        _suppliers.c.status == ACTIVE,
+        _suppliers.c.default_tax_rate_id.is_not(None),
+        _suppliers.c.name_normalised != "",  # a name with nothing to match on matches nothing
     )
+
+
+def _desired_rules(wanted: sa.ColumnElement[bool]) -> sa.Subquery:
+    """One row per normalised name: the most recently updated wanted supplier's name and rate."""
     rank = (
         sa.func.row_number()
         .over(
-            partition_by=suppliers.c.name_normalised,
-            order_by=(suppliers.c.nomi_updated_at.desc(), suppliers.c.nomi_id.desc()),
+            partition_by=_suppliers.c.name_normalised,
+            order_by=(_suppliers.c.nomi_updated_at.desc(), _suppliers.c.nomi_id.desc()),
         )
         .label("rank")
     )
     ranked = (
         sa.select(
-            suppliers.c.name_normalised, suppliers.c.name, suppliers.c.default_tax_rate_id, rank
+            _suppliers.c.name_normalised,
+            _suppliers.c.name,
+            _suppliers.c.default_tax_rate_id,
+            rank,
         )
         .where(wanted)
         .subquery()
     )
-    desired = sa.select(ranked).where(ranked.c.rank == 1).subquery()
-    changed = session.execute(
-        sa.select(desired.c.name_normalised, desired.c.name, desired.c.default_tax_rate_id)
-        .select_from(
-            desired.outerjoin(
-                rules, sa.and_(mine, rules.c.name_normalised == desired.c.name_normalised)
-            )
-        )
-        .where(
-            sa.or_(
-                rules.c.id.is_(None),
-                rules.c.tax_rate_nomi_id.is_(None),
-                rules.c.tax_rate_nomi_id != desired.c.default_tax_rate_id,
-                rules.c.name != desired.c.name,
-            )
-        )
-    ).all()
+    return sa.select(ranked).where(ranked.c.rank == 1).subquery()
+
+
+def _changed_rules(
+    session: Session, wanted: sa.ColumnElement[bool], mine: sa.ColumnElement[bool]
+) -> list[_Rule]:
+    """The desired rules that are missing or differ: ``(name_normalised, name, tax rate)``."""
+    desired = _desired_rules(wanted)
+    rules = _rules
+    matched = desired.outerjoin(
+        rules, sa.and_(mine, rules.c.name_normalised == desired.c.name_normalised)
+    )
+    differs = sa.or_(
+        rules.c.id.is_(None),
+        rules.c.tax_rate_nomi_id.is_(None),
+        rules.c.tax_rate_nomi_id != desired.c.default_tax_rate_id,
+        rules.c.name != desired.c.name,
+    )
+    query = sa.select(desired.c.name_normalised, desired.c.name, desired.c.default_tax_rate_id)
+    return list(session.execute(query.select_from(matched).where(differs)).tuples().all())
+
+
+def _upsert_rules(session: Session, connection_id: uuid.UUID, changed: Sequence[_Rule]) -> None:
+    """Insert or update the changed rules, ``_CHUNK`` per statement."""
     now = utcnow()
     for start in range(0, len(changed), _CHUNK):
-        stmt = insert_for(session, rules)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[
-                rules.c.connection_id,
-                rules.c.kind,
-                rules.c.name_normalised,
-                rules.c.source,
-            ],
-            set_={
-                "name": stmt.excluded.name,
-                "tax_rate_nomi_id": stmt.excluded.tax_rate_nomi_id,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-        session.connection().execute(
-            stmt,
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "connection_id": connection_id,
-                    "kind": ContactKind.SUPPLIER.value,
-                    "source": RuleSource.NOMI.value,
-                    "name": name,
-                    "name_normalised": normalised,
-                    "tax_rate_nomi_id": rate,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for normalised, name, rate in changed[start : start + _CHUNK]
-            ],
-        )
-    still_wanted = (
-        sa.select(suppliers.c.id)
-        .where(wanted, suppliers.c.name_normalised == rules.c.name_normalised)
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "connection_id": connection_id,
+                "kind": ContactKind.SUPPLIER.value,
+                "source": RuleSource.NOMI.value,
+                "name": name,
+                "name_normalised": normalised,
+                "tax_rate_nomi_id": rate,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for normalised, name, rate in changed[start : start + _CHUNK]
+        ]
+        session.connection().execute(_upsert_statement(session), rows)
+
+
+def _upsert_statement(session: Session) -> Any:
+    """``INSERT .. ON CONFLICT (connection, kind, name, source) DO UPDATE`` of name and rate."""
+    stmt = insert_for(session, _rules)
+    return stmt.on_conflict_do_update(
+        index_elements=[
+            _rules.c.connection_id,
+            _rules.c.kind,
+            _rules.c.name_normalised,
+            _rules.c.source,
+        ],
+        set_={
+            "name": stmt.excluded.name,
+            "tax_rate_nomi_id": stmt.excluded.tax_rate_nomi_id,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+
+
+def _still_wanted(wanted: sa.ColumnElement[bool]) -> sa.Exists:
+    """True for a rule whose normalised name still has a wanted supplier."""
+    return (
+        sa.select(_suppliers.c.id)
+        .where(wanted, _suppliers.c.name_normalised == _rules.c.name_normalised)
         .exists()
     )
-    gone = session.connection().execute(sa.delete(rules).where(mine, ~still_wanted))
-    return RuleChanges(upserted=len(changed), removed=int(gone.rowcount or 0))
+
+
+def _delete_rules(session: Session, where: sa.ColumnElement[bool]) -> int:
+    """Delete the rules matching ``where``; returns how many."""
+    gone = session.connection().execute(sa.delete(_rules).where(where))
+    return int(gone.rowcount or 0)

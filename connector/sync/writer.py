@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlmodel import Session
 
 ACTIVE, ARCHIVED = "ACTIVE", "ARCHIVED"
 _MISSING = object()  # ids per SELECT (well under SQLite's bound-variable limit)
@@ -73,6 +74,11 @@ def insert_for_dialect(dialect: Dialect, table: sa.Table) -> Any:
     if dialect.name == "postgresql":
         return postgresql.insert(table)
     raise ValueError(f"unsupported database {dialect.name!r}")
+
+
+def insert_for(session: Session, table: sa.Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
+    return insert_for_dialect(session.get_bind().dialect, table)
 
 
 def _processor(table: sa.Table, column: str, dialect: Dialect) -> Callable[[Any], Any] | None:

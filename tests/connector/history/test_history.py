@@ -1,9 +1,9 @@
-"""History helpers append rows; the sync bookmark is the one pointer that moves."""
+"""History helpers append rows (attempts numbered per item and step, runs inserted once)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,7 @@ from connector.history import records as history
 from connector.rules.names import normalise_name
 from connector.settings import ConnectorSettings
 from connector.store.history_tables import PublishAttempt, PublishRun
-from connector.store.models import SyncBookmark
-from tests.connector.factories import make_business, make_connection, make_item
+from tests.connector.factories import make_business, make_item
 
 
 def test_attempt_numbers_count_repeats_of_one_step_and_runs_are_inserted_once(
@@ -55,22 +54,6 @@ def test_attempt_numbers_count_repeats_of_one_step_and_runs_are_inserted_once(
     assert run is not None
     assert run.published == 2
     assert not hasattr(history, "update_publish_run")
-
-
-def test_the_bookmark_moves_forward_in_place(db: Session) -> None:
-    connection = make_connection(db, business=make_business(db))
-    first = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    assert history.get_bookmark(db, connection_id=connection.id, list_name="suppliers") is None
-    history.set_bookmark(db, connection_id=connection.id, list_name="suppliers", bookmark=first)
-    history.set_bookmark(
-        db, connection_id=connection.id, list_name="suppliers", bookmark=first + timedelta(hours=1)
-    )
-    db.commit()
-
-    assert history.get_bookmark(
-        db, connection_id=connection.id, list_name="suppliers"
-    ) == first + timedelta(hours=1)
-    assert len(db.exec(select(SyncBookmark)).all()) == 1
 
 
 def test_settings_default_to_a_sqlite_file_under_home(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,10 +14,10 @@ from connector.history.records import (
     record_attempt,
     record_publish_run,
     record_sync_run,
-    set_bookmark,
 )
 from connector.history.report import build_report
 from connector.rules.vocabulary import ItemStatus
+from connector.sync.bookmarks import set_bookmark
 from tests.connector.factories import make_business, make_connection, make_item
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

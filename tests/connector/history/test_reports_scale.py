@@ -17,7 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bench.reports import generate
-from connector.history.queries import ReportWindow, load_latencies
+from connector.history.attempts import load_latencies
+from connector.history.queries import ReportWindow
 from connector.history.report import build_report
 from connector.store.db import make_engine
 

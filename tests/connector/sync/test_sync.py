@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from connector.connections.targets import SyncTarget, after_sync
-from connector.history.records import get_bookmark
 from connector.rules.vocabulary import ItemStatus
 from connector.store.db import make_engine, migrate
 from connector.store.db import session as db_session
@@ -32,7 +31,9 @@ from connector.store.models import (
     Supplier,
     TaxRate,
 )
-from connector.sync.lists import LISTS, SyncStatus, sync_list
+from connector.sync.bookmarks import get_bookmark
+from connector.sync.catalog import LISTS
+from connector.sync.lists import SyncStatus, sync_list
 from nomi.client import NomiClient
 from nomi.errors import ServerError
 from nomi.tokens import RefreshingTokenProvider

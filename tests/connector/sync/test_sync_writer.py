@@ -16,8 +16,8 @@ from sqlmodel import select
 from connector.store.db import make_engine, migrate
 from connector.store.db import session as db_session
 from connector.store.models import Supplier, TaxRate
+from connector.sync.catalog import CONTACT_COLUMNS
 from connector.sync.lists import (
-    _CONTACT_COLUMNS,
     CHECKPOINT_AFTER_ROWS,
     SQLITE_CACHE_KIB,
     SQLITE_CHECKPOINT_PAGES,
@@ -28,7 +28,7 @@ from connector.sync.writer import PageWriter, ordered_ids
 from tests.connector.factories import make_business, make_connection
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-CONTACT = _CONTACT_COLUMNS  # the columns the supplier/customer sync writes
+CONTACT = CONTACT_COLUMNS  # the columns the supplier/customer sync writes
 
 
 def _setup(url: str) -> tuple[Engine, uuid.UUID]:

@@ -1,0 +1,167 @@
+"""History loaders over ``publish_attempts``: outcome totals, failure counts and latencies.
+
+The one big table: every loader filters in SQL (date window on an indexed timestamp, optional
+business) and aggregates in SQL, so a year of history comes back as a few thousand rows (the
+latencies as compact chunks, see ``connector.history.latency``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection as SAConnection
+
+from connector.history.latency import latency_frame, tuple_chunks
+from connector.history.queries import (
+    CHUNK_ROWS,
+    FAILED_OUTCOMES,
+    PUBLISHED_OUTCOMES,
+    RECORD_STEPS,
+    ReportWindow,
+    business_filter,
+    business_slugs,
+    raw_id,
+    sql_day,
+    sql_epoch,
+    sql_seconds,
+    to_frame,
+    with_slug,
+)
+from connector.rules.vocabulary import AttemptOutcome
+from connector.store.base import table_of
+from connector.store.history_tables import PublishAttempt
+from connector.store.models import Item
+
+_pa = table_of(PublishAttempt).c
+_items = table_of(Item).c
+
+
+def _outcome_sums() -> list[Any]:
+    """SQL sums of published, failed, held, retried and all attempts (see
+    connector.history.report)."""
+
+    def count_if(condition: Any, name: str) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0)).label(name)
+
+    return [
+        count_if(_pa.outcome.in_(PUBLISHED_OUTCOMES) & _pa.step.in_(RECORD_STEPS), "published"),
+        count_if(_pa.outcome.in_(FAILED_OUTCOMES), "failed"),
+        count_if(_pa.outcome == AttemptOutcome.HELD, "held"),
+        count_if(_pa.attempt_no > 1, "retried"),
+        sa.func.count().label("attempts"),
+    ]
+
+
+def _scans_attempts(conn: SAConnection, window: ReportWindow) -> bool:
+    """Whether SQLite should read ``publish_attempts`` by a plain table scan for this window.
+
+    SQLite otherwise walks an index (``at``; ``(business_id, at)`` to save the GROUP BY sort;
+    ``item_id`` when the latency join starts from the items) with one random table lookup per
+    row, which costs several times a plain scan once the window holds most of the table (a
+    year's report over a year of history). A scan wins when the window covers more than half of
+    the recorded time span. PostgreSQL's planner chooses by itself (always ``False``).
+    """
+    if conn.dialect.name != "sqlite":
+        return False
+    first, last = conn.execute(sa.select(sa.func.min(_pa.at), sa.func.max(_pa.at))).one()
+    if first is None or last is None or last <= first:
+        return False
+    overlap = min(last, window.end) - max(first, window.start)
+    return bool(overlap / (last - first) > 0.5)
+
+
+def _unindexed(column: Any, scan: bool) -> Any:
+    """``column``, wrapped (``coalesce(c, c)``) when scanning so SQLite uses no index for it."""
+    return sa.func.coalesce(column, column) if scan else column
+
+
+def _in_window(query: Any, window: ReportWindow, slugs: dict[uuid.UUID, str], scan: bool) -> Any:
+    """Limit an attempts query to the window and its business (``scan``: ``_scans_attempts``)."""
+    at = _unindexed(_pa.at, scan)
+    return query.where(at >= window.start, at < window.end).where(
+        business_filter(_pa.business_id, slugs, window)
+    )
+
+
+def load_outcome_totals(conn: SAConnection, window: ReportWindow, by: str) -> pd.DataFrame:
+    """Publish attempts in the window, classified and counted in SQL per business or per day.
+
+    Args:
+        conn: A connection to the connector database.
+        window: Days and optional business.
+        by: ``business`` (one row per business) or ``day`` (one row per UTC day).
+
+    Returns:
+        Columns ``<by>, published, failed, held, retried, attempts``.
+    """
+    if by not in ("business", "day"):
+        raise ValueError(f"totals are by 'business' or 'day', not {by!r}")
+    slugs = business_slugs(conn, window.business)
+    scan = _scans_attempts(conn, window)
+    if by == "business":
+        key = raw_id(_unindexed(_pa.business_id, scan))
+    else:
+        key = sql_day(_pa.at, conn.dialect.name)
+    query = _in_window(sa.select(key.label("key"), *_outcome_sums()), window, slugs, scan)
+    query = query.group_by(key)
+    counts = ["published", "failed", "held", "retried", "attempts"]
+    frame = to_frame(conn.execute(query), ["key", *counts]).astype({c: "int64" for c in counts})
+    if by == "business":
+        return with_slug(frame.rename(columns={"key": "business_id"}), slugs)
+    frame["key"] = pd.to_datetime(frame["key"]).dt.date
+    return frame.rename(columns={"key": "day"})
+
+
+def load_failure_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Failed and held attempts in the window, counted in SQL by business, outcome and code.
+
+    Returns:
+        Columns ``business, outcome, error_code, attempts``.
+    """
+    slugs = business_slugs(conn, window.business)
+    scan = _scans_attempts(conn, window)
+    business = raw_id(_unindexed(_pa.business_id, scan))
+    failing = _pa.outcome.in_([*FAILED_OUTCOMES, AttemptOutcome.HELD])
+    query = _in_window(
+        sa.select(business, _pa.outcome, _pa.error_code, sa.func.count()), window, slugs, scan
+    ).where(failing)
+    query = query.group_by(business, _pa.outcome, _pa.error_code)
+    columns = ["business_id", "outcome", "error_code", "attempts"]
+    frame = to_frame(conn.execute(query), columns).astype({"attempts": "int64"})
+    return with_slug(frame, slugs)
+
+
+def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Ready-to-Published latency of each item published in the window (read in chunks).
+
+    The rows arrive as plain tuples in chunks of ``CHUNK_ROWS`` and are kept as three compact
+    columns (about 16 bytes per published attempt), see ``connector.history.latency``.
+
+    Returns:
+        Columns ``business, day, latency_s`` (business and day categorical): one row per
+        record-creating published attempt, latency = the attempt's time minus the item's
+        ``ready_at``.
+    """
+    slugs = business_slugs(conn, window.business)
+    dialect = conn.dialect.name
+    scan = _scans_attempts(conn, window)
+    # scanning: drive from the attempts (their item_id left unindexed), one search per row in
+    # the covering index items(id, ready_at); SQLite would otherwise start from the items
+    joined = sa.join(
+        table_of(PublishAttempt),
+        table_of(Item),
+        _unindexed(_pa.item_id, scan) == _items.id,
+    )
+    seconds = sa.cast(sql_seconds(_pa.at, _items.ready_at, dialect), sa.Float)
+    query = _in_window(
+        sa.select(raw_id(_pa.business_id), sql_epoch(_pa.at, dialect), seconds).select_from(joined),
+        window,
+        slugs,
+        scan,
+    )
+    query = query.where(_pa.outcome.in_(PUBLISHED_OUTCOMES), _pa.step.in_(RECORD_STEPS))
+    query = query.where(_items.ready_at.is_not(None))
+    return latency_frame(tuple_chunks(conn, query, CHUNK_ROWS), slugs)

@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 
 from blocks.app import NomiApp
 from blocks.tokens import BlockTokenProvider
+from connector.errors import UnknownBusinessError
 from connector.store.db import make_engine
 from connector.store.db import session as db_session
 from connector.store.models import Business, Connection
@@ -148,10 +149,6 @@ def nomi_client(
     tokens = BlockTokenProvider(block_name, app)
     throttle = throttle_for(tenant_id, per_minute=limits.per_minute, concurrent=limits.concurrent)
     return NomiClient(app.api_base_url, tenant_id, tokens, throttle=throttle, retry=retry)
-
-
-class UnknownBusinessError(LookupError):
-    """No business has the given slug."""
 
 
 def business_and_connection(

@@ -25,10 +25,10 @@ from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError
 from connector.admin import crud
+from connector.errors import NotConnectedError
 from connector.history.export import export_attempts
 from connector.history.queries import ReportWindow
 from connector.items.choices import reassess_after_change
-from connector.items.context import NoConnectionError
 from connector.items.edits import edit_item
 from connector.items.intake import IntakeError, import_items
 from connector.rules.vocabulary import ItemStatus
@@ -264,7 +264,7 @@ def _reassess(db: Session, business_id: uuid.UUID) -> str:
     """
     try:
         _, retried = reassess_after_change(db, business_id)
-    except NoConnectionError:
+    except NotConnectedError:
         return ""
     return f" ({retried} item(s) Nomi had rejected will be published again)" if retried else ""
 

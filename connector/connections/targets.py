@@ -13,15 +13,12 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from connector.errors import NotConnectedError
 from connector.items.assess import ReassessReport, reassess
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.base import utcnow
 from connector.store.models import Business, Connection
 from connector.sync.supplier_rules import RuleChanges, reconcile_nomi_supplier_rules
-
-
-class NotConnectedError(LookupError):
-    """The business named has no connection in a status the flow acts on."""
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def iter_attempt_frames(
     """Yield the window's attempts as DataFrames of at most ``chunk_rows`` rows, oldest first.
 
     Raises:
-        connector.history.queries.UnknownBusinessError: The window's business does not exist.
+        connector.errors.UnknownBusinessError: The window's business does not exist.
     """
     with engine.connect() as conn:
         ids: list[object] = list(business_slugs(conn, window.business)) if window.business else []
@@ -149,7 +149,7 @@ def export_attempts(
 
     Raises:
         ValueError: Unknown format.
-        connector.history.queries.UnknownBusinessError: The window's business does not exist.
+        connector.errors.UnknownBusinessError: The window's business does not exist.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r} (csv or parquet)")

@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection as SAConnection
 
+from connector.errors import UnknownBusinessError
 from connector.rules.vocabulary import AttemptOutcome, AttemptStep
 from connector.store.base import table_of
 from connector.store.models import Business
@@ -36,10 +37,6 @@ FAILED_OUTCOMES = (
 CHUNK_ROWS = 50_000
 
 _biz = table_of(Business).c
-
-
-class UnknownBusinessError(LookupError):
-    """The report was asked for a business slug that does not exist."""
 
 
 @dataclass(frozen=True)

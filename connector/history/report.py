@@ -266,7 +266,7 @@ def build_report(
         The report.
 
     Raises:
-        connector.history.queries.UnknownBusinessError: The window's business does not exist.
+        connector.errors.UnknownBusinessError: The window's business does not exist.
     """
     with engine.connect() as conn:
         per_business = attempts.load_outcome_totals(conn, window, "business")

@@ -114,7 +114,7 @@ def reassess(
         A ``ReassessReport`` with counts and the ids that changed status.
 
     Raises:
-        NoConnectionError: If the business has no Nomi connection.
+        NotConnectedError: If the business has no Nomi connection.
     """
     session.flush()
     ctx = build_context(session, business_id)

@@ -222,7 +222,7 @@ def reassess_after_change(session: Session, business_id: uuid.UUID) -> tuple[Rea
         The reassessment, and how many rejected items will be tried again.
 
     Raises:
-        NoConnectionError: The business has no Nomi connection.
+        NotConnectedError: The business has no Nomi connection.
     """
     report = reassess(session, business_id=business_id)
     return report, allow_retry(session, report.changed)

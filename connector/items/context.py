@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from connector.errors import NotConnectedError
 from connector.rules.facts import (
     BankAccountRef,
     CategoryRef,
@@ -40,10 +41,6 @@ from connector.store.models import (
 )
 
 
-class NoConnectionError(LookupError):
-    """The business has no Nomi connection, so there are no lists or settings to resolve against."""
-
-
 def build_context(session: Session, business_id: uuid.UUID) -> RulesContext:
     """Load everything the rules engine needs for one business, in one query per table.
 
@@ -59,7 +56,7 @@ def build_context(session: Session, business_id: uuid.UUID) -> RulesContext:
         A ``RulesContext`` (settings default to the model defaults when no settings row exists).
 
     Raises:
-        NoConnectionError: If the business has no Nomi connection.
+        NotConnectedError: If the business has no Nomi connection.
     """
     connection_id = _connection_id(session, business_id)
     settings = _rules_settings(session, connection_id)
@@ -85,12 +82,12 @@ def build_context(session: Session, business_id: uuid.UUID) -> RulesContext:
 
 
 def _connection_id(session: Session, business_id: uuid.UUID) -> uuid.UUID:
-    """The business's connection id; ``NoConnectionError`` when it has none."""
+    """The business's connection id; ``NotConnectedError`` when it has none."""
     connection_id: uuid.UUID | None = session.execute(
         sa.select(col(Connection.id)).where(col(Connection.business_id) == business_id)
     ).scalar_one_or_none()
     if connection_id is None:
-        raise NoConnectionError(f"business {business_id} has no Nomi connection")
+        raise NotConnectedError(f"business {business_id} has no Nomi connection")
     return connection_id
 
 

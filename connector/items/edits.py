@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.admin.crud import nomi_id_or_none
+from connector.errors import NotConnectedError
 from connector.history import records as history
 from connector.items.assess import reassess
 from connector.items.choices import allow_retry, require_member
-from connector.items.context import NoConnectionError
 from connector.rules.vocabulary import ItemStatus
 from connector.store.base import table_of, utcnow
 from connector.store.models import Business, Connection, ConnectionSettings, Item
@@ -93,7 +93,7 @@ def edit_item(
         user_id=user.id,
         detail={"item_id": str(item_id), "external_id": external_id, **values},
     )
-    with contextlib.suppress(NoConnectionError):  # assessed once the business is connected
+    with contextlib.suppress(NotConnectedError):  # assessed once the business is connected
         reassess(session, business_id=business.id, item_ids=[item_id])
     cleared = allow_retry(session, [item_id]) == 1
     item = session.get(Item, item_id, populate_existing=True)

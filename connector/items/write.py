@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
+from connector.errors import NotConnectedError
 from connector.items.assess import reassess
 from connector.items.check import ROW_COLUMNS, Staging
-from connector.items.context import NoConnectionError
 from connector.items.import_report import ImportReport
 from connector.rules.vocabulary import ItemStatus
 from connector.store.base import table_of, utcnow
@@ -286,6 +286,6 @@ def _assess_chunks(turns: _Turns, business_id: uuid.UUID, item_ids: list[uuid.UU
             with turns.write():
                 chunk = item_ids[start : start + ASSESS_ROWS]
                 reassess(turns.session, business_id=business_id, item_ids=chunk)
-    except NoConnectionError:
+    except NotConnectedError:
         return False
     return True

@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import Session, select
 
 from connector.connections.checks import CheckOutcome, CheckResult, check_connection, record_check
-from connector.connections.targets import NotConnectedError, sync_targets
+from connector.connections.targets import sync_targets
+from connector.errors import NotConnectedError
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.history_tables import ConnectionCheck
 from nomi.client import NomiClient

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from connector.errors import UnknownBusinessError
 from connector.history.export import EXPORT_COLUMNS, export_attempts
-from connector.history.queries import ReportWindow, UnknownBusinessError
+from connector.history.queries import ReportWindow
 from connector.history.records import record_attempt, record_publish_run
 from tests.connector.factories import make_business, make_item
 

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connector.errors import NotConnectedError
 from connector.items.assess import reassess
-from connector.items.context import NoConnectionError, build_context, facts_from_item
+from connector.items.context import build_context, facts_from_item
 from connector.rules.vocabulary import ItemKind
 from connector.store.models import ConnectionSettings, Item
 from tests.connector.factories import (
@@ -62,7 +63,7 @@ def test_a_stored_nomi_rule_beats_the_suppliers_default_rate(db: Session) -> Non
 
 def test_build_context_refuses_a_business_without_a_connection(db: Session) -> None:
     business = make_business(db)
-    with pytest.raises(NoConnectionError, match=f"business {business.id} has no Nomi connection"):
+    with pytest.raises(NotConnectedError, match=f"business {business.id} has no Nomi connection"):
         build_context(db, business.id)
 
 

@@ -82,16 +82,6 @@ class NomiCredentials(Block):
             consent_expires_at=consent_expires_at,
         )
 
-    def token_set(self) -> TokenSet:
-        """The stored tokens as a `TokenSet`."""
-        return TokenSet(
-            access_token=self.access_token,
-            refresh_token=self.refresh_token,
-            expires_at=self.access_token_expires_at,
-            refresh_token_expires_at=self.refresh_token_expires_at,
-            scopes=self.scopes,
-        )
-
     def apply(self, tokens: TokenSet) -> None:
         """Take over a refreshed token set (then ``save(overwrite=True)``)."""
         self.access_token = tokens.access_token

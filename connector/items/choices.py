@@ -18,10 +18,8 @@ from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, re
 from connector.history import records as history
 from connector.items.assess import ReassessReport, reassess
 from connector.items.context import build_context
-from connector.publishing.outcomes import RETRYABLE_ERROR_CODES
-from connector.publishing.payloads import contact_kind
 from connector.rules.names import normalise_name
-from connector.rules.vocabulary import ItemStatus
+from connector.rules.vocabulary import RETRYABLE_ERROR_CODES, ItemStatus, contact_kind
 from connector.store.base import table_of, utcnow
 from connector.store.models import Item, Membership, User
 
@@ -162,7 +160,7 @@ def apply_contact_choices(
             mapped is None
             and confirm_new_contacts
             and not item.contact_confirmed
-            and not ctx.contacts_named(contact_kind(item), item.contact_name)
+            and not ctx.contacts_named(contact_kind(item.kind), item.contact_name)
         ):
             item.contact_confirmed = True
             action, detail = "publish.confirm_new_contact", {}

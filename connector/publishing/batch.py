@@ -22,8 +22,6 @@ from connector.publishing import outbox
 from connector.publishing.book import PublishBook
 from connector.publishing.outcomes import (
     CLAIM_LOST,
-    CONNECTION_EXPIRED,
-    DAILY_LIMIT,
     GIVEN_BACK,
     STOP_CONNECTION_LOST,
     STOP_DAILY_LIMIT,
@@ -32,6 +30,7 @@ from connector.publishing.outcomes import (
 from connector.publishing.pipeline import Resolved, publish_item
 from connector.publishing.run import write_finishes
 from connector.rules.facts import RulesContext
+from connector.rules.vocabulary import ErrorCode
 from connector.store.group_commit import shared_writer
 from connector.store.models import Item
 from nomi.client import NomiClient
@@ -121,7 +120,10 @@ def _give_back_unstarted(
     session: Session, item: Item, run_id: uuid.UUID, stopped: str
 ) -> ItemOutcome:
     """Release a claim the batch will not attempt because it stopped."""
-    code = {STOP_CONNECTION_LOST: CONNECTION_EXPIRED, STOP_DAILY_LIMIT: DAILY_LIMIT}.get(stopped)
+    code = {
+        STOP_CONNECTION_LOST: ErrorCode.CONNECTION_EXPIRED,
+        STOP_DAILY_LIMIT: ErrorCode.DAILY_LIMIT,
+    }.get(stopped)
     message = {
         STOP_CONNECTION_LOST: "the Nomi connection expired: reconnect to publish",
         STOP_DAILY_LIMIT: "Nomi's daily request limit was reached: publishing resumes later",

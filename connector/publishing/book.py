@@ -8,8 +8,8 @@ import uuid
 from sqlmodel import Session, col, select
 
 from connector.publishing import outbox
-from connector.publishing.payloads import record_step
 from connector.rules.names import normalise_name
+from connector.rules.vocabulary import record_step
 from connector.store.history_tables import PublishAttempt
 from connector.store.models import Connection, Item
 from nomi.client import NomiClient
@@ -36,7 +36,8 @@ class PublishBook:
         ``source_id`` before creating it. Call it after the items were claimed.
         """
         keys = {
-            outbox.idempotency_key(i.id, i.publish_generation, record_step(i)): i.id for i in items
+            outbox.idempotency_key(i.id, i.publish_generation, record_step(i.kind)): i.id
+            for i in items
         }
         found = session.exec(
             select(PublishAttempt.item_id, PublishAttempt.idempotency_key).where(

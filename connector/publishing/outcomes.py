@@ -9,23 +9,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from connector.rules.vocabulary import AttemptOutcome
+from connector.rules.vocabulary import AttemptOutcome, ErrorCode
 from nomi.errors import (
     ConnectionLostError,
     DailyLimitError,
     NomiError,
     OutcomeUnknownError,
     RejectedError,
-)
-
-#: ``last_error_code`` of items given back unpublished for a reason that passes by itself.
-CONNECTION_EXPIRED = "connection_expired"
-DAILY_LIMIT = "daily_limit"
-TRANSIENT = "transient"
-OUTCOME_UNKNOWN = "outcome_unknown"
-INTERNAL_ERROR = "internal_error"
-RETRYABLE_ERROR_CODES = frozenset(
-    {CONNECTION_EXPIRED, DAILY_LIMIT, TRANSIENT, OUTCOME_UNKNOWN, INTERNAL_ERROR}
 )
 
 #: Why a batch stopped early (``ItemOutcome.stop`` / ``BatchResult.stopped``).
@@ -59,14 +49,14 @@ def error_code(exc: NomiError) -> str:
     if isinstance(exc, RejectedError) and exc.codes:
         return exc.codes[0]
     if isinstance(exc, ConnectionLostError):
-        return exc.code or CONNECTION_EXPIRED
+        return exc.code or ErrorCode.CONNECTION_EXPIRED
     if isinstance(exc, RejectedError):
         return "rejected"
     if isinstance(exc, OutcomeUnknownError):
-        return OUTCOME_UNKNOWN
+        return ErrorCode.OUTCOME_UNKNOWN
     if isinstance(exc, DailyLimitError):
-        return DAILY_LIMIT
-    return TRANSIENT
+        return ErrorCode.DAILY_LIMIT
+    return ErrorCode.TRANSIENT
 
 
 def attempt_outcome(exc: NomiError) -> AttemptOutcome:
@@ -82,7 +72,8 @@ def attempt_outcome(exc: NomiError) -> AttemptOutcome:
 
 def stop_for(code: str) -> str:
     """The batch stop asked for by an item given back with ``code``."""
-    return {
-        CONNECTION_EXPIRED: STOP_CONNECTION_LOST,
-        DAILY_LIMIT: STOP_DAILY_LIMIT,
-    }.get(code, STOP_TRANSIENT)
+    stops: dict[str, str] = {
+        ErrorCode.CONNECTION_EXPIRED: STOP_CONNECTION_LOST,
+        ErrorCode.DAILY_LIMIT: STOP_DAILY_LIMIT,
+    }
+    return stops.get(code, STOP_TRANSIENT)

@@ -13,21 +13,9 @@ from decimal import Decimal
 
 from connector.rules.facts import Resolution
 from connector.rules.names import matching_key
-from connector.rules.vocabulary import ItemKind
+from connector.rules.vocabulary import AttemptStep, ItemKind
 from connector.store.models import Item
 from nomi.models import ContactCreate, ExpenseCreate, InvoiceLine, PaymentCreate, SalesInvoiceCreate
-
-#: Steps of a publish, as used in idempotency keys and ``PublishAttempt.step``.
-STEP_CONTACT = "contact"
-STEP_EXPENSE = "expense"
-STEP_SALES_INVOICE = "sales_invoice"
-STEP_ATTACHMENT = "attachment"
-STEP_PAYMENT = "payment"
-STEP_RESOLVE = "resolve"
-STEP_CLAIMANT = "claimant"
-
-RECORD_EXPENSE = "expense"
-RECORD_SALES_INVOICE = "sales_invoice"
 
 _EXTENSIONS = {
     "application/pdf": ".pdf",
@@ -35,16 +23,6 @@ _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/heic": ".heic",
 }
-
-
-def record_step(item: Item) -> str:
-    """The step (and record type) that creates the item's Nomi record."""
-    return STEP_SALES_INVOICE if item.kind == ItemKind.SALES else STEP_EXPENSE
-
-
-def contact_kind(item: Item) -> str:
-    """``customer`` for sales items, ``supplier`` otherwise."""
-    return "customer" if item.kind == ItemKind.SALES else "supplier"
 
 
 def contact_key(connection_id: uuid.UUID, kind: str, name: str) -> str:
@@ -67,7 +45,7 @@ def contact_key(connection_id: uuid.UUID, kind: str, name: str) -> str:
         UnmatchableNameError: The name has no letter or digit (never a key shared by all such
             names, issue 15).
     """
-    text = f"{connection_id}:{kind}:{matching_key(name)}:{STEP_CONTACT}"
+    text = f"{connection_id}:{kind}:{matching_key(name)}:{AttemptStep.CONTACT}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

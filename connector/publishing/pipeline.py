@@ -22,24 +22,12 @@ from connector.items.context import facts_from_item
 from connector.publishing import outbox, steps
 from connector.publishing.book import PublishBook
 from connector.publishing.moves import Move
-from connector.publishing.outcomes import (
-    CLAIM_LOST,
-    CONNECTION_EXPIRED,
-    DAILY_LIMIT,
-    GIVEN_BACK,
-    INTERNAL_ERROR,
-    OUTCOME_UNKNOWN,
-    TRANSIENT,
-    ItemOutcome,
-    error_code,
-    stop_for,
-)
-from connector.publishing.payloads import STEP_RESOLVE
+from connector.publishing.outcomes import CLAIM_LOST, GIVEN_BACK, ItemOutcome, error_code, stop_for
 from connector.publishing.plan import Plan, plan_item
 from connector.publishing.run import ItemRun
 from connector.rules.engine import ZERO_RATE_NOTE, resolve
 from connector.rules.facts import ItemFacts, Resolution, RulesContext
-from connector.rules.vocabulary import AttemptOutcome, ItemStatus
+from connector.rules.vocabulary import AttemptOutcome, AttemptStep, ErrorCode, ItemStatus
 from connector.store.group_commit import GroupCommit
 from connector.store.models import Item
 from nomi.client import NomiClient
@@ -117,19 +105,19 @@ def publish_item(
     except RejectedError as exc:
         return _rejected(run, exc)
     except ConnectionLostError as exc:
-        return _give_back(run, CONNECTION_EXPIRED, exc)
+        return _give_back(run, ErrorCode.CONNECTION_EXPIRED, exc)
     except DailyLimitError as exc:
-        return _give_back(run, DAILY_LIMIT, exc)
+        return _give_back(run, ErrorCode.DAILY_LIMIT, exc)
     except OutcomeUnknownError as exc:
-        return _give_back(run, OUTCOME_UNKNOWN, exc)
+        return _give_back(run, ErrorCode.OUTCOME_UNKNOWN, exc)
     except NomiError as exc:
-        return _give_back(run, TRANSIENT, exc)
+        return _give_back(run, ErrorCode.TRANSIENT, exc)
     except Exception:
         session.rollback()
         with contextlib.suppress(outbox.ClaimLostError):
             run.end(
                 Move.released,
-                error_code=INTERNAL_ERROR,
+                error_code=ErrorCode.INTERNAL_ERROR,
                 error_message="publishing stopped on an internal error; see the run's logs",
             )
         raise
@@ -163,7 +151,7 @@ def _publish(run: ItemRun, plan: Plan) -> ItemOutcome:
 
 def _hold(run: ItemRun, message: str, reasons: list[str]) -> ItemOutcome:
     """Back to review with the reasons (the item cannot be published as it stands)."""
-    run.attempt(STEP_RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), message=message)
+    run.attempt(AttemptStep.RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), message=message)
     run.end(Move.released, to_status=ItemStatus.REVIEW, review_reasons=reasons)
     return ItemOutcome(run.item.id, AttemptOutcome.HELD.value, message=message)
 

@@ -13,21 +13,15 @@ from dataclasses import dataclass
 
 from connector.publishing.outbox import idempotency_key
 from connector.publishing.payloads import (
-    RECORD_EXPENSE,
-    RECORD_SALES_INVOICE,
-    STEP_ATTACHMENT,
-    STEP_PAYMENT,
     attachment_name,
     contact_body,
     contact_key,
-    contact_kind,
     expense_body,
     payment_body,
-    record_step,
     sales_invoice_body,
 )
 from connector.rules.facts import Resolution
-from connector.rules.vocabulary import ItemKind
+from connector.rules.vocabulary import AttemptStep, ItemKind, contact_kind, record_step
 from connector.store.models import Item
 from nomi.models import ContactCreate, ExpenseCreate, PaymentCreate, SalesInvoiceCreate
 
@@ -89,14 +83,14 @@ def plan_item(item: Item, res: Resolution, connection_id: uuid.UUID) -> Plan:
         UnmatchableNameError: The new contact's name has no letter or digit.
     """
     is_sales = item.kind == ItemKind.SALES
-    step = record_step(item)
+    step = record_step(item.kind)
 
     def key(of: str) -> str:
         return idempotency_key(item.id, item.publish_generation, of)
 
     new_contact = None
     if res.contact_id is None and res.new_contact_name is not None:
-        kind, name = contact_kind(item), res.new_contact_name
+        kind, name = contact_kind(item.kind), res.new_contact_name
         new_contact = NewContact(
             kind, name, contact_key(connection_id, kind, name), contact_body(name, item.currency)
         )
@@ -104,7 +98,7 @@ def plan_item(item: Item, res: Resolution, connection_id: uuid.UUID) -> Plan:
         resolution=res,
         is_sales=is_sales,
         record_step=step,
-        record_type=RECORD_SALES_INVOICE if is_sales else RECORD_EXPENSE,
+        record_type=AttemptStep.SALES_INVOICE if is_sales else AttemptStep.EXPENSE,
         record_key=key(step),
         new_contact=new_contact,
         expense=None
@@ -113,8 +107,8 @@ def plan_item(item: Item, res: Resolution, connection_id: uuid.UUID) -> Plan:
         sales_invoice=sales_invoice_body(item, res, contact_id=res.contact_id or "")
         if is_sales
         else None,
-        attachment_key=key(STEP_ATTACHMENT),
+        attachment_key=key(AttemptStep.ATTACHMENT),
         attachment_name=attachment_name(item),
-        payment_key=key(STEP_PAYMENT),
+        payment_key=key(AttemptStep.PAYMENT),
         payment=payment_body(item, res),
     )

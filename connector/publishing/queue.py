@@ -27,11 +27,16 @@ from sqlmodel import Session, col, select
 from connector.history import records as history
 from connector.items.context import facts_from_item
 from connector.publishing import outbox
-from connector.publishing.outcomes import CONNECTION_EXPIRED, RETRYABLE_ERROR_CODES
-from connector.publishing.payloads import record_step
 from connector.rules.engine import resolve
 from connector.rules.facts import RulesContext
-from connector.rules.vocabulary import AttemptOutcome, ConnectionStatus, ItemStatus
+from connector.rules.vocabulary import (
+    RETRYABLE_ERROR_CODES,
+    AttemptOutcome,
+    ConnectionStatus,
+    ErrorCode,
+    ItemStatus,
+    record_step,
+)
 from connector.store.base import table_of
 from connector.store.models import Business, Connection, ConnectionSettings, Item
 
@@ -97,10 +102,10 @@ def select_candidates(
         .execution_options(yield_per=500)
     )
     if not selection.auto:
-        query = query.where(items.c.last_error_code == CONNECTION_EXPIRED)
+        query = query.where(items.c.last_error_code == ErrorCode.CONNECTION_EXPIRED)
     found: list[uuid.UUID] = []
     for item in session.execute(query):
-        waited = selection.waiting and item.last_error_code == CONNECTION_EXPIRED
+        waited = selection.waiting and item.last_error_code == ErrorCode.CONNECTION_EXPIRED
         if waited or (selection.auto and _auto_eligible(item, ctx)):
             found.append(item.id)
             if len(found) >= limit:
@@ -149,7 +154,7 @@ def recover_stale(
     """
     recovered = outbox.recover_stale_claims(session, older_than=older_than, business_id=business_id)
     for item in recovered:
-        step = record_step(item)
+        step = record_step(item.kind)
         history.record_attempt(
             session,
             run_id=run_id,

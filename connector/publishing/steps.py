@@ -13,11 +13,10 @@ from pathlib import Path
 from sqlmodel import select
 
 from connector.publishing.outcomes import error_code
-from connector.publishing.payloads import STEP_ATTACHMENT, STEP_CLAIMANT, STEP_CONTACT, STEP_PAYMENT
 from connector.publishing.plan import Plan
 from connector.publishing.run import ItemRun
 from connector.rules.names import normalise_name
-from connector.rules.vocabulary import AttemptOutcome, ItemKind
+from connector.rules.vocabulary import AttemptOutcome, AttemptStep, ItemKind
 from connector.store.history_tables import PublishAttempt
 from connector.store.models import Customer, Supplier
 from nomi.errors import RejectedError
@@ -40,7 +39,7 @@ def contact(run: ItemRun, plan: Plan) -> str | None:
             create = (
                 run.nomi.create_customer if new.kind == "customer" else run.nomi.create_supplier
             )
-            created = run.call(STEP_CONTACT, new.key, lambda: create(new.body, new.key))
+            created = run.call(AttemptStep.CONTACT, new.key, lambda: create(new.body, new.key))
             _store_contact(run, new.kind, created.id, created.name)
             found = created.id
         run.book.remember_contact(new.kind, new.name, found)
@@ -59,7 +58,7 @@ def claimant(run: ItemRun) -> str | None:
     started = time.monotonic()
     user_id = run.book.user_id(run.nomi, email) if email else None
     if user_id is None:
-        run.attempt(STEP_CLAIMANT, None, AttemptOutcome.HELD, started, message="not found")
+        run.attempt(AttemptStep.CLAIMANT, None, AttemptOutcome.HELD, started, message="not found")
         raise Held(f"claimant '{email}' is not a user of the Nomi organisation")
     return user_id
 
@@ -116,7 +115,7 @@ def image(run: ItemRun, plan: Plan, record_id: str) -> tuple[bool, str | None]:
         else run.nomi.upload_expense_attachment
     )
     try:
-        run.call(STEP_ATTACHMENT, key, lambda: upload(record_id, name, content, kind, key))
+        run.call(AttemptStep.ATTACHMENT, key, lambda: upload(record_id, name, content, kind, key))
     except RejectedError as exc:
         error = f"{error_code(exc)}: {exc.detail or exc.message}"
         run.progress["image_error"] = error
@@ -141,7 +140,9 @@ def payment(run: ItemRun, plan: Plan, record_id: str, resumed: bool) -> bool:
     run.save()  # the invoice id is durable before the payment depends on it
     try:
         run.call(
-            STEP_PAYMENT, key, lambda: run.nomi.add_sales_invoice_payment(record_id, body, key)
+            AttemptStep.PAYMENT,
+            key,
+            lambda: run.nomi.add_sales_invoice_payment(record_id, body, key),
         )
     except RejectedError as exc:
         run.flags.append(f"payment refused: {error_code(exc)}: {exc.detail or exc.message}")

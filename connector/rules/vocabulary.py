@@ -97,6 +97,22 @@ class ListName(StrEnum):
     BANK_ACCOUNTS = "bank_accounts"
 
 
+class ErrorCode(StrEnum):
+    """``last_error_code`` of items given back unpublished for a reason that passes by itself.
+
+    A rejection stores Nomi's own code instead (``VALIDATION_ERROR``, ``LOCK_DATE``, ...).
+    """
+
+    CONNECTION_EXPIRED = "connection_expired"
+    DAILY_LIMIT = "daily_limit"
+    TRANSIENT = "transient"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    INTERNAL_ERROR = "internal_error"
+
+
+#: Codes that do not hold an item back from auto-publish: they pass by themselves.
+RETRYABLE_ERROR_CODES = frozenset(ErrorCode)
+
 #: Item kinds the rules engine accepts.
 ITEM_KINDS = frozenset(ItemKind)
 

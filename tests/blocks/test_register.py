@@ -56,9 +56,9 @@ def test_blocks_round_trip_and_never_print_secrets(prefect_server: None) -> None
     )
     creds.save(f"conn-{name}")
     loaded = cast(NomiCredentials, NomiCredentials.load(f"conn-{name}"))
-    refresh_token = loaded.token_set().refresh_token
+    refresh_token = loaded.refresh_token
     assert refresh_token is not None
     assert refresh_token.get_secret_value() == "ref-secret"
-    for text in (repr(loaded), str(loaded), repr(loaded.token_set())):
+    for text in (repr(loaded), str(loaded), repr(loaded.refresh_token)):
         assert "acc-secret" not in text
         assert "ref-secret" not in text

@@ -105,7 +105,13 @@ def _audit(connector_db: str, business_id: uuid.UUID) -> list[AuditLog]:
 def _saved_tokens(block: str) -> TokenSet:
     credentials = NomiCredentials.load(block)
     assert isinstance(credentials, NomiCredentials)
-    return credentials.token_set()
+    return TokenSet(
+        access_token=credentials.access_token,
+        refresh_token=credentials.refresh_token,
+        expires_at=credentials.access_token_expires_at,
+        refresh_token_expires_at=credentials.refresh_token_expires_at,
+        scopes=credentials.scopes,
+    )
 
 
 class _Static:

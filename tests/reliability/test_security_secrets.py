@@ -293,7 +293,7 @@ def test_no_secret_reaches_logs_artifacts_runs_events_tables_or_exception_texts(
     with pytest.raises(ConnectionLostError) as lost:
         provider.refresh_after_rejection(creds.access_token.get_secret_value())
     texts += [str(lost.value), repr(lost.value), repr(provider), repr(creds), str(creds)]
-    texts += [repr(app), str(app), repr(app.oauth()), repr(creds.token_set())]
+    texts += [repr(app), str(app), repr(app.oauth()), repr(creds.refresh_token)]
     states.append(
         verify_nomi_connection(
             VerifyParams(business=member.slug, app_block=app_block), return_state=True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from connector.publishing.outcomes import CONNECTION_EXPIRED, STOP_CONNECTION_LOST, TRANSIENT
-from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus
+from connector.publishing.outcomes import STOP_CONNECTION_LOST
+from connector.rules.vocabulary import ConnectionStatus, ErrorCode, ItemKind, ItemStatus
 from connector.store.history_tables import PublishAttempt
 from connector.store.models import Connection
 from tests.connector.conftest import commit_elsewhere_before_first_write
@@ -43,7 +43,7 @@ def test_connection_lost_mid_batch_gives_every_item_back_ready(world: World) -> 
     for item_id in ids:
         item = world.item(item_id)
         assert item.status == ItemStatus.READY
-        assert item.last_error_code == CONNECTION_EXPIRED
+        assert item.last_error_code == ErrorCode.CONNECTION_EXPIRED
         assert item.claimed_by_run is None
     assert world.records("expense") == []
     with world.session() as s:
@@ -88,11 +88,11 @@ def test_a_token_rejected_after_every_fresh_refresh_is_transient_and_published_l
     assert result.stopped != STOP_CONNECTION_LOST
     item = world.item(item_id)
     assert item.status == ItemStatus.READY
-    assert item.last_error_code == TRANSIENT
+    assert item.last_error_code == ErrorCode.TRANSIENT
     with world.session() as s:
         attempts = s.exec(select(PublishAttempt).where(PublishAttempt.item_id == item_id)).all()
         connection = s.get(Connection, world.connection_id)
-    assert [a.error_code for a in attempts] == [TRANSIENT]
+    assert [a.error_code for a in attempts] == [ErrorCode.TRANSIENT]
     assert connection is not None
     assert connection.status == ConnectionStatus.CONNECTED
     assert world.records("expense") == []

@@ -34,7 +34,7 @@ from flows.verify_nomi_connection import VerifyParams, verify_nomi_connection
 from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_connection, make_item
 from tests.flows.conftest import connector_db, db_session_for, nomi_app, sandbox
-from tests.flows.test_connect_support import Member, make_member
+from tests.flows.connections.test_connect_support import Member, make_member
 
 __all__ = ["connector_db", "db_session_for", "make_member", "nomi_app", "sandbox"]
 

@@ -48,7 +48,7 @@ from connector.store.db import make_engine, session
 from tasks.consent import code_block_name, wait_for_consent
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     callback,
     start_flow,

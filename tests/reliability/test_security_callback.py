@@ -33,7 +33,7 @@ from connector.store.history_tables import AuditLog
 from tasks.consent import code_block_name
 from tests.connector.factories import make_business
 from tests.flows.conftest import connector_db, db_session_for
-from tests.flows.test_connect_support import CallbackServer, callback
+from tests.flows.connections.test_connect_support import CallbackServer, callback
 
 __all__ = ["callback", "connector_db", "db_session_for"]
 

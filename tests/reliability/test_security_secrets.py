@@ -50,7 +50,7 @@ from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_item
 from tests.flows.conftest import connector_db, db_session_for, sandbox
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     Member,
     app_block,

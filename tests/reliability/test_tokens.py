@@ -33,15 +33,15 @@ from tests.flows.conftest import connect_business as connect_business
 from tests.flows.conftest import connector_db as connector_db
 from tests.flows.conftest import nomi_app as nomi_app
 from tests.flows.conftest import sandbox as sandbox
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     authorize_link,
     browse_callback,
     start_flow,
     wait_until_paused,
 )
-from tests.flows.test_connect_support import app_block as app_block
-from tests.flows.test_connect_support import callback as callback
+from tests.flows.connections.test_connect_support import app_block as app_block
+from tests.flows.connections.test_connect_support import callback as callback
 from tests.flows.test_sync_flow import events_for
 from tests.reliability.conftest import (
     attempt_outcomes,

@@ -25,7 +25,7 @@ from sandbox.testing import SandboxHandle
 from tasks.consent import code_block_name
 from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_connection
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     OWNER,
     CallbackServer,
     Member,

@@ -20,7 +20,12 @@ from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_membership, make_user
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_disconnect_flow import _audit, _connection, _nomi_takes, _saved_tokens
+from tests.flows.connections.test_disconnect_flow import (
+    _audit,
+    _connection,
+    _nomi_takes,
+    _saved_tokens,
+)
 
 pytestmark = pytest.mark.usefixtures("fast_world")
 

@@ -27,7 +27,7 @@ from tests.connector.publishing.test_publishing_world import (
     set_settings,
 )
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_auto_publish_to_nomi import FAST_LIMITS, prepare
+from tests.flows.publish.support import FAST_LIMITS, prepare
 
 pytestmark = pytest.mark.usefixtures("fast_world")
 

@@ -12,7 +12,7 @@ from connector.rules.vocabulary import ConnectionStatus
 from connector.store.models import Connection
 from sandbox.seed import BRIGHT_SMILE, LOGINS
 from sandbox.testing import SandboxHandle
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     Member,
     app_block,

@@ -33,7 +33,7 @@ from connector.store.models import Connection
 from deployments.callback import PrefectRetry, create_callback_app
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     OWNER,
     CallbackServer,
     Member,

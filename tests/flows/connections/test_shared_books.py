@@ -25,7 +25,7 @@ from sandbox.seed import BRIGHT_SMILE, HARBOUR, LOGINS
 from sandbox.testing import SandboxHandle
 from tasks.runtime import credentials_block_name
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     Member,
     app_block,

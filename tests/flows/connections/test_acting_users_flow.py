@@ -15,7 +15,7 @@ from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
 from tests.connector.factories import make_business, make_membership, make_user
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     OWNER,
     CallbackServer,
     app_block,

@@ -25,7 +25,7 @@ from sandbox.testing import SandboxHandle
 from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_item
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     Member,
     app_block,

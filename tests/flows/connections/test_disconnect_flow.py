@@ -39,15 +39,15 @@ from tasks.runtime import credentials_block_name
 from tests.connector.factories import make_contact_rule
 from tests.connector.publishing.test_publishing_world import engine_items, records
 from tests.flows.conftest import ConnectedBusiness
-from tests.flows.test_auto_publish_to_nomi import params as publish_params
-from tests.flows.test_auto_publish_to_nomi import prepare
-from tests.flows.test_connect_support import (
+from tests.flows.connections.test_connect_support import (
     CallbackServer,
     app_block,
     callback,
     consent_and_call_back,
     start_paused,
 )
+from tests.flows.publish.support import params as publish_params
+from tests.flows.publish.support import prepare
 from tests.flows.test_sync_flow import events_for
 
 __all__ = ["app_block", "callback"]

@@ -36,6 +36,7 @@ from connector.publishing.queue import (
     recover_stale,
     select_candidates,
 )
+from connector.rules.facts import Resolved
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.models import Connection
 from tasks.events import EVENT_CONNECTION_EXPIRED, EVENT_PUBLISH_FINISHED, emit_connection_event
@@ -162,12 +163,18 @@ def publish_next_batch(
             return BatchSummary(stopped="not_connected", stop_message="not connected to Nomi")
         load_credentials(app, connection)  # before claiming: a missing block claims nothing
         ctx = build_context(session, business_id)
+        resolutions: dict[uuid.UUID, Resolved] = {}
         if item_ids is not None:
             candidates = [i for i in item_ids if i not in done]
         else:
             wanted = batch_size + len(done) + 1  # one more than a batch: are there more?
             picked = select_candidates(
-                session, business_id, ctx, selection or Selection(), limit=wanted
+                session,
+                business_id,
+                ctx,
+                selection or Selection(),
+                limit=wanted,
+                resolutions=resolutions,
             )
             candidates = [i for i in picked if i not in done]
         items = claim_next(
@@ -184,7 +191,14 @@ def publish_next_batch(
     workers = limits.concurrent or 5
     with nomi_client(app, connection, limits=limits) as nomi:
         result = publish_batch(
-            engine, nomi, items, run_id, ctx, book=PublishBook(connection.id), workers=workers
+            engine,
+            nomi,
+            items,
+            run_id,
+            ctx,
+            book=PublishBook(connection.id),
+            workers=workers,
+            resolved=resolutions,
         )
     summary = BatchSummary(
         claimed=len(items),

@@ -27,9 +27,9 @@ from connector.publishing.outcomes import (
     STOP_DAILY_LIMIT,
     ItemOutcome,
 )
-from connector.publishing.pipeline import Resolved, publish_item
+from connector.publishing.pipeline import publish_item
 from connector.publishing.run import write_finishes
-from connector.rules.facts import RulesContext
+from connector.rules.facts import Resolved, RulesContext
 from connector.rules.vocabulary import ErrorCode
 from connector.store.group_commit import shared_writer
 from connector.store.models import Item

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass
 
 from sqlmodel import Session
 
@@ -26,7 +25,7 @@ from connector.publishing.outcomes import CLAIM_LOST, GIVEN_BACK, ItemOutcome, e
 from connector.publishing.plan import Plan, plan_item
 from connector.publishing.run import ItemRun
 from connector.rules.engine import ZERO_RATE_NOTE, resolve
-from connector.rules.facts import ItemFacts, Resolution, RulesContext
+from connector.rules.facts import Resolution, Resolved, RulesContext
 from connector.rules.vocabulary import AttemptOutcome, AttemptStep, ErrorCode, ItemStatus
 from connector.store.group_commit import GroupCommit
 from connector.store.models import Item
@@ -38,14 +37,6 @@ from nomi.errors import (
     OutcomeUnknownError,
     RejectedError,
 )
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """A resolution the caller already made (under the same ``ctx``), and the facts it read."""
-
-    facts: ItemFacts
-    resolution: Resolution
 
 
 def resolution_of(item: Item, ctx: RulesContext, resolved: Resolved | None = None) -> Resolution:

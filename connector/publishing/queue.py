@@ -28,7 +28,7 @@ from connector.history import records as history
 from connector.items.context import facts_from_item
 from connector.publishing import outbox
 from connector.rules.engine import resolve
-from connector.rules.facts import RulesContext
+from connector.rules.facts import Resolved, RulesContext
 from connector.rules.vocabulary import (
     RETRYABLE_ERROR_CODES,
     AttemptOutcome,
@@ -63,11 +63,14 @@ def selection_for(trigger: str, auto_publish_on: bool) -> Selection:
     return Selection(auto=auto_publish_on, waiting=trigger == "reconnect")
 
 
-def _auto_eligible(item: Item | sa.Row[Any], ctx: RulesContext) -> bool:
-    """Not rejected last time, and auto-published by the account setting or a rule."""
+def _auto_eligible(item: Item | sa.Row[Any], ctx: RulesContext) -> Resolved | None:
+    """The item's resolution when it is not rejected last time and auto-published by the
+    account setting or a rule; None otherwise."""
     if item.last_error_code is not None and item.last_error_code not in RETRYABLE_ERROR_CODES:
-        return False
-    return resolve(facts_from_item(item), ctx).auto_publish
+        return None
+    facts = facts_from_item(item)
+    resolved = Resolved(facts, resolve(facts, ctx))
+    return resolved if resolved.resolution.auto_publish else None
 
 
 def select_candidates(
@@ -77,6 +80,7 @@ def select_candidates(
     selection: Selection,
     *,
     limit: int,
+    resolutions: dict[uuid.UUID, Resolved] | None = None,
 ) -> list[uuid.UUID]:
     """Ids of up to ``limit`` Ready items of the business the selection takes (oldest first).
 
@@ -86,6 +90,8 @@ def select_candidates(
         ctx: Its rules context (to read ``auto_publish`` per item).
         selection: Which items to take.
         limit: Most ids to return.
+        resolutions: Filled with the resolution of each item chosen by its ``auto_publish``
+            (publishing reuses it instead of resolving the item again).
 
     Returns:
         Candidate ids in ready order; another run may claim some of them first.
@@ -106,8 +112,11 @@ def select_candidates(
     found: list[uuid.UUID] = []
     for item in session.execute(query):
         waited = selection.waiting and item.last_error_code == ErrorCode.CONNECTION_EXPIRED
-        if waited or (selection.auto and _auto_eligible(item, ctx)):
+        resolved = None if waited or not selection.auto else _auto_eligible(item, ctx)
+        if waited or resolved is not None:
             found.append(item.id)
+            if resolved is not None and resolutions is not None:
+                resolutions[item.id] = resolved
             if len(found) >= limit:
                 break
     session.commit()

@@ -278,3 +278,11 @@ class Resolution:
     def is_ready(self) -> bool:
         """True when nothing blocks publishing."""
         return self.status == ItemStatus.READY
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolution the caller already made (under the same ``ctx``), and the facts it read."""
+
+    facts: ItemFacts
+    resolution: Resolution

@@ -14,10 +14,9 @@ from connector.items.choices import allow_retry
 from connector.items.context import build_context, facts_from_item
 from connector.publishing.batch import publish_batch
 from connector.publishing.book import PublishBook
-from connector.publishing.pipeline import Resolved
 from connector.publishing.queue import Selection, claim_next, select_candidates
 from connector.rules.engine import resolve
-from connector.rules.facts import Resolution
+from connector.rules.facts import Resolution, Resolved
 from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.models import Item
 from tests.connector.publishing.test_publishing_world import (
@@ -227,3 +226,44 @@ def test_a_resolution_made_by_the_caller_is_reused_unless_the_item_changed_since
         expense = world.nomi.find_expense_by_source_id(str(item_id))
         assert expense is not None
         assert str(expense.total) == "120.00"
+
+
+def test_an_auto_published_item_is_resolved_once_from_selection_to_nomi(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item_id = world.add(ItemKind.COST)
+    world.ready()
+    with world.session() as s:
+        set_settings(s, world.connection_id, auto_publish=True)
+    run_id = uuid.uuid4()
+    resolutions: dict[uuid.UUID, Resolved] = {}
+    with world.session() as s:
+        ctx = build_context(s, world.business_id)
+        picked = select_candidates(
+            s, world.business_id, ctx, Selection(), limit=10, resolutions=resolutions
+        )
+        items = claim_next(
+            s, run_id=run_id, business_id=world.business_id, candidates=picked, batch_size=5
+        )
+    assert picked == [item_id]
+    assert set(resolutions) == {item_id}
+    calls: list[Any] = []
+
+    def counting(*args: Any) -> Resolution:
+        calls.append(args[0])
+        return resolve(*args)
+
+    monkeypatch.setattr(connector.publishing.pipeline, "resolve", counting)
+
+    result = publish_batch(
+        world.engine,
+        world.nomi,
+        items,
+        run_id,
+        ctx,
+        book=PublishBook(world.connection_id),
+        resolved=resolutions,
+    )
+
+    assert result.count("published") == 1
+    assert calls == []  # the selection's resolution was used

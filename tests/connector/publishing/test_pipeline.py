@@ -202,23 +202,9 @@ def test_a_resolution_made_by_the_caller_is_reused_unless_the_item_changed_since
             candidates=[same, changed],
             batch_size=5,
         )
-    calls: list[Any] = []
+    calls = _count_resolves(monkeypatch)
 
-    def counting(*args: Any) -> Resolution:
-        calls.append(args[0])
-        return resolve(*args)
-
-    monkeypatch.setattr(connector.publishing.pipeline, "resolve", counting)
-
-    result = publish_batch(
-        world.engine,
-        world.nomi,
-        items,
-        run_id,
-        ctx,
-        book=PublishBook(world.connection_id),
-        resolved=resolved,
-    )
+    result = _publish(world, items, run_id, ctx, resolved)
 
     assert result.count("published") == 2
     assert calls == [facts[changed]]  # only the changed item is resolved again, from its facts
@@ -247,6 +233,16 @@ def test_an_auto_published_item_is_resolved_once_from_selection_to_nomi(
         )
     assert picked == [item_id]
     assert set(resolutions) == {item_id}
+    calls = _count_resolves(monkeypatch)
+
+    result = _publish(world, items, run_id, ctx, resolutions)
+
+    assert result.count("published") == 1
+    assert calls == []  # the selection's resolution was used
+
+
+def _count_resolves(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The facts of every ``resolve`` call the pipeline makes from now on."""
     calls: list[Any] = []
 
     def counting(*args: Any) -> Resolution:
@@ -254,16 +250,22 @@ def test_an_auto_published_item_is_resolved_once_from_selection_to_nomi(
         return resolve(*args)
 
     monkeypatch.setattr(connector.publishing.pipeline, "resolve", counting)
+    return calls
 
-    result = publish_batch(
+
+def _publish(
+    world: World,
+    items: list[Item],
+    run_id: uuid.UUID,
+    ctx: Any,
+    resolved: dict[uuid.UUID, Resolved],
+) -> Any:
+    return publish_batch(
         world.engine,
         world.nomi,
         items,
         run_id,
         ctx,
         book=PublishBook(world.connection_id),
-        resolved=resolutions,
+        resolved=resolved,
     )
-
-    assert result.count("published") == 1
-    assert calls == []  # the selection's resolution was used

@@ -80,16 +80,18 @@ def reset_home(home: Path) -> None:
 
 def seed(demo: Demo) -> None:
     """Migrate the connector database and add the business and its admin."""
-    from connector.admin import crud
+    from connector.admin.businesses import add_business, connection_of
+    from connector.admin.members import add_member
+    from connector.admin.users import add_user
     from connector.store.db import make_engine, migrate, session
 
     engine = make_engine(demo.database_url)
     migrate(engine)
     with session(engine) as db:
-        business = crud.add_business(db, slug=BUSINESS_SLUG, name=BUSINESS_NAME)
-        admin = crud.add_user(db, email=ADMIN_EMAIL, name="Priya Shah")
-        crud.add_member(db, business=business, user=admin, role="admin")
-        crud.connection_of(db, business)
+        business = add_business(db, slug=BUSINESS_SLUG, name=BUSINESS_NAME)
+        admin = add_user(db, email=ADMIN_EMAIL, name="Priya Shah")
+        add_member(db, business=business, user=admin, role="admin")
+        connection_of(db, business)
     engine.dispose()
     demo.record("seed business and admin", "ok", f"{BUSINESS_SLUG}, admin {ADMIN_EMAIL}")
 
@@ -180,27 +182,31 @@ def configure(demo: Demo) -> None:
     """Settings, payment methods linked to bank accounts, and supplier/customer rules."""
     from sqlmodel import select
 
-    from connector.admin import crud
+    from connector.admin.businesses import connection_of, get_business
+    from connector.admin.connection_settings import set_settings
+    from connector.admin.contact_rules import add_rule
+    from connector.admin.payment_methods import add_payment_method
+    from connector.admin.users import get_user
     from connector.store.db import make_engine, session
     from connector.store.models import BankAccount, Category, TaxRate
 
     engine = make_engine(demo.database_url)
     with session(engine) as db:
-        business = crud.get_business(db, BUSINESS_SLUG)
-        connection = crud.connection_of(db, business)
+        business = get_business(db, BUSINESS_SLUG)
+        connection = connection_of(db, business)
         where = {"connection_id": connection.id}
         codes = {c.code: c.nomi_id for c in db.exec(select(Category).filter_by(**where))}
         taxes = {t.code: t.nomi_id for t in db.exec(select(TaxRate).filter_by(**where))}
         banks = {b.name: b.nomi_id for b in db.exec(select(BankAccount).filter_by(**where))}
-        admin = crud.get_user(db, ADMIN_EMAIL)
-        card = crud.add_payment_method(
+        admin = get_user(db, ADMIN_EMAIL)
+        card = add_payment_method(
             db,
             business=business,
             actor=admin,
             name="Company credit card",
             bank_account_nomi_id=banks.get("Company Credit Card"),
         )
-        current = crud.add_payment_method(
+        current = add_payment_method(
             db,
             business=business,
             actor=admin,
@@ -216,7 +222,7 @@ def configure(demo: Demo) -> None:
         ]:
             if code in taxes:
                 changes[setting] = taxes[code]
-        crud.set_settings(db, business=business, actor=admin, changes=changes)
+        set_settings(db, business=business, actor=admin, changes=changes)
         rules: list[tuple[str, str, str, dict[str, Any]]] = [
             ("supplier", "Henry Schein Minerva", "310", {}),
             ("supplier", "Dental Directory", "310", {"payment_method_id": card.id}),
@@ -233,7 +239,7 @@ def configure(demo: Demo) -> None:
         made = 0
         for kind, name, code, extra in rules:
             if code in codes:
-                crud.add_rule(
+                add_rule(
                     db,
                     business=business,
                     actor=admin,
@@ -252,14 +258,14 @@ def configure(demo: Demo) -> None:
 
 def import_examples(demo: Demo) -> None:
     """Import ``examples/items.csv`` and ``examples/items.jsonl``."""
-    from connector.admin import crud
+    from connector.admin.businesses import get_business
     from connector.items.intake import import_items
     from connector.store.db import make_engine, session
 
     engine = make_engine(demo.database_url)
     imported, refused = 0, 0
     with session(engine) as db:
-        business_id = crud.get_business(db, BUSINESS_SLUG).id
+        business_id = get_business(db, BUSINESS_SLUG).id
     for name in ("items.csv", "items.jsonl"):
         with session(engine) as db:
             report = import_items(
@@ -283,13 +289,13 @@ def publish_confirming_new_suppliers(demo: Demo) -> bool:
     """Run publish-items-to-nomi for the expense claims, confirming their new suppliers."""
     from sqlmodel import col, select
 
-    from connector.admin import crud
+    from connector.admin.businesses import get_business
     from connector.store.db import make_engine, session
     from connector.store.models import Item
 
     engine = make_engine(demo.database_url)
     with session(engine) as db:
-        business = crud.get_business(db, BUSINESS_SLUG)
+        business = get_business(db, BUSINESS_SLUG)
         item_ids = [
             str(i)
             for i in db.exec(

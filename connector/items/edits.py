@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from connector.admin.crud import nomi_id_or_none
+from connector.admin.common import nomi_id_or_none
 from connector.errors import NotConnectedError
 from connector.history import records as history
 from connector.items.assess import reassess

@@ -14,7 +14,7 @@ from connector.access import (
     require_actor,
     require_admin_actor,
 )
-from connector.admin import crud
+from connector.admin.users import add_user, get_user
 from connector.connections.consent import authorise_consent
 from connector.connections.oauth_states import OAuthPurpose
 from connector.items.choices import require_member
@@ -29,7 +29,7 @@ AS_TYPED = ["ADMIN@acme.example", " admin@acme.example", "\tAdmin@ACME.example  
 
 def _acme(db: Session, *, connected: bool = False) -> Business:
     business = make_business(db, slug="acme")
-    admin = crud.add_user(db, email=ADMIN, name="Admin")
+    admin = add_user(db, email=ADMIN, name="Admin")
     make_membership(db, user=admin, business=business, role=Role.ADMIN)
     if connected:
         make_connection(db, business=business)
@@ -91,13 +91,13 @@ def test_users_stored_before_the_normalisation_are_still_found(db: Session) -> N
     db.commit()
     assert find_user(db, "STRASSE@acme.example") == legacy
     assert find_user(db, "books@ledger.example") == by_hand
-    assert crud.get_user(db, "Straße@ACME.example") == legacy
+    assert get_user(db, "Straße@ACME.example") == legacy
     with pytest.raises(ValueError, match="already exists"):
-        crud.add_user(db, email="strasse@acme.example", name="Twin")
+        add_user(db, email="strasse@acme.example", name="Twin")
 
 
 def test_a_new_user_is_stored_normalised(db: Session) -> None:
-    user = crud.add_user(db, email="  Straße@ACME.example ", name="Anna")
+    user = add_user(db, email="  Straße@ACME.example ", name="Anna")
     assert user.email == "strasse@acme.example"
 
 
@@ -134,7 +134,7 @@ def test_publish_items_and_item_edits_match_the_member_the_same_way(
     db: Session, engine: Engine
 ) -> None:
     business = make_business(db)
-    member = crud.add_user(db, email="Straße@acme.example", name="Anna")
+    member = add_user(db, email="Straße@acme.example", name="Anna")
     make_membership(db, user=member, business=business, role=Role.STANDARD)
     db.commit()
     found = require_member(

@@ -467,8 +467,8 @@ def test_rules_and_payment_methods_are_changed_by_admins_only_and_audited(
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (("--category", "=cmd|' /C calc'!A0"), "--category takes a Nomi category id"),
-        (("--tax-rate", "x" * 100), "--tax-rate takes a Nomi tax-rate id"),
+        (("--category", "=cmd|' /C calc'!A0"), "category takes a Nomi category id"),
+        (("--tax-rate", "x" * 100), "tax rate takes a Nomi tax-rate id"),
         (("--kind", "vendor"), "unknown rule kind 'vendor'"),
     ],
 )
@@ -487,6 +487,8 @@ def test_a_rule_with_a_bad_value_is_refused_by_name_and_nothing_is_written(
     )
     assert refused.exit_code == 1
     assert named in refused.output
+    if args[0] != "--kind":  # the library names the value in words, the CLI adds its option
+        assert refused.output.rstrip().endswith(f"(option {args[0]})")
     assert "Traceback" not in refused.output
     assert "Staples UK" not in run("rules", "list", "--business", "bright-smile").output
     engine = make_engine(database_url)
@@ -511,7 +513,8 @@ def test_a_payment_method_with_a_malformed_bank_account_is_refused(
         "owner@bright.example",
     )
     assert refused.exit_code == 1
-    assert "--bank-account takes a Nomi bank-account id" in refused.output
+    assert "bank account takes a Nomi bank-account id" in refused.output
+    assert refused.output.rstrip().endswith("(option --bank-account)")
     assert "Petty cash" not in run("payment-methods", "list", "--business", "bright-smile").output
 
 
@@ -589,7 +592,7 @@ def test_members_are_changed_by_admins_only_and_the_last_admin_stays(
     no_actor = run(*member, "--user", "clerk@bright.example", "--role", "admin")
     assert no_actor.exit_code == 1
     assert "business 'bright-smile' has admins" in no_actor.output
-    assert "--actor" in no_actor.output
+    assert "must be the acting user to change its members (option --actor)" in no_actor.output
     self_promotion = run(
         *member,
         "--user",

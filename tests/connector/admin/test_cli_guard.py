@@ -18,8 +18,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 from typer.testing import CliRunner, Result
 
-from connector.admin import crud
-from connector.admin.cli import BUSY_EXIT, app
+from connector.admin.businesses import add_business, connection_of
+from connector.admin.cli import app
+from connector.admin.commands.base import BUSY_EXIT
+from connector.admin.members import add_member
+from connector.admin.users import add_user
 from connector.store.db import make_engine
 from connector.store.models import Business, ContactRule, PaymentMethod, User
 
@@ -46,9 +49,9 @@ def acme(run: Run, database_url: str) -> Iterator[sa.Engine]:
     """Business ``acme`` with its admin (written directly: fast); yields an engine on it."""
     engine = make_engine(database_url)
     with Session(engine) as db:
-        business = crud.add_business(db, slug="acme", name="Acme Ltd")
-        admin = crud.add_user(db, email=ADMIN, name="Owner")
-        crud.add_member(db, business=business, user=admin, role="admin")
+        business = add_business(db, slug="acme", name="Acme Ltd")
+        admin = add_user(db, email=ADMIN, name="Owner")
+        add_member(db, business=business, user=admin, role="admin")
         db.commit()
     try:
         yield engine
@@ -160,7 +163,7 @@ def test_list_outputs_escape_terminal_sequences_stored_earlier(run: Run, acme: s
     with Session(acme) as db:
         business = db.exec(select(Business)).one()
         business.name = nasty
-        connection = crud.connection_of(db, business)
+        connection = connection_of(db, business)
         db.add(PaymentMethod(business_id=business.id, name=nasty))
         db.add(
             ContactRule(

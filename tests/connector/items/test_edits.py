@@ -14,7 +14,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError
-from connector.admin import crud
+from connector.admin.businesses import connection_of
+from connector.admin.contact_rules import add_rule, remove_rule
+from connector.admin.members import add_member
+from connector.admin.payment_methods import (
+    link_payment_method,
+    list_payment_methods,
+    remove_payment_method,
+)
 from connector.items.assess import reassess
 from connector.items.choices import reassess_after_change
 from connector.items.edits import EditResult, edit_item
@@ -227,10 +234,10 @@ def test_a_rule_change_lets_auto_publish_retry_the_rejected_items_it_changes(
     with Session(engine, expire_on_commit=False) as s:
         admin = make_user(s)
         make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
-        connection = crud.connection_of(s, shop.business)
+        connection = connection_of(s, shop.business)
         new_category = make_category(s, connection=connection).nomi_id
         make_supplier(s, connection=connection, name="Other Ltd")
-        crud.add_rule(
+        add_rule(
             s,
             business=shop.business,
             actor=admin,
@@ -248,7 +255,7 @@ def test_a_rule_change_lets_auto_publish_retry_the_rejected_items_it_changes(
     assert _stored(engine, untouched).status == ItemStatus.READY
 
     with db_session(engine, write=True) as s:
-        crud.add_rule(
+        add_rule(
             s,
             business=shop.business,
             actor=admin,
@@ -273,7 +280,7 @@ def test_removing_the_rule_an_item_published_by_sends_it_back_to_review(
     with Session(engine, expire_on_commit=False) as s:
         admin = make_user(s)
         make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
-        crud.add_rule(
+        add_rule(
             s,
             business=shop.business,
             actor=admin,
@@ -286,7 +293,7 @@ def test_removing_the_rule_an_item_published_by_sends_it_back_to_review(
     assert _stored(engine, external_id).status == ItemStatus.READY
 
     with db_session(engine, write=True) as s:
-        crud.remove_rule(
+        remove_rule(
             s, business=shop.business, actor=admin, kind="supplier", name="Office Supplies Ltd"
         )
         report, _ = reassess_after_change(s, shop.business.id)
@@ -305,7 +312,7 @@ def test_relinking_a_payment_method_to_an_active_bank_account_releases_its_held_
     with Session(engine, expire_on_commit=False) as s:
         admin = make_user(s)
         make_membership(s, user=admin, business=shop.business, role=Role.ADMIN)
-        connection = crud.connection_of(s, shop.business)
+        connection = connection_of(s, shop.business)
         archived = make_bank_account(s, connection=connection, status="ARCHIVED").nomi_id
         active = make_bank_account(s, connection=connection).nomi_id
         method = make_payment_method(
@@ -317,7 +324,7 @@ def test_relinking_a_payment_method_to_an_active_bank_account_releases_its_held_
     assert any("is archived" in r for r in _stored(engine, held).review_reasons)
 
     with db_session(engine, write=True) as s:
-        crud.link_payment_method(
+        link_payment_method(
             s, business=shop.business, actor=admin, name="company CARD", bank_account_nomi_id=active
         )
         report, _ = reassess_after_change(s, shop.business.id)
@@ -344,14 +351,14 @@ def test_a_payment_method_in_use_is_not_removed_and_an_unused_one_is(
     _item(engine, shop, paid=True, payment_method_id=used.id)
 
     with db_session(engine, write=True) as s, pytest.raises(ValueError) as refused:
-        crud.remove_payment_method(s, business=shop.business, actor=admin, name="Company card")
+        remove_payment_method(s, business=shop.business, actor=admin, name="Company card")
     assert "payment method 'Company card' is used by 1 item(s)" in str(refused.value)
 
     with db_session(engine, write=True) as s:
-        crud.remove_payment_method(s, business=shop.business, actor=admin, name="petty cash")
+        remove_payment_method(s, business=shop.business, actor=admin, name="petty cash")
 
     with Session(engine) as s:
-        names = [m.name for m in crud.list_payment_methods(s, shop.business)]
+        names = [m.name for m in list_payment_methods(s, shop.business)]
     assert names == ["Company card"]
     assert [a.detail["name"] for a in _audit(engine, "payment_methods.remove")] == ["Petty cash"]
 
@@ -369,13 +376,13 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(engine: Engine) 
     def demote_first() -> None:
         try:
             with db_session(engine, write=True) as s:
-                crud.add_member(s, business=business, user=first, role="standard", actor=second)
+                add_member(s, business=business, user=first, role="standard", actor=second)
         except BaseException as exc:  # reported to the test
             errors.append(exc)
 
     other = threading.Thread(target=demote_first)
     with db_session(engine, write=True) as s:
-        crud.add_member(s, business=business, user=second, role="standard", actor=first)
+        add_member(s, business=business, user=second, role="standard", actor=first)
         s.flush()
         other.start()
         other.join(timeout=1.0)

@@ -1,0 +1,1 @@
+"""The ``nomi-connector`` command groups, one module per noun (registered by its ``cli``)."""

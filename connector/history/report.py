@@ -1,21 +1,9 @@
 """Run-history report: pure pandas transforms over the frames of the history loaders.
 
-Definitions (also in docs/history.md):
-
-- **published**: attempts with outcome ``published`` or ``recovered`` (an earlier call had landed
-  and the record was found by ``source_id``) on a record-creating step (``expense``,
-  ``sales_invoice``, ``lookup``): one per item that became a Nomi record.
-- **failed**: attempts with outcome ``rejected``, ``transient``, ``unknown`` or ``connection_lost``.
-- **held**: attempts with outcome ``held`` (the item went back to review).
-- **retried**: repeated calls of one step for one item (``attempt_no > 1``), any outcome.
-- **failure rate**: failed / (published + failed), 0 when both are 0.
-
-The counting itself happens in SQL (``connector.history.attempts.load_outcome_totals``) so that a
-year of attempts never reaches pandas row by row; the transforms here total, rank and rate.
-- **latency**: a published attempt's time minus the item's ``ready_at`` (when it last became Ready).
-
-Every transform takes DataFrames and returns a new DataFrame; ``build_report`` wires loaders and
-transforms together for one window.
+What counts as published, failed, held, retried and latency is defined in docs/history.md; the
+counting happens in SQL (``connector.history.attempts``) so a year of attempts never reaches pandas
+row by row. Each transform takes DataFrames and returns a new one; ``build_report`` wires loaders
+and transforms together for one window.
 """
 
 from __future__ import annotations

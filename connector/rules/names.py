@@ -1,20 +1,9 @@
 """Normalising supplier and customer names so rules and mirrored lists match reliably.
 
-The matching key works for names in any script (issue 15): letters and digits of every script are
-kept, so '東京デンタル' and '東京文具' get different keys. What folds together (docs/rules.md,
-"Name matching"):
-
-- compatibility forms (NFKC): full-width and half-width forms, ligatures, circled digits;
-- case (``casefold``: "STRASSE" = "straße", Greek final sigma = sigma);
-- accents on Latin and Greek letters ("Café Noir" = "CAFE NOIR" = "Cafe\\u0301 Noir" = "cafe noir"),
-  the way accounting products match names;
-- Arabic and Hebrew vowel points (harakat, niqqud, optional in writing) and the Arabic tatweel;
-- ``&`` and "and"; punctuation, symbols (emoji included) and whitespace of any kind, which only
-  separate words; trailing English legal suffixes (ltd, limited, plc, llp, llc, inc, co).
-
-What stays apart: marks that make another letter outside Latin and Greek (Cyrillic "й" is not
-"и", Japanese "デ" is not "テ", Devanagari and Thai vowel signs), and look-alike letters of
-different scripts (Latin "A" is not Cyrillic "\\u0410"): folding those would merge suppliers.
+The matching key works for names in any script: letters and digits of every script are kept, and
+what folds together (compatibility forms, case, Latin and Greek accents, Arabic and Hebrew points,
+``&``/"and", punctuation, legal suffixes) and what stays apart is written down in docs/rules.md,
+"Name matching".
 """
 
 from __future__ import annotations

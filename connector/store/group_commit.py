@@ -1,23 +1,10 @@
 """Group commit: the short writes of many threads committed together by one writer thread.
 
-SQLite has one writer. When twenty publishing threads each commit their own small transaction,
-they queue for the write lock one by one, and under the GIL each waiting hand-over costs more than
-the write itself. ``GroupCommit`` runs every queued write (a function of a session) in ONE write
-transaction on its own thread, each inside a ``SAVEPOINT`` so one failing write (a lost claim)
-rolls back alone, then commits once; each caller waits until its write is committed (or failed),
-so "committed before the next Nomi call" still holds for every caller.
-
-``shared_writer(engine)`` hands every batch of the process the same writer (started by the first
-user, stopped by the last), so concurrent batches share transactions too instead of queueing for
-the lock writer by writer.
-
-With ``apply`` the writes are data instead of functions, and ``apply(session, jobs)`` writes a
-whole group at once (publishing uses it with ``connector.publishing.outbox.apply_moves``: a few
-``executemany`` statements per group instead of several statements per item).
-
-Outbox moves run inside it unchanged: the session is marked ``GROUPED`` and
-``connector.publishing.outbox`` then neither commits nor rolls back itself (the group's transaction
-does).
+``GroupCommit`` runs every queued write in ONE write transaction on its own thread, each inside a
+``SAVEPOINT`` so a failing write rolls back alone, and each caller waits until its write is
+committed. ``shared_writer(engine)`` gives every batch of the process the same writer; with
+``apply`` the writes are data written a group at once (``connector.publishing.moves.apply_moves``).
+Why and how: docs/publishing.md, "Write transactions".
 """
 
 from __future__ import annotations

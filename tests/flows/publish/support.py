@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
 from sqlmodel import Session
 
 from blocks.app import NomiApp
@@ -32,10 +31,6 @@ CONTACTS = {
     BRIGHT_SMILE: ("Staples UK", "NHS England", "owen@brightsmile.example"),
     HARBOUR: ("Screwfix", "Harbour Deli Ltd", "sam@harbourcoffee.example"),
 }
-
-
-# The flows read this test's database, with no per-minute limit and fresh client throttles.
-pytestmark = pytest.mark.usefixtures("fast_world")
 
 
 def prepare(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, col, select
 
 from connector.rules.vocabulary import ItemKind, ItemStatus
@@ -23,6 +24,9 @@ from tests.connector.publishing.test_publishing_world import (
 )
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.publish.support import params, prepare
+
+# The flows read this test's database, with no per-minute limit and fresh client throttles.
+pytestmark = pytest.mark.usefixtures("fast_world")
 
 
 def summary_head(slug: str) -> str:

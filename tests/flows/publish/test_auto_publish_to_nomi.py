@@ -26,6 +26,9 @@ from tests.connector.publishing.test_publishing_world import (
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.publish.support import params, prepare, reconsent
 
+# The flows read this test's database, with no per-minute limit and fresh client throttles.
+pytestmark = pytest.mark.usefixtures("fast_world")
+
 
 def test_auto_publish_publishes_every_ready_item_once_across_two_businesses_under_faults(
     connect_business: Callable[..., ConnectedBusiness],

@@ -28,7 +28,8 @@ def test_impossible_amounts_are_refused_by_line_with_the_reason(
         "exactly: at most 13 digits before the point",
         (4, "total"): "'NaN' is not a finite amount",
         (5, "total"): "'Infinity' is not a finite amount",
-        (6, "total"): "total must be more than 0 (got -12.00)",
+        (6, "total"): "total must be more than 0 (got -12.00): a credit is imported as a credit "
+        "note (document_type credit_note) with a positive total",
         (7, "total"): "12.345 has more than two decimal places",
         (8, "total"): "'1_000' is not a number (digits and one '.' only)",
         (9, "tax_amount"): "tax 12.01 is more than the total 12.00",
@@ -239,7 +240,8 @@ def test_images_too_large_fake_or_outside_the_import_folder_are_refused_and_not_
         (2, "image"): "image scan.png is 52428800 bytes; the limit is 10485760 (10 MB)",
         (3, "image"): "image fake.pdf is not a PDF, PNG, JPEG or HEIC file (by content)",
         (4, "image"): "image empty.jpg is empty",
-        (6, "total"): "total must be more than 0 (got -1.00)",
+        (6, "total"): "total must be more than 0 (got -1.00): a credit is imported as a credit "
+        "note (document_type credit_note) with a positive total",
     }
     # Only the good row's image was stored; the refused row with the same image stored nothing
     # extra, and no temporary file was left behind.

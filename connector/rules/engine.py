@@ -29,6 +29,7 @@ from connector.rules.vocabulary import DocumentType, ItemKind, ItemStatus, conta
 
 _SOURCE_WORDS = {
     Source.ITEM: "set on the item",
+    Source.LINE: "set on the line",
     Source.NOMI_SUPPLIER_RULE: "from the Nomi supplier tax rate",
     Source.USER_RULE: "from the rule",
     Source.DEFAULT_ZERO_TAX: "the default tax code for a zero tax amount",

@@ -383,3 +383,95 @@ def test_a_credit_note_credits_an_item_of_the_file_or_of_the_business_on_its_own
         "c-sale",
         "new-cost",
     }
+
+
+def test_assessment_resolves_and_stores_each_line_and_reads_the_organisation(
+    db: Session, tmp_path: Path
+) -> None:
+    """The stored lines reach the engine; its per-line results are stored with the item."""
+    import datetime as dt
+
+    from connector.items.assess import reassess
+    from connector.items.context import build_context, facts_from_item
+    from connector.rules.facts import OrganisationRef
+    from connector.store.models import Organisation
+    from tests.connector.items.conftest import build_world
+
+    world = build_world(db)
+    db.add(
+        Organisation(
+            connection_id=world.connection.id,
+            nomi_id="org-1",
+            name="Bright",
+            base_currency="GBP",
+            lock_date=dt.date(2026, 1, 31),
+        )
+    )
+    lines = [
+        {
+            "description": "Desk",
+            "net": "100.00",
+            "tax": "20.00",
+            "category_edit": "cat-travel",
+            "tax_rate_edit": None,
+        },
+        {
+            "description": "Book",
+            "net": "12.50",
+            "tax": "0.00",
+            "category_edit": None,
+            "tax_rate_edit": None,
+        },
+    ]
+    item = make_item(
+        db,
+        business=world.business,
+        status="review",
+        contact_name="Acme Ltd",
+        total=Decimal("132.50"),
+        tax_amount=Decimal("20.00"),
+        currency="EUR",
+        exchange_rate=Decimal("0.85"),
+        lines=lines,
+    )
+    db.commit()
+
+    ctx = build_context(db, world.business.id)
+    assert ctx.organisation == OrganisationRef("GBP", dt.date(2026, 1, 31))
+    facts = facts_from_item(item)
+    assert [(line.net, line.tax, line.category_id) for line in facts.lines] == [
+        (Decimal("100.00"), Decimal("20.00"), "cat-travel"),
+        (Decimal("12.50"), Decimal("0.00"), None),
+    ]
+    report = reassess(db, business_id=world.business.id)
+    db.commit()
+
+    assert report.ready == 1
+    db.refresh(item)
+    assert item.status == "ready"
+    assert (item.resolved_net, item.resolved_tax) == (Decimal("112.50"), Decimal("20.00"))
+    assert item.resolved_category_nomi_id is None  # the lines' categories differ
+    assert item.resolved_lines == [
+        {
+            "number": 1,
+            "category": "cat-travel",
+            "tax_rate": "vat20",
+            "net": "100.00",
+            "tax": "20.00",
+            "sources": {"category": "line", "tax_rate": "default_tax", "tax_amount": "extracted"},
+        },
+        {
+            "number": 2,
+            "category": "cat-office",
+            "tax_rate": "zero",
+            "net": "12.50",
+            "tax": "0.00",
+            "sources": {
+                "category": "user_rule",
+                "tax_rate": "default_zero_tax",
+                "tax_amount": "extracted",
+            },
+        },
+    ]
+    again = reassess(db, business_id=world.business.id)
+    assert again.updated == 0

@@ -475,3 +475,30 @@ def test_assessment_resolves_and_stores_each_line_and_reads_the_organisation(
     ]
     again = reassess(db, business_id=world.business.id)
     assert again.updated == 0
+
+
+def test_the_documented_examples_import_as_documented(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    """docs/intake.md "Documents": its CSV and JSON Lines examples import without a problem."""
+    import re
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "intake.md").read_text()
+    section = text[text.index("## Documents") :]
+    csv_text = re.search(r"```csv\n(.*?)```", section, re.S)
+    jsonl_text = re.search(r"```json\n(.*?)```", section, re.S)
+    assert csv_text is not None
+    assert jsonl_text is not None
+    (tmp_path / "docs.csv").write_text(csv_text.group(1), encoding="utf-8")
+    (tmp_path / "docs.jsonl").write_text(jsonl_text.group(1), encoding="utf-8")
+
+    first = _import(db, business, tmp_path / "docs.csv")
+    second = _import(db, business, tmp_path / "docs.jsonl")
+
+    assert (first.errors, second.errors) == ([], [])
+    items = _by_id(db, business)
+    assert len(items["inv-3"].lines) == 3
+    assert items["eu-7"].exchange_rate == Decimal("0.853412")
+    assert items["cn-1"].credits_external_id == "eu-7"
+    assert items["cn-2"].document_type == DocumentType.CREDIT_NOTE
+    assert items["inv-4"].total == Decimal("300.00")

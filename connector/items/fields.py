@@ -159,7 +159,9 @@ def parse_row(
     errors: list[RowError] = []
     if "__extra__" in raw:
         errors.append(RowError(line, "(record)", "more cells than the header has columns"))
-    errors.extend(RowError(*conflict) for conflict in raw.get("__conflicts__", ()))
+    conflicts = raw.get("__conflicts__")  # the CSV reader's tuples (JSON never makes one)
+    if isinstance(conflicts, list):
+        errors.extend(RowError(*c) for c in conflicts if isinstance(c, tuple) and len(c) == 3)
     if not _KNOWN_KEYS.issuperset(raw):
         for name in raw:
             if name not in _KNOWN_KEYS and not name.startswith("__"):

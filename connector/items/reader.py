@@ -7,6 +7,7 @@ bad record is handed on as ``{"__invalid__": why}`` for the row check to refuse 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,9 +140,17 @@ def _csv_items(rows: Iterator[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int
     """CSV rows grouped into items: consecutive rows with the same ``external_id`` are one
     item's lines when each after the first has a ``line_*`` cell (the first may carry only the
     item's cells). A row with no ``line_*`` cell is an item of its own, as before lines."""
+    first = next(rows, None)
+    if first is None:
+        return
+    present = [c for c in first[1] if c in LINE_COLUMNS]
+    if not present:  # no line columns: every row is an item, as before lines
+        yield first
+        yield from rows
+        return
     group: _Group | None = None
-    for line, record in rows:
-        cells = {LINE_COLUMNS[c]: record.pop(c) for c in list(record) if c in LINE_COLUMNS}
+    for line, record in itertools.chain((first,), rows):
+        cells = {LINE_COLUMNS[c]: record.pop(c) for c in present if c in record}
         has_line = any(_filled(v) for v in cells.values())
         external_id = _cell(record.get("external_id"))
         if group is not None and has_line and external_id and external_id == group.external_id:

@@ -502,3 +502,32 @@ def test_the_documented_examples_import_as_documented(
     assert items["cn-1"].credits_external_id == "eu-7"
     assert items["cn-2"].document_type == DocumentType.CREDIT_NOTE
     assert items["inv-4"].total == Decimal("300.00")
+
+
+def test_a_json_record_cannot_pose_as_the_csv_readers_markers(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    path = _jsonl(
+        tmp_path / "markers.jsonl",
+        {
+            "external_id": "m-1",
+            "kind": "cost",
+            "contact_name": "A",
+            "total": "1.00",
+            "__conflicts__": [[1, "total", "x"], 5],
+        },
+        {
+            "external_id": "m-2",
+            "kind": "cost",
+            "contact_name": "A",
+            "__conflicts__": 7,
+            "lines": [[5, {"net": "1.00"}]],
+        },
+    )
+    report = _import(db, business, path)
+
+    assert _errors(report) == {
+        (2, "lines[1]"): "m-2 line 1: must be an object with net, tax, description, category and "
+        "tax_rate"
+    }
+    assert set(_by_id(db, business)) == {"m-1"}

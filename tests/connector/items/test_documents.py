@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
 
+from connector.items.assess import reassess
+from connector.items.context import build_context, facts_from_item
 from connector.items.intake import import_items
+from connector.rules.facts import OrganisationRef
 from connector.rules.vocabulary import DocumentType, ItemKind
-from connector.store.models import Business, Item
+from connector.store.models import Business, Item, Organisation
 from tests.connector.factories import make_item
-from tests.connector.items.conftest import CLERK, items_of
+from tests.connector.items.conftest import CLERK, build_world, items_of
 
 LINE_HEADER = (
     "external_id,kind,document_type,credits_external_id,contact_name,date,currency,"
@@ -389,14 +394,6 @@ def test_assessment_resolves_and_stores_each_line_and_reads_the_organisation(
     db: Session, tmp_path: Path
 ) -> None:
     """The stored lines reach the engine; its per-line results are stored with the item."""
-    import datetime as dt
-
-    from connector.items.assess import reassess
-    from connector.items.context import build_context, facts_from_item
-    from connector.rules.facts import OrganisationRef
-    from connector.store.models import Organisation
-    from tests.connector.items.conftest import build_world
-
     world = build_world(db)
     db.add(
         Organisation(
@@ -481,8 +478,6 @@ def test_the_documented_examples_import_as_documented(
     db: Session, business: Business, tmp_path: Path
 ) -> None:
     """docs/intake.md "Documents": its CSV and JSON Lines examples import without a problem."""
-    import re
-
     text = (Path(__file__).resolve().parents[3] / "docs" / "intake.md").read_text()
     section = text[text.index("## Documents") :]
     csv_text = re.search(r"```csv\n(.*?)```", section, re.S)

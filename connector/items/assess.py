@@ -19,7 +19,7 @@ from sqlalchemy.orm.util import identity_key
 
 from connector.items.context import build_context, facts_from_item
 from connector.rules.engine import resolve
-from connector.rules.facts import Resolution
+from connector.rules.facts import LineResolution, Resolution
 from connector.rules.vocabulary import ItemStatus
 from connector.store.base import table_of, utcnow
 from connector.store.models import Item
@@ -65,9 +65,22 @@ def resolved_values(res: Resolution, old: Any, now: datetime) -> dict[str, Any]:
         "resolved_bank_account_nomi_id": res.bank_account_id,
         "resolved_description": res.description,
         "resolved_sources": {k: str(v) for k, v in res.sources.items()},
+        "resolved_lines": [stored_line(line) for line in res.lines],
         "ready_at": (old.ready_at if old.status == ItemStatus.READY and old.ready_at else now)
         if ready
         else None,
+    }
+
+
+def stored_line(line: LineResolution) -> dict[str, Any]:
+    """One resolved line as ``Item.resolved_lines`` keeps it (money as decimal strings)."""
+    return {
+        "number": line.number,
+        "category": line.category_id,
+        "tax_rate": line.tax_rate_id,
+        "net": None if line.net is None else str(line.net),
+        "tax": None if line.tax is None else str(line.tax),
+        "sources": {k: str(v) for k, v in line.sources.items()},
     }
 
 

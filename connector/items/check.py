@@ -19,14 +19,23 @@ from connector.items.fields import FIELDS, RowError, parse_row
 from connector.items.images import ImageError, ImageStore, StoredImage
 from connector.items.import_report import ImportReport, IntakeError
 from connector.items.reader import records
+from connector.rules.vocabulary import DocumentType, ItemKind
 
 #: Item columns a staged row carries, in this order (``image`` becomes the three image columns).
 ROW_COLUMNS = (
     *(a for a in FIELDS.values() if a != "image"),
+    "lines",
     "image_path",
     "image_content_type",
     "image_sha256",
 )
+
+
+#: Looks up external ids among the business's items: external id -> (kind, document type).
+Known = Callable[[list[str]], dict[str, tuple[str, str]]]
+
+
+_EXTERNAL_ID = ROW_COLUMNS.index("external_id")
 
 
 def check_rows(
@@ -36,9 +45,12 @@ def check_rows(
     staging: Staging,
     images: ImageStore,
     stage: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    known: Known | None = None,
 ) -> None:
     """Read and check every record; stage the good rows (as ``stage`` turns their values for the
-    database), store their images."""
+    database), store their images. Then each credit note's ``credits_external_id`` must name a
+    good row of the file or (``known``: external id -> kind and document type) an item the
+    business has, of the same side and not itself a credit note."""
     folder = source.parent.resolve()
     targets: dict[str, Path | None] = {}  # image cell -> resolved path inside the folder, or None
     for line, raw in records(source):
@@ -59,11 +71,34 @@ def check_rows(
                 "image_sha256": image.sha256,
             }
         values.setdefault("currency", "GBP")
+        values.setdefault("document_type", DocumentType.INVOICE.value)
+        values.setdefault("lines", [])
         staged = stage(tuple(map(values.get, ROW_COLUMNS)))
-        for problem in staging.add(line, external_id, staged):
+        kind, document = str(values.get("kind")), str(values["document_type"])
+        credits = values.get("credits_external_id")
+        for problem in staging.add(line, external_id, staged, kind, document, credits):
             report.refuse([problem])
     for problem in staging.flush():
         report.refuse([problem])
+    for problem in staging.check_credits(known or (lambda ids: {})):
+        report.refuse([problem])
+
+
+def _credit_problem(kind: str, target: tuple[str, str] | None, credited: str) -> str | None:
+    """Why a credit note of ``kind`` cannot credit ``credited`` (kind and type ``target``)."""
+    if target is None:
+        return f"no item {credited!r} in this business or among the good rows of this file"
+    target_kind, target_type = target
+    if target_type == DocumentType.CREDIT_NOTE:
+        return f"{credited!r} is itself a credit note: a credit note credits an invoice or receipt"
+    sales = kind == ItemKind.SALES
+    if sales != (target_kind == ItemKind.SALES):
+        return (
+            f"{credited!r} is a {target_kind.replace('_', ' ')} item: a "
+            f"{'customer' if sales else 'supplier'} credit note credits a "
+            f"{'sales' if sales else 'cost or expense claim'} item"
+        )
+    return None
 
 
 def _image(
@@ -116,10 +151,16 @@ class Staging:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
-            "CREATE TABLE ids (external_id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
+            "CREATE TABLE ids (external_id TEXT PRIMARY KEY, line INTEGER NOT NULL,"
+            " kind TEXT NOT NULL, document TEXT NOT NULL) WITHOUT ROWID"
         )
+        self._db.execute(
+            "CREATE TABLE credits (external_id TEXT PRIMARY KEY, line INTEGER NOT NULL,"
+            " kind TEXT NOT NULL, credited TEXT NOT NULL) WITHOUT ROWID"
+        )
+        self._refused: set[str] = set()
         self._db.execute("CREATE TABLE batches (n INTEGER PRIMARY KEY, rows BLOB NOT NULL)")
-        self._batch: dict[str, tuple[int, tuple[Any, ...]]] = {}
+        self._batch: dict[str, tuple[int, tuple[Any, ...], str, str, str | None]] = {}
 
     def __enter__(self) -> Staging:
         return self
@@ -133,9 +174,18 @@ class Staging:
         found = self._batch.get(external_id)
         return found[0] if found else None
 
-    def add(self, line: int, external_id: str, row: tuple[Any, ...]) -> list[RowError]:
-        """Stage a good row; returns the problems of rows refused when a full batch is written."""
-        self._batch[external_id] = (line, row)
+    def add(
+        self,
+        line: int,
+        external_id: str,
+        row: tuple[Any, ...],
+        kind: str = "",
+        document: str = "",
+        credits: str | None = None,
+    ) -> list[RowError]:
+        """Stage a good row (of ``kind`` and ``document`` type, crediting ``credits``); returns
+        the problems of rows refused when a full batch is written."""
+        self._batch[external_id] = (line, row, kind, document, credits)
         return self.flush() if len(self._batch) >= self.size else []
 
     def flush(self) -> list[RowError]:
@@ -154,17 +204,49 @@ class Staging:
         ]
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT INTO ids (external_id, line) VALUES (?, ?)",
-            ((key, line) for key, (line, _) in batch.items()),
+            "INSERT INTO ids (external_id, line, kind, document) VALUES (?, ?, ?, ?)",
+            ((key, line, kind, doc) for key, (line, _, kind, doc, _) in batch.items()),
         )
-        rows = [row for _, row in batch.values()]
+        self._db.executemany(
+            "INSERT INTO credits (external_id, line, kind, credited) VALUES (?, ?, ?, ?)",
+            (
+                (key, line, kind, credits)
+                for key, (line, _, kind, _, credits) in batch.items()
+                if credits
+            ),
+        )
+        rows = [row for _, row, *_ in batch.values()]
         self._db.execute("INSERT INTO batches (rows) VALUES (?)", (marshal.dumps(rows),))
         self._db.execute("COMMIT")
         batch.clear()
         return problems
 
+    def check_credits(self, known: Known) -> list[RowError]:
+        """Refuse the staged credit notes whose ``credits_external_id`` names no good row of
+        the file nor (``known``) an item of the business of the same side, or a credit note.
+        Call once every row is staged; ``chunks`` then leaves the refused rows out."""
+        problems: list[RowError] = []
+        after = ""
+        while True:
+            refs = self._db.execute(
+                "SELECT c.external_id, c.line, c.kind, c.credited, i.kind, i.document"
+                " FROM credits c LEFT JOIN ids i ON i.external_id = c.credited"
+                " WHERE c.external_id > ? ORDER BY c.external_id LIMIT 1000",
+                (after,),
+            ).fetchall()
+            if not refs:
+                return sorted(problems, key=lambda p: p.line)
+            after = refs[-1][0]
+            outside = known(sorted({r[3] for r in refs if r[4] is None}))
+            for external_id, line, kind, credited, target_kind, target_type in refs:
+                target = (target_kind, target_type) if target_kind else outside.get(credited)
+                why = _credit_problem(kind, target, credited)
+                if why is not None:
+                    self._refused.add(external_id)
+                    problems.append(RowError(line, "credits_external_id", why))
+
     def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The staged rows in line order, one batch at a time."""
+        """The staged rows in line order, one batch at a time (less any refused since)."""
         after = 0
         while True:
             found = self._db.execute(
@@ -174,4 +256,6 @@ class Staging:
                 return
             after = found[0]
             rows: list[tuple[Any, ...]] = marshal.loads(found[1])  # noqa: S302 (ours, private)
+            if self._refused:
+                rows = [r for r in rows if r[_EXTERNAL_ID] not in self._refused]
             yield rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,8 @@ from connector.rules.facts import (
     CategoryRef,
     ContactRef,
     ItemFacts,
+    LineFacts,
+    OrganisationRef,
     PaymentMethodRef,
     RulesContext,
     RulesSettings,
@@ -35,6 +38,7 @@ from connector.store.models import (
     ContactRule,
     Customer,
     Item,
+    Organisation,
     PaymentMethod,
     Supplier,
     TaxRate,
@@ -58,7 +62,7 @@ def build_context(session: Session, business_id: uuid.UUID) -> RulesContext:
     Raises:
         NotConnectedError: If the business has no Nomi connection.
     """
-    connection_id = _connection_id(session, business_id)
+    connection_id, organisation = _connection(session, business_id)
     settings = _rules_settings(session, connection_id)
     suppliers = _select(
         session,
@@ -78,17 +82,25 @@ def build_context(session: Session, business_id: uuid.UUID) -> RulesContext:
         bank_accounts=_bank_accounts(session, connection_id),
         payment_methods=_payment_methods(session, business_id),
         rules=_rules(session, connection_id, suppliers),
+        organisation=organisation,
     )
 
 
-def _connection_id(session: Session, business_id: uuid.UUID) -> uuid.UUID:
-    """The business's connection id; ``NotConnectedError`` when it has none."""
-    connection_id: uuid.UUID | None = session.execute(
-        sa.select(col(Connection.id)).where(col(Connection.business_id) == business_id)
-    ).scalar_one_or_none()
-    if connection_id is None:
+def _connection(
+    session: Session, business_id: uuid.UUID
+) -> tuple[uuid.UUID, OrganisationRef | None]:
+    """The business's connection id and its mirrored organisation (None before its first
+    sync), in one query; ``NotConnectedError`` when the business has no connection."""
+    row = session.execute(
+        sa.select(col(Connection.id), col(Organisation.base_currency), col(Organisation.lock_date))
+        .outerjoin(Organisation, col(Organisation.connection_id) == col(Connection.id))
+        .where(col(Connection.business_id) == business_id)
+    ).one_or_none()
+    if row is None:
         raise NotConnectedError(f"business {business_id} has no Nomi connection")
-    return connection_id
+    connection_id, base_currency, lock_date = row
+    organisation = None if base_currency is None else OrganisationRef(base_currency, lock_date)
+    return connection_id, organisation
 
 
 def _rules_settings(session: Session, connection_id: uuid.UUID) -> RulesSettings:
@@ -159,8 +171,9 @@ def _bank_accounts(session: Session, connection_id: uuid.UUID) -> tuple[BankAcco
         BankAccount.nomi_id,
         BankAccount.name,
         BankAccount.status,
+        BankAccount.currency,
     )
-    return tuple(BankAccountRef(b.nomi_id, b.name, _active(b.status)) for b in rows)
+    return tuple(BankAccountRef(b.nomi_id, b.name, _active(b.status), b.currency) for b in rows)
 
 
 def _payment_methods(session: Session, business_id: uuid.UUID) -> tuple[PaymentMethodRef, ...]:
@@ -244,4 +257,20 @@ def facts_from_item(item: Item | sa.Row[Any]) -> ItemFacts:
         has_image=item.image_path is not None,
         confirmed_new_contact=item.contact_confirmed,
         mapped_contact_id=item.contact_mapped_nomi_id,
+        document_type=item.document_type,
+        credits_external_id=item.credits_external_id,
+        exchange_rate=item.exchange_rate,
+        lines=tuple(line_facts(line) for line in item.lines or ()),
+    )
+
+
+def line_facts(stored: dict[str, Any]) -> LineFacts:
+    """One stored line (``Item.lines``: money as decimal strings) as the engine reads it."""
+    tax = stored.get("tax")
+    return LineFacts(
+        net=Decimal(stored["net"]),
+        tax=None if tax is None else Decimal(tax),
+        description=stored.get("description"),
+        category_id=stored.get("category_edit"),
+        tax_rate_id=stored.get("tax_rate_edit"),
     )

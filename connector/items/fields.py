@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connector.rules.vocabulary import ItemKind
+from connector.rules.vocabulary import CREDITABLE_KINDS, DocumentType, ItemKind
 from connector.text_guard import (
     BIDI_CONTROLS,
     FORMULA_PREFIXES,
@@ -46,7 +46,9 @@ _REFUSED = re.compile(f"[{_CONTROLS}\ud800-\udfff{_BIDI}{''.join(sorted(LINE_SEP
 _REFUSED_IN_FREE_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
 _SEPARATORS_TO_NEWLINE = {ord(sep): "\n" for sep in LINE_SEPARATORS}
 _KINDS = frozenset(k.value for k in ItemKind)
+_DOCUMENT_TYPES = frozenset(d.value for d in DocumentType)
 _CENT = Decimal("0.01")
+_RATE_STEP = Decimal("0.000001")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # Line breaks and tabs are allowed inside free text only.
 _FREE_TEXT = frozenset({"description"})
@@ -82,7 +84,28 @@ FIELDS: dict[str, str] = {
     "claimant_email": "claimant_email",
     "claimant_nomi_user_id": "claimant_nomi_user_id",
     "image": "image",
+    "document_type": "document_type",
+    "credits_external_id": "credits_external_id",
+    "exchange_rate": "exchange_rate",
 }
+#: The JSON Lines key holding an item's lines (a list of objects with ``LINE_KEYS``).
+LINES = "lines"
+#: Key of a line object (JSON Lines) -> key of the stored line (``Item.lines``).
+LINE_KEYS: dict[str, str] = {
+    "description": "description",
+    "net": "net",
+    "tax": "tax",
+    "category": "category_edit",
+    "tax_rate": "tax_rate_edit",
+}
+#: CSV column of a line row -> key of a line object (rows sharing an ``external_id``).
+LINE_COLUMNS: dict[str, str] = {f"line_{key}": key for key in LINE_KEYS}
+#: Lines one item may have.
+MAX_LINES = 500
+#: Exchange rates: digits before the point (an exact double on SQLite, as for amounts) and after.
+MAX_RATE_DIGITS = 9
+RATE_DECIMALS = 6
+_LINE_LIMITS = {"description": 2000, "category": 64, "tax_rate": 64}
 TEXT_LIMITS = {
     "external_id": 255,
     "contact_name": 255,
@@ -94,6 +117,7 @@ TEXT_LIMITS = {
     "claimant_nomi_user_id": 64,
     "image": 1000,
     "payment_method": 255,
+    "credits_external_id": 255,
 }
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
@@ -135,9 +159,12 @@ def parse_row(
     errors: list[RowError] = []
     if "__extra__" in raw:
         errors.append(RowError(line, "(record)", "more cells than the header has columns"))
+    conflicts = raw.get("__conflicts__")  # the CSV reader's tuples (JSON never makes one)
+    if isinstance(conflicts, list):
+        errors.extend(RowError(*c) for c in conflicts if isinstance(c, tuple) and len(c) == 3)
     if not _KNOWN_KEYS.issuperset(raw):
         for name in raw:
-            if name not in FIELDS and not name.startswith("__"):
+            if name not in _KNOWN_KEYS and not name.startswith("__"):
                 errors.append(RowError(line, name, "unknown field"))
     texts: dict[str, str] = {}
     get = raw.get
@@ -174,11 +201,138 @@ def parse_row(
                 values[attribute] = parser(text)
         except _FieldError as exc:
             errors.append(RowError(line, name, str(exc)))
+    raw_lines = get(LINES)
+    if raw_lines is not None and raw_lines != "" and raw_lines != []:
+        external_id = str(values.get("external_id") or "")
+        found = _lines(raw_lines, line, external_id, errors)
+        if found is not None:
+            values["lines"] = found
+            _line_sums(values, found, line, errors)
     failed = {e.field for e in errors}
     errors.extend(e for e in _cross_checks(values, line) if e.field not in failed)
     if values.get("currency") is None:
         values.pop("currency", None)
+    if values.get("document_type") is None:
+        values.pop("document_type", None)
     return values, errors
+
+
+def _lines(
+    raw: Any, line: int, external_id: str, errors: list[RowError]
+) -> list[dict[str, Any]] | None:
+    """The item's lines as ``Item.lines`` stores them (money as decimal strings), or None when
+    any is refused (each problem names the item, the line's number and its field).
+
+    ``raw`` is a JSON list of objects, or from a CSV the ``(file line, cells)`` of each line row.
+    """
+    if not isinstance(raw, list):
+        errors.append(
+            RowError(
+                line,
+                LINES,
+                "must be a list of line objects (description, net, tax, category, tax_rate)",
+            )
+        )
+        return None
+    if len(raw) > MAX_LINES:
+        errors.append(RowError(line, LINES, f"{len(raw)} lines: at most {MAX_LINES} per item"))
+        return None
+    before = len(errors)
+    stored: list[dict[str, Any]] = []
+    for number, entry in enumerate(raw, start=1):
+        at, cells, csv_row = (*entry, True) if isinstance(entry, tuple) else (line, entry, False)
+        where = f"{external_id} line {number}" if external_id else f"line {number}"
+
+        def name(key: str, number: int = number, csv_row: bool = csv_row) -> str:
+            return f"line_{key}" if csv_row else f"{LINES}[{number}].{key}"
+
+        if not isinstance(cells, dict):
+            errors.append(
+                RowError(
+                    at,
+                    f"{LINES}[{number}]",
+                    f"{where}: must be an object with net, tax, description, category and tax_rate",
+                )
+            )
+            continue
+        for key in cells:
+            if key not in LINE_KEYS:
+                errors.append(RowError(at, name(key), f"{where}: unknown field"))
+        kept: dict[str, Any] = {}
+        for key, target in LINE_KEYS.items():
+            try:
+                kept[target] = _line_value(key, cells.get(key))
+            except _FieldError as exc:
+                errors.append(RowError(at, name(key), f"{where}: {exc}"))
+        net, tax = kept.get("net"), kept.get("tax")
+        if net is not None and net + (tax or 0) == 0:
+            errors.append(RowError(at, name("net"), f"{where}: a line of 0.00: leave it out"))
+        stored.append(kept)
+    if len(errors) > before:
+        return None
+    return [
+        kept | {"net": str(kept["net"]), "tax": None if kept["tax"] is None else str(kept["tax"])}
+        for kept in stored
+    ]
+
+
+def _line_value(key: str, value: Any) -> Any:
+    """One cell of a line, checked as the item's own cells are (text, amounts)."""
+    text = _text(value)
+    if text is not None:
+        text = _checked(text, _LINE_LIMITS.get(key), multiline=key == "description")
+    if key == "net":
+        amount = _money(text)
+        if amount is None:
+            raise _FieldError("required: the line's amount before tax")
+        if amount < 0:
+            raise _FieldError(f"cannot be negative (got {amount})")
+        return amount
+    if key == "tax":
+        return _tax(text)
+    return text
+
+
+def _line_sums(
+    values: dict[str, Any], lines: list[dict[str, Any]], line: int, errors: list[RowError]
+) -> None:
+    """The lines must add up to the total (and their tax to the tax) to the penny; a total or
+    tax left out is the lines' sum."""
+    gross = sum((Decimal(x["net"]) + Decimal(x["tax"] or 0) for x in lines), Decimal("0.00"))
+    taxes = [Decimal(x["tax"]) for x in lines if x["tax"] is not None]
+    failed = {e.field for e in errors}
+    total = values.get("total")
+    if "total" in failed:
+        pass
+    elif total is None:
+        if gross > MAX_TOTAL:
+            errors.append(
+                RowError(
+                    line,
+                    "total",
+                    f"the lines add up to {gross}, implausibly large (limit {MAX_TOTAL})",
+                )
+            )
+        else:
+            values["total"] = gross
+    elif total != gross:
+        errors.append(
+            RowError(line, "total", f"the lines add up to {gross}, not the total {total}")
+        )
+    tax = values.get("tax_amount")
+    if "tax_amount" in failed:
+        return
+    if tax is None:
+        if taxes:
+            values["tax_amount"] = sum(taxes, Decimal("0.00"))
+    elif tax != sum(taxes, Decimal("0.00")):
+        errors.append(
+            RowError(
+                line,
+                "tax_amount",
+                f"the lines' tax adds up to {sum(taxes, Decimal('0.00'))}, not the tax {tax}",
+            )
+        )
 
 
 def method_key(name: str) -> str:
@@ -205,6 +359,27 @@ def _cross_checks(values: Mapping[str, Any], line: int) -> list[RowError]:
         values.get("claimant_email") or values.get("claimant_nomi_user_id")
     ):
         errors.append(RowError(line, "claimant_email", "an expense claim needs its claimant"))
+    credit = values.get("document_type") == DocumentType.CREDIT_NOTE
+    if credit and kind and kind not in CREDITABLE_KINDS:
+        errors.append(
+            RowError(
+                line,
+                "document_type",
+                "an expense claim cannot be a credit note: import "
+                "the credit as a cost item with document_type credit_note",
+            )
+        )
+    credits = values.get("credits_external_id")
+    if credits and not credit:
+        errors.append(
+            RowError(
+                line,
+                "credits_external_id",
+                "only a credit note credits another item (set document_type to credit_note)",
+            )
+        )
+    elif credits and credits == values.get("external_id"):
+        errors.append(RowError(line, "credits_external_id", "a credit note cannot credit itself"))
     return errors
 
 
@@ -303,7 +478,10 @@ def _clip(value: str, limit: int = 40) -> str:
 def _total(value: str | None) -> Decimal | None:
     amount = _money(value)
     if amount is not None and amount <= 0:
-        raise _FieldError(f"total must be more than 0 (got {amount})")
+        raise _FieldError(
+            f"total must be more than 0 (got {amount}): a credit is imported as a credit note "
+            "(document_type credit_note) with a positive total"
+        )
     if amount is not None and amount > MAX_TOTAL:
         raise _FieldError(f"total {amount} is implausibly large (limit {MAX_TOTAL})")
     return amount
@@ -314,6 +492,39 @@ def _tax(value: str | None) -> Decimal | None:
     if amount is not None and amount < 0:
         raise _FieldError(f"tax cannot be negative (got {amount})")
     return amount
+
+
+def _document_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered not in _DOCUMENT_TYPES:
+        raise _FieldError(f"unknown document type {value!r}: use invoice, receipt or credit_note")
+    return lowered
+
+
+def _exchange_rate(value: str | None) -> Decimal | None:
+    """Base-currency units per one unit of the item's currency: > 0, at most 6 decimals."""
+    if value is None:
+        return None
+    if "," in value or not _AMOUNT.match(value) or value in ("+", "-"):
+        if value.lower().lstrip("+-") in _NOT_FINITE:
+            raise _FieldError(f"{value!r} is not a finite rate")
+        raise _FieldError(f"{_clip(value)!r} is not a number (digits and one '.' only)")
+    try:
+        rate = Decimal(value)
+    except InvalidOperation:
+        raise _FieldError(f"{_clip(value)!r} is not a number") from None
+    if rate <= 0:
+        raise _FieldError(f"an exchange rate must be more than 0 (got {_clip(value)})")
+    if rate.adjusted() >= MAX_RATE_DIGITS:
+        raise _FieldError(
+            f"{_clip(value)} is implausibly large: at most {MAX_RATE_DIGITS} digits before the "
+            "point"
+        )
+    if rate != rate.quantize(_RATE_STEP):
+        raise _FieldError(f"{_clip(value)} has more than {RATE_DECIMALS} decimal places")
+    return rate.quantize(_RATE_STEP)
 
 
 def _bool(value: str | None) -> bool:
@@ -359,10 +570,12 @@ _PARSERS: dict[str, Callable[..., Any]] = {
     "kind": _kind,
     "claimant_email": _email,
     "payment_method": _payment_method,
+    "document_type": _document_type,
+    "exchange_rate": _exchange_rate,
 }
 # (column, Item attribute, parser, text limit, free text) for each column, in column order.
 _PLAN: tuple[tuple[str, str, Callable[..., Any] | None, int | None, bool], ...] = tuple(
     (name, attribute, _PARSERS.get(name), TEXT_LIMITS.get(name), name in _FREE_TEXT)
     for name, attribute in FIELDS.items()
 )
-_KNOWN_KEYS = frozenset(FIELDS) | {"__extra__", "__invalid__"}
+_KNOWN_KEYS = frozenset(FIELDS) | {LINES, "__extra__", "__invalid__", "__conflicts__"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import operator
 import os
 import threading
@@ -178,7 +179,7 @@ class Inserter:
         )
         self._id = self._processor("id")
         self._row = [
-            (i, p) for i, p in ((i, self._processor(c)) for i, c in enumerate(ROW_COLUMNS)) if p
+            (i, p) for i, p in ((i, self._staged(c)) for i, c in enumerate(ROW_COLUMNS)) if p
         ]
         self._texts = dialect.name != "sqlite"
 
@@ -196,6 +197,14 @@ class Inserter:
         ):
             return fast
         return processor
+
+    def _staged(self, column: str) -> Callable[[Any], Any] | None:
+        """How a row's value is staged: a JSON column (an item's lines) as its JSON text on
+        every database (the staging file holds plain values; PostgreSQL casts the text), any
+        other column through ``_processor``."""
+        if isinstance(self.table.c[column].type, sa.JSON):
+            return json.dumps
+        return self._processor(column)
 
     def _wire(self, column: str, value: Any) -> Any:
         processor = self._processor(column)

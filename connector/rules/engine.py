@@ -15,6 +15,8 @@ from connector.rules.facts import (
     ContactRef,
     ContactRule,
     ItemFacts,
+    LineFacts,
+    LineResolution,
     Resolution,
     RulesContext,
     RulesSettings,
@@ -23,10 +25,11 @@ from connector.rules.facts import (
 )
 from connector.rules.money import PENNY, split_gross, tax_in_gross, to_money
 from connector.rules.names import normalise_name
-from connector.rules.vocabulary import ItemKind, ItemStatus, contact_kind
+from connector.rules.vocabulary import DocumentType, ItemKind, ItemStatus, contact_kind
 
 _SOURCE_WORDS = {
     Source.ITEM: "set on the item",
+    Source.LINE: "set on the line",
     Source.NOMI_SUPPLIER_RULE: "from the Nomi supplier tax rate",
     Source.USER_RULE: "from the rule",
     Source.DEFAULT_ZERO_TAX: "the default tax code for a zero tax amount",
@@ -55,8 +58,16 @@ _KIND_WORDS = {
 }
 
 
-def _kind_words(kind: str) -> str:
-    return _KIND_WORDS[ItemKind(kind)]
+_CREDIT_WORDS = {
+    ItemKind.COST: "a supplier credit note",
+    ItemKind.SALES: "a customer credit note",
+    ItemKind.EXPENSE_CLAIM: "an expense claim",
+}
+
+
+def _kind_words(kind: str, document_type: str = DocumentType.INVOICE) -> str:
+    words = _CREDIT_WORDS if document_type == DocumentType.CREDIT_NOTE else _KIND_WORDS
+    return words[ItemKind(kind)]
 
 
 def _origin(source: Source, contact_kind: str, rule_name: str | None) -> str:
@@ -125,34 +136,45 @@ def _resolve_contact(
 
 
 def _resolve_category(
-    item: ItemFacts, user_rule: ContactRule | None, ck: str, ctx: RulesContext, draft: _Draft
+    item: ItemFacts,
+    user_rule: ContactRule | None,
+    ck: str,
+    ctx: RulesContext,
+    draft: _Draft,
+    line: _LineScope | None = None,
 ) -> str | None:
-    if item.category_id is not None:
+    """The category of the item, or of one of its lines (its edit first, then the item's)."""
+    sources = draft.sources if line is None else line.sources
+    where = "" if line is None else line.prefix
+    if line is not None and line.facts.category_id is not None:
+        chosen, source = line.facts.category_id, Source.LINE
+    elif item.category_id is not None:
         chosen, source = item.category_id, Source.ITEM
     elif user_rule is not None and user_rule.category_id is not None:
         chosen, source = user_rule.category_id, Source.USER_RULE
     else:
-        draft.sources["category"] = Source.NONE
+        sources["category"] = Source.NONE
         name = (item.contact_name or "").strip()
         hint = f" or add a {ck} rule for '{name}'" if name else ""
-        draft.reasons.append(f"no category: set one on the item{hint}")
+        on = "on the line or the item" if line is not None else "on the item"
+        draft.reasons.append(f"{where}no category: set one {on}{hint}")
         return None
-    draft.sources["category"] = source
+    sources["category"] = source
     origin = _origin(source, ck, user_rule.name if user_rule else None)
     category = ctx.category(chosen)
     wanted = "INCOME" if item.kind == ItemKind.SALES else "EXPENSE"
     if category is None:
         draft.reasons.append(
-            f"category {chosen!r} ({origin}) does not exist in Nomi: choose another"
+            f"{where}category {chosen!r} ({origin}) does not exist in Nomi: choose another"
         )
     elif not category.active:
         draft.reasons.append(
-            f"category '{category.name}' ({origin}) is archived in Nomi: choose another"
+            f"{where}category '{category.name}' ({origin}) is archived in Nomi: choose another"
         )
     elif category.type.upper() != wanted:
         draft.reasons.append(
-            f"category '{category.name}' ({origin}) is not an {wanted.lower()} category and cannot "
-            f"be used on {_kind_words(item.kind)}"
+            f"{where}category '{category.name}' ({origin}) is not an {wanted.lower()} category "
+            f"and cannot be used on {_kind_words(item.kind, item.document_type)}"
         )
     else:
         return chosen
@@ -165,12 +187,24 @@ def _pick_tax_rate(
     nomi_rule: ContactRule | None,
     settings: RulesSettings,
     draft: _Draft,
+    line: _LineScope | None = None,
 ) -> tuple[str | None, Source]:
-    """Apply the precedence table (ranks 1 to 6) to choose a tax rate id and its source."""
-    if item.tax_rate_id is not None:
+    """Apply the precedence table (ranks 1 to 6) to choose a tax rate id and its source.
+
+    For a line, rank 1 is the line's edit, then the item's; rank 4 looks at the line's tax.
+    """
+    edits = [(item.tax_rate_id, Source.ITEM, "item")]
+    if line is not None:
+        edits.insert(0, (line.facts.tax_rate_id, Source.LINE, "line"))
+    for edit, source, where in edits:
+        if edit is None:
+            continue
         if settings.use_tax_list:
-            return item.tax_rate_id, Source.ITEM
-        draft.notes.append("the tax rate set on the item is ignored because 'Use tax list' is off")
+            return edit, source
+        note = f"the tax rate set on the {where} is ignored because 'Use tax list' is off"
+        prefix = line.prefix if line is not None and source == Source.LINE else ""
+        if prefix + note not in draft.notes:
+            draft.notes.append(prefix + note)
     if settings.use_supplier_tax_rates and nomi_rule is not None and nomi_rule.tax_rate_id:
         return nomi_rule.tax_rate_id, Source.NOMI_SUPPLIER_RULE
     if settings.use_tax_list and user_rule is not None and user_rule.tax_rate_id:
@@ -179,7 +213,8 @@ def _pick_tax_rate(
     zero_code = (
         settings.default_zero_tax_code_sales if sales else settings.default_zero_tax_code_costs
     )
-    if item.extracted_tax is not None and item.extracted_tax == 0 and zero_code:
+    extracted = item.extracted_tax if line is None else line.facts.tax
+    if extracted is not None and extracted == 0 and zero_code:
         return zero_code, Source.DEFAULT_ZERO_TAX
     default = settings.default_tax_sales if sales else settings.default_tax_costs
     if default:
@@ -188,22 +223,29 @@ def _pick_tax_rate(
 
 
 def _validate_tax_rate(
-    rate_id: str, origin: str, kind: str, ctx: RulesContext, draft: _Draft
+    rate_id: str,
+    origin: str,
+    item: ItemFacts,
+    ctx: RulesContext,
+    draft: _Draft,
+    where: str = "",
 ) -> TaxRateRef | None:
+    """The rate when it exists, is active and fits the document's side (a credit note is on
+    the side of its kind: purchases for a supplier credit note, sales for a customer one)."""
     rate = ctx.tax_rate(rate_id)
     if rate is None:
         draft.reasons.append(
-            f"tax rate {rate_id!r} ({origin}) does not exist in Nomi: choose another"
+            f"{where}tax rate {rate_id!r} ({origin}) does not exist in Nomi: choose another"
         )
     elif not rate.active:
         draft.reasons.append(
-            f"tax rate '{rate.name}' ({origin}) is archived in Nomi: choose another"
+            f"{where}tax rate '{rate.name}' ({origin}) is archived in Nomi: choose another"
         )
-    elif not _fits(kind, rate.applies_to):
+    elif not _fits(item.kind, rate.applies_to):
         only = rate.applies_to.lower()
         draft.reasons.append(
-            f"tax rate '{rate.name}' ({origin}) applies to {only} only and cannot be used on "
-            f"{_kind_words(kind)}"
+            f"{where}tax rate '{rate.name}' ({origin}) applies to {only} only and cannot be used "
+            f"on {_kind_words(item.kind, item.document_type)}"
         )
     else:
         return rate
@@ -222,38 +264,173 @@ def _amounts(
     assert item.total is not None
     total = to_money(item.total)
     extracted = None if item.extracted_tax is None else to_money(item.extracted_tax)
-    if rate is None:
-        draft.sources["tax_amount"] = Source.NONE
-        if extracted:
-            draft.notes.append(f"extracted tax {extracted} is not published: no tax rate applies")
-        net, tax = split_gross(total, Decimal(0))
-        return net, tax, total
-    if rate.rate == 0:  # zero, exempt, no VAT: no tolerance, whatever was extracted
-        matched = extracted is not None and extracted == 0
-        draft.sources["tax_amount"] = Source.EXTRACTED if matched else Source.COMPUTED
-        if extracted:
-            draft.notes.append(
-                f"extracted tax {extracted} is not published: '{rate.name}'{ZERO_RATE_NOTE}"
-            )
-        net, tax = split_gross(total, Decimal(0))
-        return net, tax, total
-    computed = tax_in_gross(total, rate.rate)
     tolerance = PENNY * max(1, item.line_count)
-    if extracted is not None and abs(extracted - computed) <= tolerance:
-        tax, draft.sources["tax_amount"] = extracted, Source.EXTRACTED
-    else:
-        tax, draft.sources["tax_amount"] = computed, Source.COMPUTED
-        if extracted is not None:
-            draft.notes.append(
-                f"extracted tax {extracted} does not match '{rate.name}' on {total}; "
-                f"publishing the computed {computed}"
-            )
-    net, tax = split_gross(total, tax)
+    net, tax = _split(total, extracted, rate, tolerance, draft, draft.sources, "")
     return net, tax, total
 
 
+def _split(
+    gross: Decimal,
+    extracted: Decimal | None,
+    rate: TaxRateRef | None,
+    tolerance: Decimal,
+    draft: _Draft,
+    sources: dict[str, str],
+    where: str,
+) -> tuple[Decimal, Decimal]:
+    """Split a tax-inclusive ``gross`` (an item's total or a line's net + tax) into (net, tax)
+    under ``rate``: the extracted tax when it fits the rate within ``tolerance``, else computed;
+    net + tax == gross to the penny. ``where`` prefixes the notes ("line 2: ")."""
+    if rate is None:
+        sources["tax_amount"] = Source.NONE
+        if extracted:
+            draft.notes.append(
+                f"{where}extracted tax {extracted} is not published: no tax rate applies"
+            )
+        return split_gross(gross, Decimal(0))
+    if rate.rate == 0:  # zero, exempt, no VAT: no tolerance, whatever was extracted
+        matched = extracted is not None and extracted == 0
+        sources["tax_amount"] = Source.EXTRACTED if matched else Source.COMPUTED
+        if extracted:
+            draft.notes.append(
+                f"{where}extracted tax {extracted} is not published: '{rate.name}'{ZERO_RATE_NOTE}"
+            )
+        return split_gross(gross, Decimal(0))
+    computed = tax_in_gross(gross, rate.rate)
+    if extracted is not None and abs(extracted - computed) <= tolerance:
+        tax, sources["tax_amount"] = extracted, Source.EXTRACTED
+    else:
+        tax, sources["tax_amount"] = computed, Source.COMPUTED
+        if extracted is not None:
+            draft.notes.append(
+                f"{where}extracted tax {extracted} does not match '{rate.name}' on {gross}; "
+                f"publishing the computed {computed}"
+            )
+    return split_gross(gross, tax)
+
+
+@dataclass
+class _LineScope:
+    """One line being resolved: its facts, number (from 1) and the sources found for it."""
+
+    number: int
+    facts: LineFacts
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"line {self.number}: "
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The contact rules that apply to one item, and the words naming where a rate came from."""
+
+    user: ContactRule | None
+    nomi: ContactRule | None
+    contact_kind: str
+
+    def origin(self, source: Source) -> str:
+        name = (
+            self.nomi.name
+            if source == Source.NOMI_SUPPLIER_RULE and self.nomi
+            else (self.user.name if self.user else None)
+        )
+        return _origin(source, self.contact_kind, name)
+
+
+def _resolve_line(
+    item: ItemFacts, line: _LineScope, rules: _Rules, ctx: RulesContext, draft: _Draft
+) -> LineResolution:
+    """One line's category, tax rate and amounts (net + tax == the line's gross)."""
+    category_id = _resolve_category(item, rules.user, rules.contact_kind, ctx, draft, line)
+    rate_id, rate_source = _pick_tax_rate(item, rules.user, rules.nomi, ctx.settings, draft, line)
+    line.sources["tax_rate"] = rate_source
+    rate: TaxRateRef | None = None
+    rate_ok = True
+    if rate_id is not None:
+        rate = _validate_tax_rate(rate_id, rules.origin(rate_source), item, ctx, draft, line.prefix)
+        rate_ok = rate is not None
+    net = tax = None
+    if rate_ok:
+        extracted = None if line.facts.tax is None else to_money(line.facts.tax)
+        net, tax = _split(
+            to_money(line.facts.gross), extracted, rate, PENNY, draft, line.sources, line.prefix
+        )
+    return LineResolution(
+        number=line.number,
+        description=line.facts.description,
+        category_id=category_id,
+        tax_rate_id=rate_id,
+        net=net,
+        tax=tax,
+        sources=dict(line.sources),
+    )
+
+
+def _common(values: list[str | None]) -> str | None:
+    """The one value every line has, else None."""
+    return values[0] if values and all(v == values[0] for v in values) else None
+
+
+def _resolve_lines(
+    item: ItemFacts, rules: _Rules, ctx: RulesContext, draft: _Draft
+) -> tuple[tuple[LineResolution, ...], Decimal | None, Decimal | None, Decimal | None]:
+    """Resolve every line; (lines, net, tax, total) where the sums are known (None otherwise).
+
+    The lines' gross amounts must add up to the item's total to the penny.
+    """
+    lines = tuple(
+        _resolve_line(item, _LineScope(n, facts), rules, ctx, draft)
+        for n, facts in enumerate(item.lines, start=1)
+    )
+    for name in ("category", "tax_rate", "tax_amount"):
+        draft.sources[name] = Source.LINES
+    gross = sum((to_money(f.gross) for f in item.lines), Decimal("0.00"))
+    if item.total is None:
+        return lines, None, None, None
+    total = to_money(item.total)
+    if gross != total:
+        draft.reasons.append(
+            f"the lines add up to {gross}, not the total {total}: correct the lines or the total"
+        )
+        return lines, None, None, None
+    if any(line.net is None or line.tax is None for line in lines):
+        return lines, None, None, total
+    net = sum((line.net for line in lines if line.net is not None), Decimal("0.00"))
+    tax = sum((line.tax for line in lines if line.tax is not None), Decimal("0.00"))
+    return lines, net, tax, total
+
+
+def _currency(
+    item: ItemFacts, ctx: RulesContext, draft: _Draft
+) -> tuple[str | None, Decimal | None]:
+    """The currency the item publishes in and the exchange rate it carries (``None``: Nomi's).
+
+    An exchange rate on an item in the organisation's base currency is not published (a note
+    says so, unless it is 1); a rate of 0 or less blocks the item.
+    """
+    currency = (item.currency or "").upper() or None
+    rate = item.exchange_rate
+    if rate is not None and rate <= 0:
+        draft.reasons.append(f"exchange rate {rate} must be more than 0: correct it or remove it")
+        return currency, None
+    base = ctx.organisation.base_currency.upper() if ctx.organisation else None
+    if rate is not None and base is not None and currency in (None, base):
+        if rate != 1:
+            draft.notes.append(
+                f"exchange rate {rate} is not published: {base} is the organisation's base currency"
+            )
+        return currency, None
+    return currency, rate
+
+
 def _resolve_payment(
-    item: ItemFacts, rule: ContactRule | None, ctx: RulesContext, draft: _Draft
+    item: ItemFacts,
+    rule: ContactRule | None,
+    ctx: RulesContext,
+    draft: _Draft,
+    currency: str | None = None,
 ) -> tuple[bool, str | None, str | None]:
     """Return (paid, bank account id, payment method id) as the item publishes."""
     paid, draft.sources["paid"] = item.paid, Source.ITEM
@@ -289,6 +466,16 @@ def _resolve_payment(
             "link it to an active bank account or mark the item unpaid"
         )
         return False, None, method_id
+    base = ctx.organisation.base_currency.upper() if ctx.organisation else None
+    held = (bank.currency or "").upper()
+    if base is not None and currency is not None and held and held not in (currency, base):
+        also = "" if currency == base else f" or {base}"
+        draft.reasons.append(
+            f"payment method '{method.name}' pays from bank account '{bank.name}' in {held}: an "
+            f"item in {currency} is paid from an account in {currency}{also}; choose another "
+            "payment method or mark the item unpaid"
+        )
+        return False, None, method_id
     draft.sources["bank_account"] = Source.PAYMENT_METHOD
     return True, bank.nomi_id, method_id
 
@@ -318,27 +505,32 @@ def resolve(item: ItemFacts, ctx: RulesContext) -> Resolution:
     user_rule = ctx.rule(ck, "user", names)
     nomi_rule = ctx.rule(ck, "nomi", names)
 
-    category_id = _resolve_category(item, user_rule, ck, ctx, draft)
-    rate_id, rate_source = _pick_tax_rate(item, user_rule, nomi_rule, ctx.settings, draft)
-    draft.sources["tax_rate"] = rate_source
-    rate: TaxRateRef | None = None
-    rate_ok = True
-    if rate_id is not None:
-        rule_name = (
-            nomi_rule.name
-            if rate_source == Source.NOMI_SUPPLIER_RULE and nomi_rule
-            else (user_rule.name if user_rule else None)
+    if item.is_credit_note and not item.creditable:
+        draft.reasons.append(
+            "an expense claim cannot be a credit note: import the credit as a cost credit note"
         )
-        rate = _validate_tax_rate(
-            rate_id, _origin(rate_source, ck, rule_name), item.kind, ctx, draft
-        )
-        rate_ok = rate is not None
-
+    rules = _Rules(user_rule, nomi_rule, ck)
+    lines: tuple[LineResolution, ...] = ()
     net = tax = total = None
-    if item.total is not None and rate_ok:
-        net, tax, total = _amounts(item, rate, draft)
+    if item.lines:
+        lines, net, tax, total = _resolve_lines(item, rules, ctx, draft)
+        category_id = _common([line.category_id for line in lines])
+        rate_id = _common([line.tax_rate_id for line in lines])
+    else:
+        category_id = _resolve_category(item, user_rule, ck, ctx, draft)
+        rate_id, rate_source = _pick_tax_rate(item, user_rule, nomi_rule, ctx.settings, draft)
+        draft.sources["tax_rate"] = rate_source
+        rate: TaxRateRef | None = None
+        rate_ok = True
+        if rate_id is not None:
+            rate = _validate_tax_rate(rate_id, rules.origin(rate_source), item, ctx, draft)
+            rate_ok = rate is not None
+        rate_id = rate.nomi_id if rate else None
+        if item.total is not None and rate_ok:
+            net, tax, total = _amounts(item, rate, draft)
 
-    paid, bank_id, method_id = _resolve_payment(item, user_rule, ctx, draft)
+    currency, exchange_rate = _currency(item, ctx, draft)
+    paid, bank_id, method_id = _resolve_payment(item, user_rule, ctx, draft, currency)
 
     description, draft.sources["description"] = item.description, Source.ITEM
     if not description and user_rule is not None and user_rule.description:
@@ -363,7 +555,7 @@ def resolve(item: ItemFacts, ctx: RulesContext) -> Resolution:
         contact_id=contact.nomi_id if contact else None,
         new_contact_name=new_name,
         category_id=category_id,
-        tax_rate_id=rate.nomi_id if rate else None,
+        tax_rate_id=rate_id,
         net=net,
         tax=tax,
         total=total,
@@ -373,4 +565,8 @@ def resolve(item: ItemFacts, ctx: RulesContext) -> Resolution:
         description=description,
         attach_image=attach,
         auto_publish=auto,
+        document_type=item.document_type,
+        currency=currency,
+        exchange_rate=exchange_rate,
+        lines=lines,
     )

@@ -14,13 +14,21 @@ from decimal import Decimal
 from enum import StrEnum
 
 from connector.rules.names import normalise_name
-from connector.rules.vocabulary import ITEM_KINDS, ItemStatus
+from connector.rules.vocabulary import (
+    CREDITABLE_KINDS,
+    DOCUMENT_TYPES,
+    ITEM_KINDS,
+    DocumentType,
+    ItemStatus,
+)
 
 
 class Source(StrEnum):
     """Where a resolved value came from (stored per field in ``Resolution.sources``)."""
 
     ITEM = "item"
+    LINE = "line"
+    LINES = "lines"
     NOMI_SUPPLIER_RULE = "nomi_supplier_rule"
     USER_RULE = "user_rule"
     DEFAULT_ZERO_TAX = "default_zero_tax"
@@ -73,6 +81,15 @@ class BankAccountRef:
     nomi_id: str
     name: str
     active: bool = True
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationRef:
+    """The Nomi organisation of the connection: its base currency and lock date (if any)."""
+
+    base_currency: str
+    lock_date: dt.date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,7 @@ class RulesContext:
     bank_accounts: tuple[BankAccountRef, ...] = ()
     rules: tuple[ContactRule, ...] = ()
     payment_methods: tuple[PaymentMethodRef, ...] = ()
+    organisation: OrganisationRef | None = None
     _categories: dict[str, CategoryRef] = field(init=False, repr=False, compare=False)
     _tax_rates: dict[str, TaxRateRef] = field(init=False, repr=False, compare=False)
     _banks: dict[str, BankAccountRef] = field(init=False, repr=False, compare=False)
@@ -212,6 +230,27 @@ class RulesContext:
 
 
 @dataclass(frozen=True, slots=True)
+class LineFacts:
+    """One line of a document: its amounts as extracted and the user's edits on the line.
+
+    ``net`` and ``tax`` are the line's amounts on the document (``tax`` ``None`` when none was
+    extracted); their sum is the line's gross, which resolution keeps. ``category_id`` and
+    ``tax_rate_id`` are line-level edits (Nomi ids) that win over the item's.
+    """
+
+    net: Decimal
+    tax: Decimal | None = None
+    description: str | None = None
+    category_id: str | None = None
+    tax_rate_id: str | None = None
+
+    @property
+    def gross(self) -> Decimal:
+        """Net plus the extracted tax (none counts as 0)."""
+        return self.net + (self.tax or Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
 class ItemFacts:
     """What the engine knows about one item: extracted data plus the user's item-level edits.
 
@@ -237,12 +276,48 @@ class ItemFacts:
     confirmed_new_contact: bool = False
     mapped_contact_id: str | None = None
     line_count: int = 1
+    document_type: str = DocumentType.INVOICE
+    credits_external_id: str | None = None
+    exchange_rate: Decimal | None = None
+    lines: tuple[LineFacts, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ITEM_KINDS:
             raise ValueError(
                 f"unknown item kind {self.kind!r}; expected one of {sorted(ITEM_KINDS)}"
             )
+        if self.document_type not in DOCUMENT_TYPES:
+            raise ValueError(
+                f"unknown document type {self.document_type!r}; expected one of "
+                f"{sorted(DOCUMENT_TYPES)}"
+            )
+
+    @property
+    def is_credit_note(self) -> bool:
+        """True for a credit note (a supplier one for costs, a customer one for sales)."""
+        return self.document_type == DocumentType.CREDIT_NOTE
+
+    @property
+    def creditable(self) -> bool:
+        """True when the item's kind may be a credit note (costs and sales, not claims)."""
+        return self.kind in CREDITABLE_KINDS
+
+
+@dataclass(frozen=True)
+class LineResolution:
+    """What one line publishes as: ``number`` counts from 1; net + tax is the line's gross.
+
+    ``sources`` maps ``category``, ``tax_rate`` and ``tax_amount`` to the ``Source`` that gave
+    them (``line`` for an edit on the line, ``item`` for the item's edit, then as for items).
+    """
+
+    number: int
+    description: str | None
+    category_id: str | None
+    tax_rate_id: str | None
+    net: Decimal | None
+    tax: Decimal | None
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -253,7 +328,10 @@ class Resolution:
     create first. ``bank_account_id`` is the payment's bank account for sales and
     ``paid_from_bank_account_id`` for costs; it is set only when the item publishes as paid.
     ``notes`` are non-blocking remarks (e.g. "published unpaid"); ``sources`` maps each resolved
-    field to the ``Source`` that gave it.
+    field to the ``Source`` that gave it. An item with lines has one ``LineResolution`` each in
+    ``lines``; then ``net`` and ``tax`` are their sums and ``category_id`` / ``tax_rate_id`` are
+    set only when every line has the same one. ``exchange_rate`` is the document's rate when it
+    publishes in a currency other than the organisation's base currency (``None``: Nomi's rate).
     """
 
     status: str
@@ -273,6 +351,10 @@ class Resolution:
     description: str | None = None
     attach_image: bool = False
     auto_publish: bool = False
+    document_type: str = DocumentType.INVOICE
+    currency: str | None = None
+    exchange_rate: Decimal | None = None
+    lines: tuple[LineResolution, ...] = ()
 
     @property
     def is_ready(self) -> bool:

@@ -35,6 +35,19 @@ class ItemKind(StrEnum):
     EXPENSE_CLAIM = "expense_claim"
 
 
+class DocumentType(StrEnum):
+    """What the document of an item is: an invoice or receipt, or a credit note (a credit).
+
+    Invoices and receipts publish alike (cost items and claims as Expenses, sales items as Sales
+    invoices); a credit note of a cost item becomes a supplier credit note, of a sales item a
+    customer credit note. Expense claims cannot be credit notes.
+    """
+
+    INVOICE = "invoice"
+    RECEIPT = "receipt"
+    CREDIT_NOTE = "credit_note"
+
+
 class ItemStatus(StrEnum):
     """Lifecycle: review -> ready -> publishing (claimed) -> published; archived never publishes."""
 
@@ -115,6 +128,12 @@ RETRYABLE_ERROR_CODES = frozenset(ErrorCode)
 
 #: Item kinds the rules engine accepts.
 ITEM_KINDS = frozenset(ItemKind)
+
+#: Document types the rules engine accepts.
+DOCUMENT_TYPES = frozenset(DocumentType)
+
+#: Item kinds that may be credit notes (a claim is reimbursed, never credited).
+CREDITABLE_KINDS = frozenset({ItemKind.COST, ItemKind.SALES})
 
 
 def contact_kind(kind: str) -> ContactKind:

@@ -11,12 +11,14 @@ import datetime as dt
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field
 
 from connector.rules.vocabulary import (
     ConnectionStatus,
+    DocumentType,
     ItemStatus,
     RuleSource,
 )
@@ -110,6 +112,28 @@ class ConnectionSettings(ConnectorModel, table=True):
 
 
 # --- reference lists mirrored from Nomi -------------------------------------------------------
+
+
+class Organisation(ConnectorModel, table=True):
+    """The Nomi organisation of a connection, mirrored with the lists (``GET /organisation``).
+
+    At most one row per connection; no row means it was not mirrored yet (base currency and lock
+    date unknown). A table of its own rather than columns on ``connections``: it is Nomi's data,
+    written by the sync like the five lists (with Nomi's ``updated_at`` and when we last saw it),
+    while the connection row belongs to consent, checks and disconnect.
+    """
+
+    __tablename__ = "organisations"
+
+    id: uuid.UUID = id_field()
+    connection_id: uuid.UUID = Field(foreign_key="connections.id", unique=True)
+    nomi_id: str = Field(max_length=64)
+    name: str = Field(max_length=255)
+    base_currency: str = Field(max_length=3)
+    lock_date: dt.date | None = None
+    vat_registered: bool = True
+    nomi_updated_at: datetime | None = None
+    last_seen_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
 class _ReferenceRow(ConnectorModel):
@@ -267,9 +291,21 @@ class Item(ConnectorModel, table=True):
     reference: str | None = Field(default=None, max_length=255)
     date: dt.date | None = None
     due_date: dt.date | None = None
+    document_type: str = Field(
+        default=DocumentType.INVOICE,
+        max_length=20,
+        sa_column_kwargs={"server_default": DocumentType.INVOICE.value},
+    )
+    credits_external_id: str | None = Field(default=None, max_length=255)
     currency: str = Field(default="GBP", max_length=3)
+    #: Base-currency units per one unit of ``currency``, as the document gives it (else Nomi's).
+    exchange_rate: Decimal | None = Field(default=None, max_digits=15, decimal_places=6)
     total: Decimal | None = Field(default=None, max_digits=18, decimal_places=2)
     tax_amount: Decimal | None = Field(default=None, max_digits=18, decimal_places=2)
+    #: The document's lines as imported (``connector.items.lines``): ``[]`` for a one-line item.
+    lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=sa.JSON, sa_column_kwargs={"server_default": "[]"}
+    )
     description: str | None = None
     category_edit: str | None = Field(default=None, max_length=64)
     tax_rate_edit: str | None = Field(default=None, max_length=64)
@@ -290,6 +326,10 @@ class Item(ConnectorModel, table=True):
     resolved_bank_account_nomi_id: str | None = Field(default=None, max_length=64)
     resolved_description: str | None = None
     resolved_sources: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+    #: What each line resolved to (assessment writes it with the rest; ``[]`` without lines).
+    resolved_lines: list[dict[str, Any]] = Field(
+        default_factory=list, sa_type=sa.JSON, sa_column_kwargs={"server_default": "[]"}
+    )
     publish_generation: int = Field(default=1, nullable=False)
     claimed_by_run: uuid.UUID | None = None
     claimed_at: datetime | None = None

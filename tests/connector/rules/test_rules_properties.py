@@ -16,6 +16,7 @@ from connector.rules.facts import (
     ContactRef,
     ContactRule,
     ItemFacts,
+    LineFacts,
     RulesContext,
     RulesSettings,
     TaxRateRef,
@@ -264,3 +265,159 @@ def test_the_random_world_reaches_ready_items_with_a_tax_rate() -> None:
     sample()
     assert sum(ready for ready, _ in outcomes) >= 20
     assert sum(ready and rated for ready, rated in outcomes) >= 5
+
+
+# --- documents: lines and credit notes (issue 20) ---------------------------------------------
+
+line_amounts = st.decimals(min_value=Decimal("0"), max_value=Decimal("50000"), places=2)
+
+
+@st.composite
+def line_facts(draw: Any) -> LineFacts:
+    net = draw(line_amounts)
+    tax = draw(
+        st.none()
+        | st.just(Decimal("0"))
+        | st.decimals(min_value=0, max_value=30, places=2).map(
+            lambda r: to_money(net * r / Decimal(100))
+        )
+        | line_amounts
+    )
+    if net + (tax or 0) == 0:
+        net = Decimal("0.01")
+    return LineFacts(
+        net=net,
+        tax=tax,
+        description=draw(st.none() | st.just("a line")),
+        category_id=draw(st.none() | maybe_category),
+        tax_rate_id=draw(st.none() | maybe_rate),
+    )
+
+
+@st.composite
+def documents(draw: Any) -> ItemFacts:
+    """Items with 1 to 6 lines (adding up to the total, now and then a penny off), of any
+    document type their kind allows."""
+    base = draw(items())
+    lines = tuple(draw(st.lists(line_facts(), min_size=1, max_size=6)))
+    gross = sum((line.gross for line in lines), Decimal(0))
+    off = draw(st.sampled_from([Decimal(0)] * 9 + [Decimal("0.01")]))
+    credit = ["credit_note"] * 2 if base.kind != "expense_claim" else []
+    kinds = ["invoice", "receipt", *credit]
+    return replace(
+        base,
+        total=gross + off,
+        extracted_tax=None,
+        lines=lines,
+        document_type=draw(st.sampled_from(kinds)),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(item=documents(), ctx=contexts)
+def test_every_line_and_the_total_add_up_to_the_penny(item: ItemFacts, ctx: RulesContext) -> None:
+    res = resolve(item, ctx)
+    assert len(res.lines) == len(item.lines)
+    for facts, line in zip(item.lines, res.lines, strict=True):
+        if line.net is not None:
+            assert line.tax is not None
+            assert line.net + line.tax == to_money(facts.gross)
+            assert line.net == line.net.quantize(Decimal("0.01"))
+            assert line.tax == line.tax.quantize(Decimal("0.01"))
+            if line.tax_rate_id is None:
+                assert line.tax == 0
+    if res.net is None:
+        assert not res.is_ready
+        return
+    assert res.tax is not None
+    assert res.net == sum(line.net or 0 for line in res.lines)
+    assert res.tax == sum(line.tax or 0 for line in res.lines)
+    assert res.net + res.tax == res.total == to_money(item.total or 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(item=documents(), ctx=contexts)
+def test_no_ready_line_carries_an_archived_or_wrong_side_rate_or_category(
+    item: ItemFacts, ctx: RulesContext
+) -> None:
+    """The side is the kind's, credit notes included (purchases for costs and claims)."""
+    res = resolve(item, ctx)
+    if not res.is_ready:
+        assert res.reasons
+        return
+    purchases = item.kind != "sales"
+    for line in res.lines:
+        if line.tax_rate_id is not None:
+            rate = ctx.tax_rate(line.tax_rate_id)
+            assert rate is not None
+            assert rate.active
+            assert rate.applies_to in ("BOTH", "PURCHASES" if purchases else "SALES")
+        assert line.category_id is not None
+        category = ctx.category(line.category_id)
+        assert category is not None
+        assert category.active
+        assert category.type == ("EXPENSE" if purchases else "INCOME")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    item=documents(),
+    ctx=contexts,
+    category=st.sampled_from(CATEGORY_IDS),
+    rate=st.sampled_from(RATE_IDS),
+    which=st.integers(min_value=0, max_value=5),
+)
+def test_a_line_edit_always_wins_over_the_item_edit_and_rules(
+    item: ItemFacts, ctx: RulesContext, category: str, rate: str, which: int
+) -> None:
+    n = which % len(item.lines)
+    lines = list(item.lines)
+    lines[n] = replace(lines[n], category_id=category, tax_rate_id=rate)
+    edited = replace(item, lines=tuple(lines), category_id="cat-exp", tax_rate_id="rate-0")
+    res = resolve(edited, ctx)
+    line = res.lines[n]
+    assert line.sources["category"] == "line"
+    assert line.sources["tax_rate"] == (
+        "line" if ctx.settings.use_tax_list else line.sources["tax_rate"]
+    )
+    if not ctx.settings.use_tax_list:
+        assert line.sources["tax_rate"] not in ("line", "item")
+    for other, facts in zip(res.lines, lines, strict=True):
+        if facts.category_id is None:
+            assert other.sources["category"] == "item"
+    if res.is_ready:
+        assert line.category_id == category
+        if ctx.settings.use_tax_list:
+            assert line.tax_rate_id == rate
+
+
+@settings(max_examples=300, deadline=None)
+@given(item=items(), ctx=contexts)
+def test_a_receipt_or_a_credit_note_resolves_as_the_invoice_would_but_for_its_type(
+    item: ItemFacts, ctx: RulesContext
+) -> None:
+    """The document type changes no value: a credit note is on its kind's side (claims apart)."""
+    invoice = resolve(item, ctx)
+    for document_type in ("receipt", "credit_note"):
+        other = resolve(replace(item, document_type=document_type), ctx)
+        assert other.document_type == document_type
+        if document_type == "credit_note" and item.kind == "expense_claim":
+            assert not other.is_ready
+            continue
+        assert replace(other, document_type="invoice", reasons=()) == replace(invoice, reasons=())
+        assert len(other.reasons) == len(invoice.reasons)
+
+
+def test_the_random_documents_reach_ready_items_with_several_lines() -> None:
+    """Guards the document properties against passing vacuously."""
+    outcomes: list[tuple[bool, int, str]] = []
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @given(item=documents(), ctx=contexts)
+    def sample(item: ItemFacts, ctx: RulesContext) -> None:
+        res = resolve(item, ctx)
+        outcomes.append((res.is_ready, len(res.lines), item.document_type))
+
+    sample()
+    assert sum(ready and lines > 1 for ready, lines, _ in outcomes) >= 5
+    assert sum(ready and kind == "credit_note" for ready, _, kind in outcomes) >= 2

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from connector.store.base import metadata
-from connector.store.db import make_engine, migrate, session
+from connector.store.db import alembic_config, make_engine, migrate, session
 from connector.store.models import Business, Item
 
 
@@ -132,5 +132,72 @@ def test_0005_recomputes_the_name_keys_stored_by_the_latin_only_normaliser(
         }
         assert customers == {"Αθηνά \u0391\u0395": "αθηνα αε", "CAFÉ NOIR": "cafe noir"}
         assert rules == {("東京デンタル", "nomi"): "東京デンタル", ("Acme Ltd", "user"): "acme"}
+    finally:
+        engine.dispose()
+
+
+def test_0006_keeps_existing_items_valid_as_one_line_invoices_and_adds_organisations(
+    database_url: str,
+) -> None:
+    """Issue 20: an item stored before 0006 is an invoice without lines, rate or credit."""
+    import datetime as dt
+
+    from alembic import command
+
+    from connector.rules.vocabulary import DocumentType
+    from connector.store.models import Organisation
+    from tests.connector.factories import make_business, make_connection
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, "0005_issue15_name_keys")
+        item_id = uuid.uuid4()
+        with session(engine) as s:
+            business = make_business(s)
+            connection_id = make_connection(s, business=business).id
+            s.connection().execute(
+                sa.text(
+                    "INSERT INTO items (id, business_id, kind, status, review_reasons, external_id,"
+                    " currency, total, paid, resolved_sources, publish_generation,"
+                    " image_published, payment_recorded, contact_confirmed, created_at,"
+                    " updated_at) VALUES (:id, :b, 'cost', 'ready', '[]', 'old-1', 'GBP', 12.00,"
+                    " false, '{}', 1, false, false, false, :now, :now)"
+                ),
+                {
+                    "id": item_id.hex if engine.dialect.name == "sqlite" else item_id,
+                    "b": business.id.hex if engine.dialect.name == "sqlite" else business.id,
+                    "now": datetime.now(UTC),
+                },
+            )
+        migrate(engine)
+        with session(engine) as s:
+            old = s.get(Item, item_id)
+            assert old is not None
+            assert old.document_type == DocumentType.INVOICE
+            assert (old.lines, old.resolved_lines) == ([], [])
+            assert old.credits_external_id is None
+            assert old.exchange_rate is None
+            s.add(
+                Organisation(
+                    connection_id=connection_id,
+                    nomi_id="org-1",
+                    name="Acme",
+                    base_currency="EUR",
+                    lock_date=dt.date(2026, 1, 31),
+                )
+            )
+            old.exchange_rate = Decimal("123456789.123456")
+        with session(engine) as s:
+            org = s.execute(sa.select(Organisation)).scalar_one()
+            assert (org.base_currency, org.lock_date) == ("EUR", dt.date(2026, 1, 31))
+            again = s.get(Item, item_id)
+            assert again is not None
+            assert again.exchange_rate == Decimal("123456789.123456")
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0005_issue15_name_keys")
+        assert "organisations" not in sa.inspect(engine).get_table_names()
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("items")}
+        assert "lines" not in columns
+        assert "document_type" not in columns
     finally:
         engine.dispose()

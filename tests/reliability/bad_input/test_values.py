@@ -28,7 +28,8 @@ def test_impossible_amounts_are_refused_by_line_with_the_reason(
         "exactly: at most 13 digits before the point",
         (4, "total"): "'NaN' is not a finite amount",
         (5, "total"): "'Infinity' is not a finite amount",
-        (6, "total"): "total must be more than 0 (got -12.00)",
+        (6, "total"): "total must be more than 0 (got -12.00): a credit is imported as a credit "
+        "note (document_type credit_note) with a positive total",
         (7, "total"): "12.345 has more than two decimal places",
         (8, "total"): "'1_000' is not a number (digits and one '.' only)",
         (9, "tax_amount"): "tax 12.01 is more than the total 12.00",
@@ -239,8 +240,32 @@ def test_images_too_large_fake_or_outside_the_import_folder_are_refused_and_not_
         (2, "image"): "image scan.png is 52428800 bytes; the limit is 10485760 (10 MB)",
         (3, "image"): "image fake.pdf is not a PDF, PNG, JPEG or HEIC file (by content)",
         (4, "image"): "image empty.jpg is empty",
-        (6, "total"): "total must be more than 0 (got -1.00)",
+        (6, "total"): "total must be more than 0 (got -1.00): a credit is imported as a credit "
+        "note (document_type credit_note) with a positive total",
     }
     # Only the good row's image was stored; the refused row with the same image stored nothing
     # extra, and no temporary file was left behind.
     assert [p.read_bytes() for p in stored_images(images)] == [PNG + b"good"]
+
+
+def test_impossible_lines_credits_and_exchange_rates_are_refused_by_line_and_field(
+    run_import: Import,
+) -> None:
+    """Issue 20: a line's amounts are checked as an item's, and the lines must add up."""
+    outcome = run_import(CORPUS / "documents.csv")
+
+    assert outcome.imported == set()
+    assert outcome.errors == {
+        (2, "line_net"): "dl-01 line 1: '1e30' is not a number (digits and one '.' only)",
+        (3, "line_description"): "dl-02 line 1: contains the bidirectional control U+202E, "
+        "which can disguise text; refused",
+        (4, "line_net"): "dl-03 line 1: 99999999999999.00 is too large to be stored exactly: at "
+        "most 13 digits before the point",
+        (5, "line_net"): "dl-04 line 1: 'NaN' is not a finite amount",
+        (6, "total"): "the lines add up to 11.99, not the total 12.00",
+        (7, "total"): "total must be more than 0 (got -12.00): a credit is imported as a credit "
+        "note (document_type credit_note) with a positive total",
+        (8, "exchange_rate"): "'NaN' is not a finite rate",
+        (9, "exchange_rate"): "an exchange rate must be more than 0 (got -0.5)",
+        (10, "total"): "the lines add up to 10000000.01, implausibly large (limit 10000000.00)",
+    }

@@ -78,16 +78,25 @@ class _List:
     one: str
     many: str
     code: Callable[[Entry], str | None]
+    ways: str = "a code, a name or a Nomi id"
 
 
 _LISTS: dict[ListName, _List] = {
     ListName.CATEGORIES: _List(Category, "category", "categories", lambda e: _attr(e, "code")),
     ListName.TAX_RATES: _List(TaxRate, "tax rate", "tax rates", lambda e: _attr(e, "code")),
     ListName.BANK_ACCOUNTS: _List(
-        BankAccount, "bank account", "bank accounts", lambda e: _attr(e, "masked_number")
+        BankAccount,
+        "bank account",
+        "bank accounts",
+        lambda e: _attr(e, "masked_number"),
+        "a name, a masked number or a Nomi id",
     ),
-    ListName.SUPPLIERS: _List(Supplier, "supplier", "suppliers", lambda e: None),
-    ListName.CUSTOMERS: _List(Customer, "customer", "customers", lambda e: None),
+    ListName.SUPPLIERS: _List(
+        Supplier, "supplier", "suppliers", lambda e: None, "a name or a Nomi id"
+    ),
+    ListName.CUSTOMERS: _List(
+        Customer, "customer", "customers", lambda e: None, "a name or a Nomi id"
+    ),
 }
 _CONTACTS = (ListName.SUPPLIERS, ListName.CUSTOMERS)
 
@@ -199,7 +208,7 @@ def find_entry(
         )
     raise UnknownNameError(
         f"no {spec.one} {shown(text)} in business '{business.slug}'"
-        + (hint or f" (nothing close: give a code, a name or a Nomi id of one of its {spec.many})"),
+        + (hint or f" (nothing close: give {spec.ways} of one of its {spec.many})"),
         subject=about,
         text=text,
         suggestions=close,

@@ -146,7 +146,8 @@ def test_an_unknown_name_lists_close_matches_with_their_codes(db: Session, mirro
 
 def test_suggestions_are_at_most_five_and_never_archived(db: Session, mirror: Mirror) -> None:
     for n in range(8):
-        make_category(db, connection=mirror.connection, code=f"60{n}", name=f"Travel {n}")
+        make_category(db, connection=mirror.connection, nomi_id=f"cat-60{n}", code=f"60{n}",
+                      name=f"Travel {n}")  # fmt: skip
     db.commit()
     with pytest.raises(UnknownNameError) as refused:
         find_category(db, mirror.business, "travel")

@@ -96,12 +96,12 @@ def table(
 
 
 def _plain(value: object) -> object:
-    """A value as JSON holds it (numbers of money and ids as text)."""
+    """A value as JSON holds it (decimals as the table shows them, ids as text)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return str(value)
+    return show(value)
 
 
 def shown_id(words: str | None, nomi_id: str | None) -> str:

@@ -39,7 +39,7 @@ def run(database_url: str, tmp_path: Path) -> Run:
     return invoke
 
 
-#: The mirrored lists of ``bright_smile``: codes and names as the sandbox seeds them (sandbox/seed.py).
+#: The mirrored lists of ``bright_smile``: codes and names as sandbox/seed.py seeds them.
 CATEGORIES = [
     ("cat-200", "200", "Sales", "INCOME", "ACTIVE"),
     ("cat-453", "453", "Office Expenses", "EXPENSE", "ACTIVE"),

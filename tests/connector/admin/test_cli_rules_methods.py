@@ -282,15 +282,16 @@ def test_payment_methods_are_linked_and_removed_by_admins_only(
     assert "may not perform 'payment_methods.remove'" in refused.output
     assert "Traceback" not in refused.output
 
+    owner = ("--actor", "owner@bright.example")
     linked = run("payment-methods", "link", "company credit card", *method,
-                 "--bank-account", "business savings", "--actor", "owner@bright.example")  # fmt: skip
+                 "--bank-account", "business savings", *owner)  # fmt: skip
     assert linked.exit_code == 0, linked.output
     assert "'Company credit card' linked to bank account Business Savings" in linked.output
     by_number = run("payment-methods", "link", "company credit card", *method,
                     "--bank-account", "****1204", "--actor", "owner@bright.example")  # fmt: skip
     assert "linked to bank account Company Credit Card" in by_number.output
     archived = run("payment-methods", "link", "company credit card", *method,
-                   "--bank-account", "Old Euro Account", "--actor", "owner@bright.example")  # fmt: skip
+                   "--bank-account", "Old Euro Account", *owner)  # fmt: skip
     assert archived.exit_code == 1
     assert "bank account 'Old Euro Account' (****9051, archived) is archived" in archived.output
     unlinked = run("payment-methods", "link", "Company credit card", *method,

@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 
 from connector.access import PermissionDeniedError
 from connector.admin.businesses import connection_of
-from connector.admin.lookup import ArchivedEntryError, UnknownNameError
 from connector.admin.contact_rules import add_rule, remove_rule
+from connector.admin.lookup import ArchivedEntryError, UnknownNameError
 from connector.admin.members import add_member
 from connector.admin.payment_methods import (
     link_payment_method,
@@ -250,7 +250,7 @@ def test_a_tax_rate_needs_use_tax_list_on(engine: Engine, shop: Shop) -> None:
         s.add(settings)
         s.commit()
 
-    with pytest.raises(ValueError, match="only while the business.s use_tax_list setting is on"):
+    with pytest.raises(ValueError, match=r"only while the business's use_tax_list setting is on"):
         _edit(engine, shop, external_id, tax_rate=shop.tax_rate)
     assert _stored(engine, external_id).tax_rate_edit is None
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session
 
+from connector.admin.businesses import get_business
 from connector.admin.lookup import (
     AmbiguousNameError,
     ArchivedEntryError,
@@ -23,6 +24,7 @@ from connector.admin.lookup import (
     list_entries,
     nomi_id_or_none,
 )
+from connector.errors import UnknownBusinessError
 from connector.items.lookup import UnknownItemsError, items_by_external_id
 from connector.rules.vocabulary import ListName
 from connector.store.models import Business, Connection
@@ -234,3 +236,12 @@ def test_items_are_found_by_external_id_in_the_order_given(db: Session, mirror: 
     assert isinstance(refused.value, LookupError)
     with pytest.raises(ValueError, match="no item given"):
         items_by_external_id(db, mirror.business, [" "])
+
+
+def test_a_business_is_found_by_its_slug_in_any_case_and_a_typo_named_with_matches(
+    db: Session, mirror: Mirror
+) -> None:
+    assert get_business(db, " Bright-Smile ").id == mirror.business.id
+    with pytest.raises(UnknownBusinessError, match=r"no business 'brigth-smile' \(close matches: "
+                       r"'bright-smile'\)"):  # fmt: skip
+        get_business(db, "brigth-smile")

@@ -98,4 +98,3 @@ def test_the_cli_lists_the_synced_categories_with_their_codes(synced: Synced) ->
     office = next(line for line in lines if line.startswith("453\t"))
     assert office.split("\t")[1:4] == ["Office Expenses", "EXPENSE", "ACTIVE"]
     assert "499\tSundry (old)\tEXPENSE\tARCHIVED\t" in listed.output
-

@@ -79,6 +79,7 @@ class _List:
     many: str
     code: Callable[[Entry], str | None]
     ways: str = "a code, a name or a Nomi id"
+    which: str = "code or Nomi id"
 
 
 _LISTS: dict[ListName, _List] = {
@@ -90,12 +91,13 @@ _LISTS: dict[ListName, _List] = {
         "bank accounts",
         lambda e: _attr(e, "masked_number"),
         "a name, a masked number or a Nomi id",
+        "masked number or Nomi id",
     ),
     ListName.SUPPLIERS: _List(
-        Supplier, "supplier", "suppliers", lambda e: None, "a name or a Nomi id"
+        Supplier, "supplier", "suppliers", lambda e: None, "a name or a Nomi id", "Nomi id"
     ),
     ListName.CUSTOMERS: _List(
-        Customer, "customer", "customers", lambda e: None, "a name or a Nomi id"
+        Customer, "customer", "customers", lambda e: None, "a name or a Nomi id", "Nomi id"
     ),
 }
 _CONTACTS = (ListName.SUPPLIERS, ListName.CUSTOMERS)
@@ -184,7 +186,7 @@ def find_entry(
             listed = ", ".join(describe(e, with_id=True) for e in active[:SUGGESTIONS])
             raise AmbiguousNameError(
                 f"{shown(text)} names {len(active)} {spec.many} in business '{business.slug}': "
-                f"{listed}; give its code or Nomi id",
+                f"{listed}; give its {spec.which}",
                 subject=about,
                 text=text,
                 suggestions=[describe(e, with_id=True) for e in active[:SUGGESTIONS]],

@@ -29,14 +29,13 @@ USER_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError, PermissionD
 #: The help of every ``--business`` option.
 BUSINESS_HELP = "Slug of the business (see 'business list')."
 BUSY_EXIT = 75  # EX_TEMPFAIL: nothing was changed, the same command can simply be run again
-#: The option that gives the input a refusal is about (``RefusedValueError.subject``); item edits
-#: name the tax rate by its field, ``tax_rate``.
+#: The option that gives the input a refusal is about (``RefusedValueError.subject``; a setting's
+#: name is its own: ``settings set`` takes KEY=VALUE).
 OPTION_OF = {
     "actor": "--actor",
     "bank account": "--bank-account",
     "category": "--category",
     "tax rate": "--tax-rate",
-    "tax_rate": "--tax-rate",
 }
 
 

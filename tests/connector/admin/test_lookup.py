@@ -114,6 +114,7 @@ def test_suppliers_and_customers_are_found_by_name_as_rules_match_them(
     with pytest.raises(AmbiguousNameError) as twice:
         find_contact(db, mirror.business, "supplier", "acme")
     assert "id sup-acme)" in str(twice.value)
+    assert str(twice.value).endswith("give its Nomi id")
     assert "id sup-acme2)" in str(twice.value)
     with pytest.raises(UnknownNameError, match="no customer 'Staples UK'"):
         find_contact(db, mirror.business, "customer", "Staples UK")

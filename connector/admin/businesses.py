@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+
 from sqlmodel import Session, select
 
 from connector.admin.common import NAME_CHARS, add_row, may_be_stored
-from connector.errors import NotFoundError
+from connector.errors import UnknownBusinessError
 from connector.store.models import Business, Connection, ConnectionSettings
 from connector.text_guard import guard_required, guard_slug, shown
 
@@ -26,12 +28,20 @@ def add_business(session: Session, *, slug: str, name: str) -> Business:
 
 
 def get_business(session: Session, slug: str) -> Business:
-    """The business with this slug."""
+    """The business with this slug (trimmed; slugs are lowercase, so any case finds it).
+
+    Raises:
+        UnknownBusinessError: No business has it (the message names close slugs).
+    """
+    wanted = slug.strip().lower()
     found = None
-    if may_be_stored(slug, limit=64):
-        found = session.exec(select(Business).where(Business.slug == slug)).first()
+    if may_be_stored(wanted, limit=64):
+        found = session.exec(select(Business).where(Business.slug == wanted)).first()
     if found is None:
-        raise NotFoundError(f"no business {shown(slug)} (see 'business list')")
+        slugs = list(session.exec(select(Business.slug)))
+        close = difflib.get_close_matches(wanted, slugs, n=5, cutoff=0.6)
+        hint = f" (close matches: {', '.join(shown(s) for s in close)})" if close else ""
+        raise UnknownBusinessError(f"no business {shown(slug)}{hint}")
     return found
 
 

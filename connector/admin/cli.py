@@ -1,4 +1,4 @@
-"""The ``nomi-connector`` command: database, businesses, users, settings, rules and items.
+"""The ``nomi-connector`` command: database, businesses, users, settings, rules, items, lists.
 
 Settings come from the environment (``NOMI_CONNECTOR_HOME``, ``NOMI_CONNECTOR_DATABASE_URL``,
 ``NOMI_CONNECTOR_BUSY_TIMEOUT``) or the ``--home``/``--database-url`` options. The command groups
@@ -8,6 +8,7 @@ Importing this module loads neither pandas nor Prefect: the commands needing the
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from connector.admin.commands.contact_rules import rules_app
 from connector.admin.commands.directory import business_app, member_app, user_app
 from connector.admin.commands.history import history_app
 from connector.admin.commands.items import items_app
+from connector.admin.commands.lists import lists_app
 from connector.admin.commands.payment_methods import methods_app
 from connector.settings import ConnectorSettings
 from connector.store.db import is_busy_error, migrate
@@ -37,8 +39,20 @@ for sub, name in [
     (items_app, "items"),
     (history_app, "history"),
     (connection_app, "connection"),
+    (lists_app, "lists"),
 ]:
     app.add_typer(sub, name=name)
+
+
+def _print_version(asked: bool) -> None:
+    """Print the installed version and stop (``--version``)."""
+    if asked:
+        try:
+            installed = version("nomi-connector")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            installed = "unknown (not installed)"
+        typer.echo(f"nomi-connector {installed}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -47,6 +61,13 @@ def main(
     home: Path | None = typer.Option(None, help="Data folder (env NOMI_CONNECTOR_HOME)."),
     database_url: str | None = typer.Option(
         None, help="Database URL (env NOMI_CONNECTOR_DATABASE_URL)."
+    ),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
     ),
 ) -> None:
     """Administer the Nomi connector database."""

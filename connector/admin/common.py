@@ -1,17 +1,15 @@
 """What the administration modules share: their errors, column sizes and value checks.
 
 The admin modules are plain functions with an injected session, used by the CLI and by flows.
-They flush but do not commit; the caller's ``connector.store.db.session`` commits.
+They flush but do not commit; the caller's ``connector.store.db.session`` commits. Entries of
+the mirrored Nomi lists are named by code or name through ``connector.admin.lookup``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import TypeVar
 
 from sqlmodel import Session
-
-from connector.text_guard import shown
 
 #: Characters a name column holds (``varchar(255)``: businesses, users, payment methods, rules).
 NAME_CHARS = 255
@@ -21,8 +19,6 @@ DESCRIPTION_CHARS = 2000
 EMAIL_CHARS = 320
 
 Row = TypeVar("Row")
-
-_NOMI_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 class RefusedValueError(ValueError):
@@ -47,22 +43,3 @@ def add_row(session: Session, row: Row) -> Row:
 def may_be_stored(value: str, *, limit: int) -> bool:
     """Whether a looked-up value could be in a column at all (a NUL breaks PostgreSQL's query)."""
     return len(value) <= limit and "\x00" not in value
-
-
-def nomi_id_or_none(key: str, text: str, what: str = "tax-rate") -> str | None:
-    """A Nomi ``what`` id typed for ``key`` (``none`` or empty clears it).
-
-    Raises:
-        RefusedValueError: Not an id Nomi could have issued (names the key and shows the value;
-            ``subject`` is the key).
-    """
-    value = text.strip()
-    if value.lower() in {"", "none"}:
-        return None
-    if not _NOMI_ID.fullmatch(value):
-        raise RefusedValueError(
-            f"{key} takes a Nomi {what} id (up to 64 letters, digits, '.', '_', ':' or '-') "
-            f"or none, not {shown(value)}",
-            subject=key,
-        )
-    return value

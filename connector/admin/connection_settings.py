@@ -8,7 +8,9 @@ from sqlmodel import Session, select
 
 from connector.access import require_admin
 from connector.admin.businesses import connection_of
-from connector.admin.common import add_row, nomi_id_or_none
+from connector.admin.common import add_row
+from connector.admin.lookup import nomi_id_or_none
+from connector.rules.vocabulary import ListName
 from connector.store.models import Business, ConnectionSettings, User
 from connector.text_guard import shown
 
@@ -44,15 +46,17 @@ def set_settings(
         session: A session on the connector database.
         business: The business whose connection settings change.
         actor: The acting user.
-        changes: Setting name -> text value (``true``/``false`` for switches; a Nomi tax-rate id
-            or ``none`` for tax defaults).
+        changes: Setting name -> text value (``true``/``false`` for switches; for tax defaults
+            a tax rate's code, name or Nomi id in the business's mirror, or ``none``; stored as
+            the Nomi id).
 
     Returns:
         The updated settings.
 
     Raises:
         PermissionDeniedError: The actor is not an admin or accountant of the business.
-        ValueError: An unknown setting or a bad value.
+        ValueError: An unknown setting or a bad value (a tax rate naming no single active
+            entry is a ``NameLookupError`` whose ``subject`` is the setting).
     """
     parsed: dict[str, Any] = {}
     for key, text in changes.items():
@@ -62,7 +66,7 @@ def set_settings(
                 raise ValueError(f"{key} takes true or false, not {shown(text)}")
             parsed[key] = lowered in {"true", "on", "yes"}
         elif key in TAX_SETTINGS:
-            parsed[key] = nomi_id_or_none(key, text)
+            parsed[key] = nomi_id_or_none(session, business, ListName.TAX_RATES, text, subject=key)
         else:
             raise ValueError(
                 f"unknown setting {shown(key)}; known: {', '.join(BOOL_SETTINGS + TAX_SETTINGS)}"

@@ -9,15 +9,11 @@ from sqlmodel import Session, select
 
 from connector.access import require_admin
 from connector.admin.businesses import connection_of
-from connector.admin.common import (
-    DESCRIPTION_CHARS,
-    NAME_CHARS,
-    add_row,
-    nomi_id_or_none,
-)
+from connector.admin.common import DESCRIPTION_CHARS, NAME_CHARS, add_row
+from connector.admin.lookup import nomi_id_or_none
 from connector.errors import NotFoundError
 from connector.rules.names import matching_key
-from connector.rules.vocabulary import ContactKind, RuleSource
+from connector.rules.vocabulary import ContactKind, ListName, RuleSource
 from connector.store.models import Business, Connection, ContactRule, User
 from connector.text_guard import guard_text, shown
 
@@ -30,10 +26,10 @@ RULE_FIELDS = (
     "paid",
     "auto_publish",
 )
-#: The Nomi ids a rule may set: field, what it is called, which Nomi list it comes from.
+#: The Nomi entries a rule may set: field, what it is called, which mirrored list it names.
 _NOMI_ID_FIELDS = (
-    ("category_nomi_id", "category", "category"),
-    ("tax_rate_nomi_id", "tax rate", "tax-rate"),
+    ("category_nomi_id", "category", ListName.CATEGORIES),
+    ("tax_rate_nomi_id", "tax rate", ListName.TAX_RATES),
 )
 
 
@@ -44,11 +40,15 @@ def add_rule(
 
     Rules decide what items publish as, and whether they publish on their own, so changing one
     is managing the connection: admins and accountants only, audited as ``rules.add`` with what
-    the rule sets. ``fields``: those of ``RULE_FIELDS``.
+    the rule sets. ``fields``: those of ``RULE_FIELDS``; ``category_nomi_id`` and
+    ``tax_rate_nomi_id`` take a code, a name or a Nomi id of the business's mirrored lists
+    (``connector.admin.lookup``), stored as the Nomi id; ``none`` leaves the rule without one.
 
     Raises:
-        ValueError: An unknown kind or field, an empty name or a malformed Nomi id (a
-            ``RefusedValueError`` about the ``category`` or ``tax rate``; nothing written).
+        ValueError: An unknown kind or field, or an empty name (nothing written).
+        NameLookupError: A category or tax rate that names no single active entry (a
+            ``RefusedValueError`` about the ``category`` or ``tax rate``, listing close matches;
+            nothing written).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
     name = _rule_name(name)
@@ -56,9 +56,11 @@ def add_rule(
     unknown = sorted(set(fields) - set(RULE_FIELDS))
     if unknown:
         raise ValueError(f"unknown rule field(s) {', '.join(unknown)}; known: {RULE_FIELDS}")
-    for field, called, what in _NOMI_ID_FIELDS:
+    for field, called, list_name in _NOMI_ID_FIELDS:
         if fields.get(field) is not None:
-            fields[field] = nomi_id_or_none(called, fields[field], what=what)
+            fields[field] = nomi_id_or_none(
+                session, business, list_name, fields[field], subject=called
+            )
     if "description" in fields:
         fields["description"] = guard_text(
             fields["description"],

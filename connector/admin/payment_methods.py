@@ -6,16 +6,19 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from connector.access import require_admin
-from connector.admin.common import NAME_CHARS, add_row, nomi_id_or_none
+from connector.admin.common import NAME_CHARS, add_row
+from connector.admin.lookup import nomi_id_or_none
 from connector.errors import NotFoundError
 from connector.items.fields import method_key
+from connector.rules.vocabulary import ListName
 from connector.store.models import Business, ContactRule, Item, PaymentMethod, User
 from connector.text_guard import guard_text, shown
 
 
-def _bank_account_id(text: str | None) -> str | None:
-    """The bank account a payment method is linked to (``none`` or empty: not linked)."""
-    return nomi_id_or_none("bank account", text or "", what="bank-account")
+def _bank_account_id(session: Session, business: Business, text: str | None) -> str | None:
+    """The bank account a payment method is linked to, by name, masked number or Nomi id
+    (``none`` or empty: not linked)."""
+    return nomi_id_or_none(session, business, ListName.BANK_ACCOUNTS, text, subject="bank account")
 
 
 def add_payment_method(
@@ -32,10 +35,13 @@ def add_payment_method(
     managing the connection: admins and accountants only, audited as ``payment_methods.add``.
 
     Names are unique in a business regardless of case, as lookups by name ignore case.
+    ``bank_account_nomi_id`` takes the account's name, masked number or Nomi id in the
+    business's mirror (``connector.admin.lookup``); it is stored as the Nomi id.
 
     Raises:
-        ValueError: An empty name, a name the business already has, or a malformed bank-account
-            id (a ``RefusedValueError`` about the ``bank account``; nothing written).
+        ValueError: An empty name, or a name the business already has (nothing written).
+        NameLookupError: A bank account that names no single active account of the mirror (a
+            ``RefusedValueError`` about the ``bank account``, with close matches).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
     checked = guard_text(name, field="payment method name", limit=NAME_CHARS)
@@ -47,7 +53,7 @@ def add_payment_method(
         raise ValueError(
             f"business '{business.slug}' already has the payment method '{existing.name}'"
         )
-    bank = _bank_account_id(bank_account_nomi_id)
+    bank = _bank_account_id(session, business, bank_account_nomi_id)
     require_admin(
         session,
         business_id=business.id,
@@ -76,11 +82,11 @@ def link_payment_method(
 
     Raises:
         NotFoundError: The business has no payment method of that name.
-        ValueError: A malformed bank-account id (nothing written).
+        NameLookupError: A bank account that names no single active account (nothing written).
         PermissionDeniedError: The actor is not an admin or accountant of the business.
     """
     method = get_payment_method(session, business, name)
-    bank = _bank_account_id(bank_account_nomi_id)
+    bank = _bank_account_id(session, business, bank_account_nomi_id)
     require_admin(
         session,
         business_id=business.id,
@@ -116,7 +122,7 @@ def remove_payment_method(session: Session, *, business: Business, actor: User, 
         uses += [f"{items} item(s)"] if items else []
         raise ValueError(
             f"payment method '{method.name}' is used by {' and '.join(uses)}: it stays (link it "
-            "to another bank account with 'payment-methods link' instead)"
+            "to another bank account instead)"
         )
     require_admin(
         session,

@@ -7,8 +7,9 @@ Text from the database or the command line is printed through ``connector.text_g
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import NoReturn
@@ -25,15 +26,16 @@ from connector.store.db import is_busy_error, make_engine, session
 from connector.text_guard import printable
 
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, LookupError, PermissionDeniedError)
+#: The help of every ``--business`` option.
+BUSINESS_HELP = "Slug of the business (see 'business list')."
 BUSY_EXIT = 75  # EX_TEMPFAIL: nothing was changed, the same command can simply be run again
-#: The option that gives the input a refusal is about (``RefusedValueError.subject``); item edits
-#: name the tax rate by its field, ``tax_rate``.
+#: The option that gives the input a refusal is about (``RefusedValueError.subject``; a setting's
+#: name is its own: ``settings set`` takes KEY=VALUE).
 OPTION_OF = {
     "actor": "--actor",
     "bank account": "--bank-account",
     "category": "--category",
     "tax rate": "--tax-rate",
-    "tax_rate": "--tax-rate",
 }
 
 
@@ -76,6 +78,36 @@ def fail_with(exc: Exception) -> NoReturn:
 def echo(*values: object, sep: str = "\t") -> None:
     """Print values (escaped: see ``printable``) joined by ``sep``: one line of output."""
     typer.echo(sep.join(printable(show(v)) for v in values))
+
+
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], *, as_json: bool = False
+) -> None:
+    """Print rows as tab-separated lines under a header line (printed even with no rows), or,
+    ``as_json``, one JSON object per row keyed by the headers (JSON escapes text itself)."""
+    if not as_json:
+        echo(*headers)
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps(dict(zip(headers, (_plain(v) for v in row), strict=True))))
+        else:
+            echo(*row)
+
+
+def _plain(value: object) -> object:
+    """A value as JSON holds it (decimals as the table shows them, ids as text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return show(value)
+
+
+def shown_id(words: str | None, nomi_id: str | None) -> str:
+    """A stored Nomi id with its entry's words when the mirror has it (``453 Office Expenses``)."""
+    if nomi_id is None:
+        return "-"
+    return nomi_id if words in (None, nomi_id) else f"{words} [{nomi_id}]"
 
 
 def show(value: object) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import typer
 
 from connector.admin.businesses import add_business, get_business, list_businesses
-from connector.admin.commands.base import database, echo
+from connector.admin.commands.base import database, echo, table
 from connector.admin.members import add_member
 from connector.admin.users import add_user, get_actor, get_user
+from connector.rules.vocabulary import Role
 
 business_app = typer.Typer(help="Businesses.", no_args_is_help=True)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -17,7 +18,11 @@ member_app = typer.Typer(
 
 
 @business_app.command("add")
-def business_add(ctx: typer.Context, slug: str, name: str = typer.Option(..., "--name")) -> None:
+def business_add(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="Short name: 2 to 63 lowercase letters, digits, '-'."),
+    name: str = typer.Option(..., "--name", help="The business's name as people write it."),
+) -> None:
     """Add a business."""
     with database(ctx, write=True) as db:
         business = add_business(db, slug=slug, name=name)
@@ -28,12 +33,16 @@ def business_add(ctx: typer.Context, slug: str, name: str = typer.Option(..., "-
 def business_list(ctx: typer.Context) -> None:
     """List businesses."""
     with database(ctx, write=False) as db:
-        for business in list_businesses(db):
-            echo(business.slug, business.name, business.id)
+        rows = [(b.slug, b.name, b.id) for b in list_businesses(db)]
+        table(("slug", "name", "id"), rows)
 
 
 @user_app.command("add")
-def user_add(ctx: typer.Context, email: str, name: str = typer.Option(..., "--name")) -> None:
+def user_add(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The user's email (their sign-in; stored lowercase)."),
+    name: str = typer.Option(..., "--name", help="The user's name."),
+) -> None:
     """Add a user."""
     with database(ctx, write=True) as db:
         user = add_user(db, email=email, name=name)
@@ -45,7 +54,12 @@ def member_add(
     ctx: typer.Context,
     business: str = typer.Option(..., "--business", help="Business slug."),
     user: str = typer.Option(..., "--user", help="User email."),
-    role: str = typer.Option(..., "--role", help="admin, standard or accountant."),
+    role: Role = typer.Option(
+        ...,
+        "--role",
+        case_sensitive=False,
+        help="admin and accountant manage the business; standard imports, edits and publishes.",
+    ),
     actor: str | None = typer.Option(
         None,
         "--actor",
@@ -60,7 +74,7 @@ def member_add(
             db,
             business=target,
             user=get_user(db, user),
-            role=role,
+            role=role.value,
             actor=get_actor(db, actor, business=target, action="members.add") if actor else None,
         )
         echo(f"{user} is {member.role} of {business}")

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from connector.admin.commands.base import CliState, fail, fail_with, user_errors
+from connector.admin.commands.base import CliState, fail_with, user_errors
 
 history_app = typer.Typer(help="Publish run history.", no_args_is_help=True)
+
+
+class ExportFormat(StrEnum):
+    """The file formats ``history export`` writes."""
+
+    CSV = "csv"
+    PARQUET = "parquet"
 
 
 @history_app.command("export")
@@ -20,7 +28,9 @@ def history_export(
         None, formats=["%Y-%m-%d"], help="Last day (UTC), included; default today."
     ),
     business: str | None = typer.Option(None, help="Business slug; default every business."),
-    fmt: str = typer.Option(..., "--format", help="csv or parquet."),
+    fmt: ExportFormat = typer.Option(
+        ..., "--format", case_sensitive=False, help="File format of the export."
+    ),
     output: Path = typer.Option(..., help="File to write (replaced)."),
 ) -> None:
     """Export one row per publish attempt (columns in docs/history.md)."""
@@ -28,12 +38,10 @@ def history_export(
     from connector.history.queries import ReportWindow
 
     state: CliState = ctx.obj
-    if fmt not in ("csv", "parquet"):
-        fail(f"unknown format {fmt!r} (csv or parquet)")
     try:
         last = until.date() if until else datetime.now(UTC).date()
         window = ReportWindow(since=since.date(), until=last, business=business)
-        rows = export_attempts(state.engine, window, output, fmt=fmt)  # type: ignore[arg-type]
+        rows = export_attempts(state.engine, window, output, fmt=fmt.value)
     except user_errors() as exc:
         fail_with(exc)
     finally:

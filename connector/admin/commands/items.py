@@ -6,14 +6,13 @@ Intake and item edits (which reach into publishing) are imported inside their co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from sqlmodel import select
 
 from connector.admin.businesses import get_business
-from connector.admin.commands.base import CliState, database, echo, fail, show
+from connector.admin.commands.base import BUSINESS_HELP, CliState, database, echo, show, table
 from connector.rules.vocabulary import ItemStatus
 from connector.store.models import Item
 from connector.text_guard import printable
@@ -25,7 +24,7 @@ items_app = typer.Typer(help="Items to publish.", no_args_is_help=True)
 def items_import(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="A .csv or .jsonl file (see docs/intake.md)."),
-    business: str = typer.Option(..., "--business"),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
     actor: str = typer.Option(..., "--actor", help="Email of the member importing (audited)."),
 ) -> None:
     """Import items (any member; audited); bad rows are listed by line and field, good rows kept."""
@@ -49,49 +48,59 @@ def items_import(
         raise typer.Exit(1)
 
 
+#: The columns of ``items list``.
+ITEM_COLUMNS = ("external_id", "kind", "status", "contact", "date", "currency", "total", "reasons")
+
+
 @items_app.command("list")
 def items_list(
     ctx: typer.Context,
-    business: str = typer.Option(..., "--business"),
-    status: str | None = typer.Option(None, help="review, ready, publishing, published, archived."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
+    status: ItemStatus | None = typer.Option(
+        None, case_sensitive=False, help="Only items in this status (default: every item)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per line instead of tab-separated columns."
+    ),
 ) -> None:
-    """List a business's items."""
-    if status is not None and status not in {s.value for s in ItemStatus}:
-        fail(f"unknown status {status!r}")
+    """List a business's items (external id first: what edits and publish selections take)."""
     with database(ctx, write=False) as db:
         target = get_business(db, business)
         query = select(Item).where(Item.business_id == target.id)
         if status is not None:
-            query = query.where(Item.status == status)
-        for item in db.exec(query.order_by(Item.created_at, Item.external_id)):  # type: ignore[arg-type]
-            row = {
-                "external_id": item.external_id,
-                "kind": item.kind,
-                "status": item.status,
-                "contact": item.contact_name,
-                "date": item.date.isoformat() if item.date else None,
-                "currency": item.currency,
-                "total": str(item.total) if item.total is not None else None,
-                "reasons": item.review_reasons,
-            }
-            if as_json:
-                typer.echo(json.dumps(row))  # JSON escapes control characters itself
-            else:
-                echo(*row.values())
+            query = query.where(Item.status == status.value)
+        items = db.exec(query.order_by(Item.created_at, Item.external_id))  # type: ignore[arg-type]
+        rows = (
+            (
+                item.external_id,
+                item.kind,
+                item.status,
+                item.contact_name,
+                item.date.isoformat() if item.date else None,
+                item.currency,
+                str(item.total) if item.total is not None else None,
+                item.review_reasons,
+            )
+            for item in items
+        )
+        table(ITEM_COLUMNS, rows, as_json=as_json)
 
 
 @items_app.command("edit")
 def items_edit(
     ctx: typer.Context,
     external_id: str = typer.Argument(..., help="The item's external id (see items list)."),
-    business: str = typer.Option(..., "--business"),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
     actor: str = typer.Option(..., "--actor", help="Email of the member making the edit."),
     category: str | None = typer.Option(
-        None, help="Nomi category id for this item; none clears it (the rules decide again)."
+        None,
+        help="Category code, name or Nomi id (see lists categories); none clears it and the "
+        "rules decide again.",
     ),
     tax_rate: str | None = typer.Option(
-        None, help="Nomi tax-rate id for this item (use_tax_list on); none clears it."
+        None,
+        help="Tax-rate code, name or Nomi id (see lists tax-rates; needs use_tax_list on); "
+        "none clears it.",
     ),
 ) -> None:
     """Set the category or tax rate on one item (it wins over rules); the item is reassessed."""
@@ -111,8 +120,8 @@ def items_edit(
             changes=changes,
         )
     echo(
-        f"{result.external_id}: {result.status}; category={show(result.category_id)} "
-        f"tax_rate={show(result.tax_rate_id)}"
+        f"{result.external_id}: {result.status}; category {show(result.category)}, "
+        f"tax rate {show(result.tax_rate)}"
     )
     for reason in result.review_reasons:
         echo(f"  {reason}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from connector.admin.businesses import get_business
-from connector.admin.commands.base import database, echo, reassess, show
+from connector.admin.commands.base import BUSINESS_HELP, database, echo, reassess, table
+from connector.admin.lookup import label_of, labels
 from connector.admin.payment_methods import (
     add_payment_method,
     link_payment_method,
@@ -13,17 +14,24 @@ from connector.admin.payment_methods import (
     remove_payment_method,
 )
 from connector.admin.users import get_actor
+from connector.rules.vocabulary import ListName
 
 methods_app = typer.Typer(help="Payment methods.", no_args_is_help=True)
+
+ACTOR_HELP = "Email of the admin or accountant making the change (audited)."
+NAME_HELP = "The payment method's name (as import files name it; any case)."
+BANK_HELP = "Bank account name, masked number or Nomi id (see lists bank-accounts)."
 
 
 @methods_app.command("add")
 def methods_add(
     ctx: typer.Context,
-    name: str,
-    business: str = typer.Option(..., "--business"),
-    bank_account: str | None = typer.Option(None, help="Nomi bank-account id."),
-    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+    name: str = typer.Argument(..., help=NAME_HELP),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
+    bank_account: str | None = typer.Option(
+        None, help=f"{BANK_HELP} Paid items are paid from it; default none."
+    ),
+    actor: str = typer.Option(..., "--actor", help=ACTOR_HELP),
 ) -> None:
     """Add a payment method (admins and accountants; audited)."""
     with database(ctx, write=True) as db:
@@ -41,12 +49,12 @@ def methods_add(
 @methods_app.command("link")
 def methods_link(
     ctx: typer.Context,
-    name: str,
-    business: str = typer.Option(..., "--business"),
+    name: str = typer.Argument(..., help=NAME_HELP),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
     bank_account: str = typer.Option(
-        ..., help="Nomi bank-account id, or none to unlink (paid items then publish unpaid)."
+        ..., help=f"{BANK_HELP} none unlinks it (paid items then publish unpaid)."
     ),
-    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+    actor: str = typer.Option(..., "--actor", help=ACTOR_HELP),
 ) -> None:
     """Link a payment method to another Nomi bank account (admins and accountants; audited)."""
     with database(ctx, write=True) as db:
@@ -59,7 +67,7 @@ def methods_link(
             bank_account_nomi_id=bank_account,
         )
         retried = reassess(db, target.id)
-        bank = method.bank_account_nomi_id
+        bank = label_of(db, target, ListName.BANK_ACCOUNTS, method.bank_account_nomi_id)
         linked = f"linked to bank account {bank}" if bank else "no longer linked to a bank account"
         echo(f"payment method {method.name!r} {linked}{retried}")
 
@@ -67,9 +75,9 @@ def methods_link(
 @methods_app.command("remove")
 def methods_remove(
     ctx: typer.Context,
-    name: str,
-    business: str = typer.Option(..., "--business"),
-    actor: str = typer.Option(..., "--actor", help="Email of the admin making the change."),
+    name: str = typer.Argument(..., help=NAME_HELP),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
+    actor: str = typer.Option(..., "--actor", help=ACTOR_HELP),
 ) -> None:
     """Remove a payment method no rule or item uses (admins and accountants; audited)."""
     with database(ctx, write=True) as db:
@@ -84,8 +92,19 @@ def methods_remove(
 
 
 @methods_app.command("list")
-def methods_list(ctx: typer.Context, business: str = typer.Option(..., "--business")) -> None:
-    """List payment methods."""
+def methods_list(
+    ctx: typer.Context,
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per line instead of tab-separated columns."
+    ),
+) -> None:
+    """List payment methods and the bank account each is paid from."""
     with database(ctx, write=False) as db:
-        for method in list_payment_methods(db, get_business(db, business)):
-            echo(method.name, f"bank_account={show(method.bank_account_nomi_id)}")
+        target = get_business(db, business)
+        banks = labels(db, target, ListName.BANK_ACCOUNTS)
+        rows = [
+            (m.name, banks.get(m.bank_account_nomi_id or ""), m.bank_account_nomi_id)
+            for m in list_payment_methods(db, target)
+        ]
+        table(("name", "bank_account", "bank_account_id"), rows, as_json=as_json)

@@ -34,7 +34,7 @@ def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
         "--actor",
         "owner@bright.example",
         "auto_publish=true",
-        "default_tax_costs=tax-20",
+        "default_tax_costs=std20",  # a tax rate by its code, any case
     )
     assert changed.exit_code == 0, changed.output
     by_accountant = run(
@@ -69,10 +69,16 @@ def test_an_admin_changes_settings_and_a_standard_member_is_refused_and_audited(
     )
     assert bad.exit_code == 1
     assert "unknown setting 'colour'" in bad.output
+    unknown_rate = run("settings", "set", "--business", "bright-smile", "--actor",
+                       "owner@bright.example", "default_tax_sales=Standard 2%")  # fmt: skip
+    assert unknown_rate.exit_code == 1
+    assert "no tax rate 'Standard 2%' in business 'bright-smile'" in unknown_rate.output
+    assert "close matches: 'Standard 20%' (code STD20)" in unknown_rate.output
 
     shown = run("settings", "show", "--business", "bright-smile").output
     assert "auto_publish = true" in shown
-    assert "default_tax_costs = tax-20" in shown
+    assert "default_tax_costs = STD20 Standard 20% [tax-20]" in shown
+    assert "default_tax_sales = -" in shown
     assert "warn_new_supplier = false" in shown
     engine = make_engine(database_url)
     with Session(engine) as db:

@@ -36,7 +36,16 @@ def test_items_import_list_and_report_refused_rows(run: Run, bright_smile: None)
     review = run("items", "list", "--business", "bright-smile", "--status", "review", "--json")
     assert all(json.loads(line)["status"] == "review" for line in review.output.splitlines())
     wrong = run("items", "list", "--business", "bright-smile", "--status", "lost")
-    assert wrong.exit_code == 1
+    assert wrong.exit_code == 2  # a usage error, listing the statuses there are
+    assert "'lost' is not one of" in wrong.output
+    for status in ("review", "ready", "publishing", "published", "archived"):
+        assert status in wrong.output
+    tsv = run("items", "list", "--business", "bright-smile", "--status", "REVIEW").output
+    lines = tsv.splitlines()
+    assert lines[0].split("\t") == [
+        "external_id", "kind", "status", "contact", "date", "currency", "total", "reasons"
+    ]  # fmt: skip
+    assert len(lines) == 1 + sum(1 for r in rows if r["status"] == "review")
     missing = run("items", "import", "nope.csv", "--business", "bright-smile", *IMPORTER)
     assert missing.exit_code == 1
     assert "file not found" in missing.output
@@ -54,10 +63,11 @@ def test_an_item_is_edited_by_a_member_and_refused_to_an_outsider(
     assert run("user", "add", "stranger@else.example", "--name", "Stranger").exit_code == 0
     edit = ("items", "edit", "bs-0001", "--business", "bright-smile")
 
-    edited = run(*edit, "--actor", "clerk@bright.example", "--category", "cat-office")
+    edited = run(*edit, "--actor", "clerk@bright.example", "--category", "453")
     assert edited.exit_code == 0, edited.output
     assert edited.output.startswith("bs-0001: ")
-    refused = run(*edit, "--actor", "stranger@else.example", "--category", "cat-other")
+    assert "category 453 Office Expenses" in edited.output
+    refused = run(*edit, "--actor", "stranger@else.example", "--category", "cat-453")
     assert refused.exit_code == 1
     assert "stranger@else.example may not perform 'item.edit'" in refused.output
     nothing = run(*edit, "--actor", "clerk@bright.example")
@@ -69,7 +79,7 @@ def test_an_item_is_edited_by_a_member_and_refused_to_an_outsider(
         item = db.exec(select(Item).where(Item.external_id == "bs-0001")).one()
         audit = db.exec(select(AuditLog).where(AuditLog.action == "item.edit")).all()
     engine.dispose()
-    assert item.category_edit == "cat-office"
+    assert item.category_edit == "cat-453"
     assert sorted(a.allowed for a in audit) == [False, True]
 
 
@@ -147,3 +157,31 @@ def test_members_are_changed_by_admins_only_and_the_last_admin_stays(
     ]
     assert audit[-1].detail["role"] == "standard"
     assert audit[-1].detail["member_user_id"] == str(users["books@ledger.example"])
+
+
+def test_an_item_is_edited_by_category_name_and_tax_code_and_a_typo_is_answered_with_matches(
+    run: Run, bright_smile: None
+) -> None:
+    """Issue 19: `--category "Office Expenses"` was refused; `--category 453` said nothing."""
+    imported = run(
+        "items", "import", str(EXAMPLES / "items.csv"), "--business", "bright-smile", *IMPORTER
+    )
+    assert imported.exit_code == 0, imported.output
+    edit = ("items", "edit", "bs-0004", "--business", "bright-smile", *IMPORTER)
+
+    edited = run(*edit, "--category", "office expenses", "--tax-rate", "red5")
+    assert edited.exit_code == 0, edited.output
+    assert "category 453 Office Expenses, tax rate RED5 Reduced 5%" in edited.output
+
+    typo = run(*edit, "--category", "Ofice Expences")
+    assert typo.exit_code == 1
+    assert typo.output.startswith("error: no category 'Ofice Expences' in business 'bright-smile'")
+    assert "close matches: 'Office Expenses' (code 453)" in typo.output
+    assert typo.output.rstrip().endswith("(option --category)")
+    archived = run(*edit, "--category", "499")
+    assert archived.exit_code == 1
+    assert "'Sundry (old)' (code 499, archived) is archived in Nomi" in archived.output
+    unknown_item = run("items", "edit", "bs-004", "--business", "bright-smile", *IMPORTER,
+                       "--category", "453")  # fmt: skip
+    assert unknown_item.exit_code == 1
+    assert "has no item 'bs-004' (close matches: 'bs-0004'" in unknown_item.output

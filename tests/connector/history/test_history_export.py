@@ -189,4 +189,4 @@ def test_cli_history_export_writes_the_file_and_refuses_an_unknown_business(
     assert refused.exit_code == 1
     assert "nobody" in refused.output
     bad = runner.invoke(app, [*base, "--format", "xlsx", "--output", str(tmp_path / "x.xlsx")])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # a usage error: the formats are a choice, listed in the message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -16,6 +17,7 @@ from sqlmodel import Session, select
 from connector.access import PermissionDeniedError
 from connector.admin.businesses import connection_of
 from connector.admin.contact_rules import add_rule, remove_rule
+from connector.admin.lookup import ArchivedEntryError, UnknownNameError
 from connector.admin.members import add_member
 from connector.admin.payment_methods import (
     link_payment_method,
@@ -25,6 +27,7 @@ from connector.admin.payment_methods import (
 from connector.items.assess import reassess
 from connector.items.choices import reassess_after_change
 from connector.items.edits import EditResult, edit_item
+from connector.items.lookup import UnknownItemsError
 from connector.rules.vocabulary import ItemStatus, Role
 from connector.store.db import session as db_session
 from connector.store.history_tables import AuditLog
@@ -120,15 +123,73 @@ def test_a_category_set_on_the_item_makes_it_ready_and_is_audited(
     assert [(a.allowed, a.detail["category_edit"]) for a in audit] == [(True, shop.category)]
 
 
-def test_an_archived_category_keeps_the_item_in_review_with_the_reason(
+def test_an_archived_category_is_refused_naming_it_and_nothing_changes(
     engine: Engine, shop: Shop
 ) -> None:
+    """Nomi would refuse it; the item would only wait in review with "category archived"."""
     external_id = _item(engine, shop)
 
-    result = _edit(engine, shop, external_id, category=shop.archived_category)
+    with pytest.raises(ArchivedEntryError, match="is archived in Nomi: choose an active one"):
+        _edit(engine, shop, external_id, category=shop.archived_category)
+    assert _stored(engine, external_id).category_edit is None
+    assert _audit(engine, "item.edit") == []
 
-    assert result.status == ItemStatus.REVIEW
-    assert any("archived" in reason for reason in result.review_reasons), result.review_reasons
+
+@pytest.mark.parametrize("text", ["453", "Office Expenses", " office  EXPENSES ", "cat-office"])
+def test_a_category_is_set_by_its_code_its_name_or_its_id(
+    engine: Engine, shop: Shop, text: str
+) -> None:
+    """Issue 19: `--category 453` (the code of "Office Expenses") exited 0, then said it did not
+    exist; `--category "Office Expenses"` was refused."""
+    with Session(engine) as s:
+        connection = connection_of(s, shop.business)
+        make_category(s, connection=connection, nomi_id="cat-office", code="453",
+                      name="Office Expenses")  # fmt: skip
+        s.commit()
+    external_id = _item(engine, shop)
+
+    result = _edit(engine, shop, external_id, category=text)
+
+    assert result.status == ItemStatus.READY
+    assert (result.category_id, result.category) == ("cat-office", "453 Office Expenses")
+    assert _stored(engine, external_id).category_edit == "cat-office"
+    [audit] = _audit(engine, "item.edit")
+    assert audit.detail["category_edit"] == "cat-office"
+
+
+def test_a_tax_rate_is_set_by_its_code_and_an_item_found_in_another_case(
+    engine: Engine, shop: Shop
+) -> None:
+    with Session(engine) as s:
+        connection = connection_of(s, shop.business)
+        make_tax_rate(s, connection=connection, nomi_id="tax-red5", code="RED5", name="Reduced 5%",
+                      rate=Decimal("5"))  # fmt: skip
+        s.commit()
+    external_id = _item(engine, shop, category_edit=shop.category)
+
+    result = _edit(engine, shop, external_id.upper(), tax_rate="red5")
+
+    assert result.external_id == external_id
+    assert (result.tax_rate_id, result.tax_rate) == ("tax-red5", "RED5 Reduced 5%")
+
+
+def test_an_unknown_category_is_refused_with_close_matches_and_nothing_changes(
+    engine: Engine, shop: Shop
+) -> None:
+    with Session(engine) as s:
+        connection = connection_of(s, shop.business)
+        make_category(s, connection=connection, code="453", name="Office Expenses")
+        s.commit()
+    external_id = _item(engine, shop)
+
+    with pytest.raises(UnknownNameError) as refused:
+        _edit(engine, shop, external_id, category="Ofice expenses")
+
+    assert "no category 'Ofice expenses'" in str(refused.value)
+    assert "'Office Expenses' (code 453)" in refused.value.suggestions
+    assert refused.value.subject == "category"
+    assert _stored(engine, external_id).category_edit is None
+    assert _audit(engine, "item.edit") == []
 
 
 def test_none_clears_the_edit_and_the_rules_decide_again(engine: Engine, shop: Shop) -> None:
@@ -167,8 +228,8 @@ def test_editing_a_rejected_item_lets_auto_publish_take_it_again(
     [
         ({}, "nothing to change"),
         ({"colour": "blue"}, "unknown item field 'colour'"),
-        ({"category": "=HYPERLINK(1)"}, "category takes a Nomi category id"),
-        ({"tax_rate": "x" * 80}, "tax_rate takes a Nomi tax-rate id"),
+        ({"category": "=HYPERLINK(1)"}, "no category '=HYPERLINK"),
+        ({"tax_rate": "x" * 80}, "no tax rate 'xxx"),
     ],
 )
 def test_bad_edits_are_refused_by_name_and_nothing_changes(
@@ -189,7 +250,7 @@ def test_a_tax_rate_needs_use_tax_list_on(engine: Engine, shop: Shop) -> None:
         s.add(settings)
         s.commit()
 
-    with pytest.raises(ValueError, match="only while use_tax_list is on"):
+    with pytest.raises(ValueError, match=r"only while the business's use_tax_list setting is on"):
         _edit(engine, shop, external_id, tax_rate=shop.tax_rate)
     assert _stored(engine, external_id).tax_rate_edit is None
 
@@ -207,9 +268,13 @@ def test_only_items_in_review_or_ready_can_be_edited(
     assert _stored(engine, item.external_id).category_edit is None
 
 
-def test_an_unknown_item_is_named(engine: Engine, shop: Shop) -> None:
+def test_an_unknown_item_is_named_with_the_close_ones(engine: Engine, shop: Shop) -> None:
     with pytest.raises(LookupError, match="has no item 'nope'"):
         _edit(engine, shop, "nope", category=shop.category)
+    external_id = _item(engine, shop)
+    with pytest.raises(UnknownItemsError) as refused:
+        _edit(engine, shop, external_id[:-1], category=shop.category)
+    assert f"(close matches: '{external_id}')" in str(refused.value)
 
 
 def test_a_non_member_is_refused_and_the_refusal_audited(engine: Engine, shop: Shop) -> None:

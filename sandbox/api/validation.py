@@ -144,15 +144,15 @@ class Validator:
                 _err(errors, "exchange_rate", "invalid", "The exchange rate must be positive")
                 return None
             return rate
-        rate = daily_rate(currency, base, day)
-        if rate is None:
+        daily = daily_rate(currency, base, day)
+        if daily is None:
             _err(
                 errors,
                 "exchange_rate",
                 "currency_unknown",
                 f"Nomi has no daily rate from {currency} to {base}; send exchange_rate",
             )
-        return rate
+        return daily
 
     def _bank(self, errors: Errors, field: str, bank_id: str | None, currency: str) -> None:
         """A bank account that exists, is active and is in the document's or base currency."""

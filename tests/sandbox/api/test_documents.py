@@ -574,3 +574,23 @@ def test_faults_and_in_flight_keys_apply_to_void(
     refused = api.post("/customer-credit-notes", json=customer_credit(refs))
     assert codes(refused) == ["currency_mismatch"]
     assert api.post(url, headers={"Idempotency-Key": "v-1"}).json()["status"] == "VOIDED"
+
+
+def test_attachment_and_rate_limit_faults_apply_to_the_new_routes(
+    sandbox: SandboxHandle, api: httpx.Client, refs: Refs
+) -> None:
+    doc = _make(api, refs, "customer-credit-notes")
+    sandbox.fault("attachment_fail_once", tenant_id=BSD, path="/api/v1/customer-credit-notes")
+    url = f"/customer-credit-notes/{doc['id']}/attachments/cn.png"
+    png = {"Content-Type": "image/png"}
+    first = api.put(url, content=b"\x89PNG", headers=png)
+    assert (first.status_code, codes(first), first.headers["retry-after"]) == (
+        503,
+        ["not_ready"],
+        "1",
+    )
+    assert api.put(url, content=b"\x89PNG", headers=png).status_code == 201
+    sandbox.fault("rate_limit_minute", tenant_id=BSD, path="/api/v1/organisation", count=1)
+    limited = api.get("/organisation")
+    assert (limited.status_code, limited.headers["x-rate-limit-problem"]) == (429, "minute")
+    assert api.get("/organisation").status_code == 200

@@ -61,7 +61,7 @@ def _document(ctx: Ctx, body: Any, rate: Decimal, **fields: Any) -> dict[str, An
     }
 
 
-def _current(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+def current_shape(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     """A stored document in today's shape (records kept in a file before currencies and voids)."""
     if kind not in ("expense", "sales_invoice", "supplier_credit_note", "customer_credit_note"):
         return doc
@@ -179,10 +179,10 @@ def _record_routes(path: str, kind: str, model: Any, ctx_dep: Any) -> None:
     ) -> dict[str, Any]:
         if source_id is None:
             listed = list_page(ctx, kind, f"/api/v1{path}", page, page_size, None, True)
-            listed["items"] = [_current(kind, d) for d in listed["items"]]
+            listed["items"] = [current_shape(kind, d) for d in listed["items"]]
             return listed
         items = [
-            _current(kind, d)
+            current_shape(kind, d)
             for d in ctx.state.store.find(kind, ctx.tenant_id, source_id=source_id)
         ]
         return {
@@ -200,7 +200,7 @@ def _record_routes(path: str, kind: str, model: Any, ctx_dep: Any) -> None:
         doc = ctx.state.store.get(kind, ctx.tenant_id, object_id)
         if doc is None:
             raise ProblemError(404, f"No {kind.replace('_', ' ')} {object_id}", code="not_found")
-        return _current(kind, doc)
+        return current_shape(kind, doc)
 
     async def attach(
         object_id: str,
@@ -216,7 +216,7 @@ def _record_routes(path: str, kind: str, model: Any, ctx_dep: Any) -> None:
         doc = store.get(kind, ctx.tenant_id, object_id)
         if doc is None:
             raise ProblemError(404, f"No {kind.replace('_', ' ')} {object_id}", code="not_found")
-        doc = _current(kind, doc)
+        doc = current_shape(kind, doc)
         _validator(ctx, tolerance=False).void(kind, doc)
         now = ctx.now()
         doc.update(status="VOIDED", voided_at=now, updated_at=now, version=doc["version"] + 1)

@@ -18,21 +18,27 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from nomi.auth import MAX_REFRESHES_PER_REQUEST
+from nomi.errors import ProblemCode, RejectedError
 from nomi.models import (
     Attachment,
     BankAccount,
     Category,
     ContactCreate,
     Customer,
+    CustomerCreditNote,
+    CustomerCreditNoteCreate,
     Expense,
     ExpenseCreate,
     NomiUser,
     Organisation,
+    OrganisationSettings,
     Payment,
     PaymentCreate,
     SalesInvoice,
     SalesInvoiceCreate,
     Supplier,
+    SupplierCreditNote,
+    SupplierCreditNoteCreate,
     TaxRate,
 )
 from nomi.paging import ListResult
@@ -51,6 +57,10 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 _MAX_PAGE_SIZE = 1000
+_EXPENSES = "/expenses"
+_SALES_INVOICES = "/sales-invoices"
+_SUPPLIER_CREDIT_NOTES = "/supplier-credit-notes"
+_CUSTOMER_CREDIT_NOTES = "/customer-credit-notes"
 
 
 class NomiClient(NomiSession):
@@ -173,13 +183,62 @@ class NomiClient(NomiSession):
         """Every user of the organisation (expense claimants)."""
         return list(self.iter_list("/users", NomiUser, page_size=_MAX_PAGE_SIZE))
 
+    def get_organisation(self) -> OrganisationSettings:
+        """The organisation's base currency, lock date and VAT registration (``settings.read``)."""
+        body = self._request("GET", _API + "/organisation").json()
+        return OrganisationSettings.model_validate(_unwrap(body))
+
     def find_expense_by_source_id(self, source_id: str) -> Expense | None:
-        """The expense created for ``source_id``, or None (after a lost response)."""
-        return self._find("/expenses", Expense, source_id)
+        """The newest expense created for ``source_id`` (voided or not), or None.
+
+        After a lost response this says whether the write landed; ``.voided`` tells a record
+        someone voided since. `find_expenses_by_source_id` gives every one.
+        """
+        return _newest(self.find_expenses_by_source_id(source_id))
+
+    def find_expenses_by_source_id(self, source_id: str) -> list[Expense]:
+        """Every expense with ``source_id``, newest first, voided ones included."""
+        return self._find_all(_EXPENSES, Expense, source_id)
 
     def find_sales_invoice_by_source_id(self, source_id: str) -> SalesInvoice | None:
-        """The sales invoice created for ``source_id``, or None (after a lost response)."""
-        return self._find("/sales-invoices", SalesInvoice, source_id)
+        """The newest sales invoice created for ``source_id`` (voided or not), or None."""
+        return _newest(self.find_sales_invoices_by_source_id(source_id))
+
+    def find_sales_invoices_by_source_id(self, source_id: str) -> list[SalesInvoice]:
+        """Every sales invoice with ``source_id``, newest first, voided ones included."""
+        return self._find_all(_SALES_INVOICES, SalesInvoice, source_id)
+
+    def find_supplier_credit_note_by_source_id(self, source_id: str) -> SupplierCreditNote | None:
+        """The newest supplier credit note created for ``source_id`` (voided or not), or None."""
+        return _newest(self.find_supplier_credit_notes_by_source_id(source_id))
+
+    def find_supplier_credit_notes_by_source_id(self, source_id: str) -> list[SupplierCreditNote]:
+        """Every supplier credit note with ``source_id``, newest first, voided ones included."""
+        return self._find_all(_SUPPLIER_CREDIT_NOTES, SupplierCreditNote, source_id)
+
+    def find_customer_credit_note_by_source_id(self, source_id: str) -> CustomerCreditNote | None:
+        """The newest customer credit note created for ``source_id`` (voided or not), or None."""
+        return _newest(self.find_customer_credit_notes_by_source_id(source_id))
+
+    def find_customer_credit_notes_by_source_id(self, source_id: str) -> list[CustomerCreditNote]:
+        """Every customer credit note with ``source_id``, newest first, voided ones included."""
+        return self._find_all(_CUSTOMER_CREDIT_NOTES, CustomerCreditNote, source_id)
+
+    def get_expense(self, expense_id: str) -> Expense:
+        """One expense by id (`RejectedError` ``not_found`` when there is none)."""
+        return self._get(_EXPENSES, Expense, expense_id)
+
+    def get_sales_invoice(self, invoice_id: str) -> SalesInvoice:
+        """One sales invoice by id."""
+        return self._get(_SALES_INVOICES, SalesInvoice, invoice_id)
+
+    def get_supplier_credit_note(self, credit_note_id: str) -> SupplierCreditNote:
+        """One supplier credit note by id."""
+        return self._get(_SUPPLIER_CREDIT_NOTES, SupplierCreditNote, credit_note_id)
+
+    def get_customer_credit_note(self, credit_note_id: str) -> CustomerCreditNote:
+        """One customer credit note by id."""
+        return self._get(_CUSTOMER_CREDIT_NOTES, CustomerCreditNote, credit_note_id)
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -200,6 +259,65 @@ class NomiClient(NomiSession):
     ) -> SalesInvoice:
         """Create a sales invoice (see `create`)."""
         return self.create("/sales-invoices", invoice, SalesInvoice, idempotency_key)
+
+    def create_supplier_credit_note(
+        self, credit_note: SupplierCreditNoteCreate, idempotency_key: str
+    ) -> SupplierCreditNote:
+        """Create a supplier credit note (see `create`)."""
+        return self.create(_SUPPLIER_CREDIT_NOTES, credit_note, SupplierCreditNote, idempotency_key)
+
+    def create_customer_credit_note(
+        self, credit_note: CustomerCreditNoteCreate, idempotency_key: str
+    ) -> CustomerCreditNote:
+        """Create a customer credit note (see `create`)."""
+        return self.create(_CUSTOMER_CREDIT_NOTES, credit_note, CustomerCreditNote, idempotency_key)
+
+    def void_expense(self, expense_id: str, idempotency_key: str) -> Expense:
+        """Void an expense (see `void`)."""
+        return self.void(_EXPENSES, Expense, expense_id, idempotency_key)
+
+    def void_sales_invoice(self, invoice_id: str, idempotency_key: str) -> SalesInvoice:
+        """Void a sales invoice (see `void`; one with payments is ``has_payments``)."""
+        return self.void(_SALES_INVOICES, SalesInvoice, invoice_id, idempotency_key)
+
+    def void_supplier_credit_note(
+        self, credit_note_id: str, idempotency_key: str
+    ) -> SupplierCreditNote:
+        """Void a supplier credit note (see `void`)."""
+        return self.void(
+            _SUPPLIER_CREDIT_NOTES, SupplierCreditNote, credit_note_id, idempotency_key
+        )
+
+    def void_customer_credit_note(
+        self, credit_note_id: str, idempotency_key: str
+    ) -> CustomerCreditNote:
+        """Void a customer credit note (see `void`)."""
+        return self.void(
+            _CUSTOMER_CREDIT_NOTES, CustomerCreditNote, credit_note_id, idempotency_key
+        )
+
+    def void(self, path: str, model: type[M], record_id: str, idempotency_key: str) -> M:
+        """``POST {path}/{id}/void`` with an ``Idempotency-Key``; returns the voided record.
+
+        Voiding is made idempotent end to end: the same key replays, and a record already voided
+        (Nomi's ``already_voided``, e.g. after the key expired) is fetched and returned as is.
+
+        Raises:
+            RejectedError: ``period_locked`` (dated inside the lock date), ``has_payments`` (an
+                invoice with payments), ``not_found``, and the like.
+            OutcomeUnknownError: The void may have landed; call again with the same key.
+            ConnectionLostError, DailyLimitError, TransientError: See `nomi.errors`.
+        """
+        record = f"{path}/{quote(record_id, safe='')}"
+        try:
+            response = self._request(
+                "POST", f"{_API}{record}/void", idempotency_key=idempotency_key
+            )
+        except RejectedError as exc:
+            if not exc.has(ProblemCode.ALREADY_VOIDED):
+                raise
+            return self._get(path, model, record_id)
+        return model.model_validate(_unwrap(response.json()))
 
     def add_sales_invoice_payment(
         self, invoice_id: str, payment: PaymentCreate, idempotency_key: str
@@ -236,6 +354,40 @@ class NomiClient(NomiSession):
         """Attach a file to a sales invoice; see `upload_attachment`."""
         return self.upload_attachment(
             f"/sales-invoices/{quote(invoice_id, safe='')}",
+            filename,
+            content,
+            content_type,
+            idempotency_key,
+        )
+
+    def upload_supplier_credit_note_attachment(
+        self,
+        credit_note_id: str,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        idempotency_key: str,
+    ) -> Attachment:
+        """Attach a file to a supplier credit note; see `upload_attachment`."""
+        return self.upload_attachment(
+            f"{_SUPPLIER_CREDIT_NOTES}/{quote(credit_note_id, safe='')}",
+            filename,
+            content,
+            content_type,
+            idempotency_key,
+        )
+
+    def upload_customer_credit_note_attachment(
+        self,
+        credit_note_id: str,
+        filename: str,
+        content: bytes,
+        content_type: str,
+        idempotency_key: str,
+    ) -> Attachment:
+        """Attach a file to a customer credit note; see `upload_attachment`."""
+        return self.upload_attachment(
+            f"{_CUSTOMER_CREDIT_NOTES}/{quote(credit_note_id, safe='')}",
             filename,
             content,
             content_type,
@@ -292,13 +444,28 @@ class NomiClient(NomiSession):
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    def _find(self, path: str, model: type[M], source_id: str) -> M | None:
-        """First record of a collection filtered by ``source_id``."""
+    def _find_all(self, path: str, model: type[M], source_id: str) -> list[M]:
+        """Every record of a collection with ``source_id``, newest first."""
         body = self._request("GET", _API + path, params={"source_id": source_id}).json()
         rows = body if isinstance(body, list) else _items(body)
         # Filter again: a server that ignored the query must not hand back someone else's record.
         matches = [model.model_validate(r) for r in rows if r.get("source_id") == source_id]
-        return matches[0] if matches else None
+        # Newest first whatever order the server used (stable: ties keep the server's order).
+        return sorted(matches, key=_created_key, reverse=True)
+
+    def _get(self, path: str, model: type[M], record_id: str) -> M:
+        """One record of a collection by id."""
+        body = self._request("GET", f"{_API}{path}/{quote(record_id, safe='')}").json()
+        return model.model_validate(_unwrap(body))
+
+
+def _created_key(record: BaseModel) -> float:
+    created = getattr(record, "created_at", None)
+    return created.timestamp() if isinstance(created, datetime) else float("-inf")
+
+
+def _newest(records: list[M]) -> M | None:
+    return records[0] if records else None
 
 
 def _items(body: Any) -> list[dict[str, Any]]:

@@ -14,6 +14,11 @@ NomiError
 └── PaginationError            a list repeated a page or went backwards
 ```
 
+A rejection's ``codes`` are Nomi's stable problem codes (`ProblemCode` lists the known ones; an
+unknown code is kept as it came). Every 4xx answer with a code is a `RejectedError`, including the
+409s ``has_payments`` and ``already_voided``; only a 409 without a code or with an "in flight"
+code (the same ``Idempotency-Key`` still being handled) is transient.
+
 ``classify`` understands both API bodies (RFC 9457 problem+json) and token-endpoint bodies
 (RFC 6749 ``{"error": ...}``), and survives non-JSON bodies (HTML 5xx, plain-text 429). Messages
 carry codes and details from the server, never request headers or form fields, so no token or
@@ -26,6 +31,7 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -33,6 +39,33 @@ import httpx
 #: OAuth ``error`` values meaning the grant is gone and a person must reconnect.
 _LOST_GRANT_CODES = frozenset({"invalid_grant", "consent_expired", "access_denied", "revoked"})
 _MAX_DETAIL = 300
+
+
+class ProblemCode(StrEnum):
+    """Nomi's stable problem codes (``errors[].code`` of a problem+json body)."""
+
+    ACCOUNT_ARCHIVED = "account_archived"
+    TAX_RATE_ARCHIVED = "tax_rate_archived"
+    TAX_RATE_WRONG_KIND = "tax_rate_wrong_kind"
+    CONTACT_UNKNOWN = "contact_unknown"
+    CONTACT_ARCHIVED = "contact_archived"
+    CONTACT_MISMATCH = "contact_mismatch"
+    CATEGORY_WRONG_TYPE = "category_wrong_type"
+    REFERENCE_UNKNOWN = "reference_unknown"
+    DUPLICATE_NUMBER = "duplicate_number"
+    TOTALS_MISMATCH = "totals_mismatch"
+    PERIOD_LOCKED = "period_locked"
+    STALE_VERSION = "stale_version"
+    ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    ATTACHMENT_TYPE = "attachment_type"
+    INVALID = "invalid"
+    INVALID_DATE = "invalid_date"
+    NOT_FOUND = "not_found"
+    CURRENCY_UNKNOWN = "currency_unknown"
+    CURRENCY_MISMATCH = "currency_mismatch"
+    HAS_PAYMENTS = "has_payments"
+    ALREADY_VOIDED = "already_voided"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
 
 @dataclass(frozen=True)
@@ -126,6 +159,10 @@ class RejectedError(NomiError):
         self.codes = codes or []
         self.detail = detail
         self.field_errors = field_errors or []
+
+    def has(self, code: str) -> bool:
+        """True when Nomi gave this problem code (a `ProblemCode` or any string)."""
+        return code in self.codes
 
 
 class OutcomeUnknownError(NomiError):

@@ -19,13 +19,22 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 Money = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str)]
+#: An exchange rate: base-currency units per one document unit, > 0, at most 6 decimals.
+Rate = Annotated[
+    Decimal,
+    Field(gt=0, decimal_places=6),
+    PlainSerializer(lambda v: format(v, "f"), return_type=str),
+]
 Day = date  # field names `date` shadow the type inside classes
 Status = Literal["ACTIVE", "ARCHIVED", "DELETED"]
+#: ``status`` of a voided document (others: ACTIVE; sales invoices AUTHORISED or PAID).
+VOIDED = "VOIDED"
 #: Fields of read models that hold a date or a timestamp (``/Date(..)/`` is accepted there).
-_DATE_FIELDS = ("updated_at", "created_at", "date", "due_date")
+_DATE_FIELDS = ("updated_at", "created_at", "date", "due_date", "voided_at", "lock_date")
 
 
 class _Read(BaseModel):
@@ -131,6 +140,20 @@ class Organisation(_Read):
     )
 
 
+class OrganisationSettings(_Read):
+    """``GET /organisation``: the connected organisation's base currency and lock date.
+
+    Nothing dated on or before ``lock_date`` can be created or voided.
+    """
+
+    id: str
+    name: str
+    base_currency: str
+    lock_date: Day | None = None
+    vat_registered: bool = True
+    updated_at: datetime
+
+
 class TokenSet(BaseModel):
     """What the token endpoint issued; both tokens are secrets and print masked."""
 
@@ -156,46 +179,92 @@ class ContactCreate(_Write):
     source_id: str | None = None
 
 
+class ExpenseLine(_Write):
+    """One line of an expense or a supplier credit note; ``net_amount`` excludes ``tax_amount``."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    description: str = ""
+    category_id: str
+    tax_rate_id: str | None = None
+    net_amount: Money
+    tax_amount: Money = Decimal("0.00")
+
+
 class ExpenseCreate(_Write):
-    """Body of ``POST /expenses``: a company expense or an expense claim."""
+    """Body of ``POST /expenses``: a company expense or an expense claim.
+
+    Either the single form (``category_id`` with ``tax_rate_id``/``tax_amount``) or ``lines``
+    (sending both, or neither, fails here). Nomi checks that the lines add up to ``total`` to the
+    penny (``totals_mismatch``). ``exchange_rate`` only for a foreign ``currency`` (without it
+    Nomi applies its daily rate).
+    """
 
     kind: Literal["company", "claim"]
     user_id: str | None = None
     supplier_id: str | None = None
     date: Day
     currency: str
+    exchange_rate: Rate | None = None
     reference: str | None = None
     total: Money
     tax_rate_id: str | None = None
     tax_amount: Money | None = None
-    category_id: str
+    category_id: str | None = None
+    lines: list[ExpenseLine] | None = None
     description: str | None = None
     paid_from_bank_account_id: str | None = None
     source_id: str
 
+    @model_validator(mode="after")
+    def _one_form(self) -> ExpenseCreate:
+        single = (self.category_id, self.tax_rate_id, self.tax_amount)
+        if self.lines is not None:
+            if any(v is not None for v in single):
+                raise ValueError("send lines or category_id/tax_rate_id/tax_amount, not both")
+            if not self.lines:
+                raise ValueError("lines, when sent, needs at least one line")
+        elif self.category_id is None:
+            raise ValueError("an expense needs category_id or lines")
+        return self
 
-class Expense(_Read):
-    """An expense as Nomi stored it."""
+
+class _Document(_Read):
+    """Fields every Nomi document carries: currency, exchange rate, base total and status."""
 
     id: str
+    currency: str
+    exchange_rate: Decimal | None = None
+    base_total: Decimal | None = None
+    status: str | None = None
+    voided_at: datetime | None = None
+    source_id: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    version: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def voided(self) -> bool:
+        """True once the document is voided (it keeps its ``source_id``)."""
+        return self.status == VOIDED
+
+
+class Expense(_Document):
+    """An expense as Nomi stored it (``lines`` empty for the single form)."""
+
     kind: str
     user_id: str | None = None
     supplier_id: str | None = None
     date: Day
-    currency: str
     reference: str | None = None
     total: Decimal
     tax_rate_id: str | None = None
     tax_amount: Decimal | None = None
     category_id: str | None = None
+    lines: list[ExpenseLine] = Field(default_factory=list)
     description: str | None = None
     paid_from_bank_account_id: str | None = None
-    source_id: str | None = None
-    status: str | None = None
-    attachments: list[Attachment] = Field(default_factory=list)
-    version: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
 
 
 class InvoiceLine(_Write):
@@ -218,33 +287,84 @@ class SalesInvoiceCreate(_Write):
     date: Day
     due_date: Day | None = None
     currency: str
+    exchange_rate: Rate | None = None
     reference: str | None = None
     lines: list[InvoiceLine]
     total: Money
     source_id: str
 
 
-class SalesInvoice(_Read):
-    """A sales invoice as Nomi stored it."""
+class SalesInvoice(_Document):
+    """A sales invoice as Nomi stored it (status AUTHORISED, PAID or VOIDED)."""
 
-    id: str
     customer_id: str | None = None
     number: str | None = None
     date: Day
     due_date: Day | None = None
-    currency: str
     reference: str | None = None
     lines: list[InvoiceLine] = Field(default_factory=list)
     total: Decimal
     amount_paid: Decimal | None = None
     amount_due: Decimal | None = None
-    status: str | None = None
     payments: list[Payment] = Field(default_factory=list)
-    attachments: list[Attachment] = Field(default_factory=list)
-    source_id: str | None = None
-    version: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+
+
+class SupplierCreditNoteCreate(_Write):
+    """Body of ``POST /supplier-credit-notes``; ``applies_to_id``: the expense it credits.
+
+    ``total`` is the positive amount credited; lines as on an expense, adding up to it.
+    """
+
+    supplier_id: str
+    date: Day
+    currency: str
+    exchange_rate: Rate | None = None
+    reference: str | None = None
+    lines: list[ExpenseLine] = Field(min_length=1)
+    total: Money
+    source_id: str
+    applies_to_id: str | None = None
+
+
+class CustomerCreditNoteCreate(_Write):
+    """Body of ``POST /customer-credit-notes``; ``number`` is unique, ``applies_to_id`` the
+    sales invoice it credits. Lines as on an invoice (``amount`` includes tax)."""
+
+    customer_id: str
+    number: str
+    date: Day
+    currency: str
+    exchange_rate: Rate | None = None
+    reference: str | None = None
+    lines: list[InvoiceLine] = Field(min_length=1)
+    total: Money
+    source_id: str
+    applies_to_id: str | None = None
+
+
+class SupplierCreditNote(_Document):
+    """A supplier credit note as Nomi stored it."""
+
+    supplier_id: str | None = None
+    date: Day
+    reference: str | None = None
+    lines: list[ExpenseLine] = Field(default_factory=list)
+    total: Decimal
+    tax_amount: Decimal | None = None
+    applies_to_id: str | None = None
+
+
+class CustomerCreditNote(_Document):
+    """A customer credit note as Nomi stored it."""
+
+    customer_id: str | None = None
+    number: str | None = None
+    date: Day
+    reference: str | None = None
+    lines: list[InvoiceLine] = Field(default_factory=list)
+    total: Decimal
+    tax_amount: Decimal | None = None
+    applies_to_id: str | None = None
 
 
 class PaymentCreate(_Write):
@@ -282,3 +402,5 @@ class Attachment(_Read):
 
 Expense.model_rebuild()
 SalesInvoice.model_rebuild()
+SupplierCreditNote.model_rebuild()
+CustomerCreditNote.model_rebuild()

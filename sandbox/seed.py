@@ -1,4 +1,8 @@
-"""Seed data that looks like three real UK businesses, and the bulk supplier generator."""
+"""Seed data that looks like five real UK businesses, and the bulk supplier generator.
+
+The first three are the original demo organisations (their data is relied on by tests); Ostsee
+Yachting books in euros and Pennine Print has a recent lock date.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,14 @@ SEEDED_AT = "2025-01-06T09:00:00.000000Z"
 BRIGHT_SMILE = "Bright Smile Dental Ltd"
 HARBOUR = "Harbour Coffee Co"
 NORTHWIND = "Northwind Joinery Ltd"
+OSTSEE = "Ostsee Yachting Ltd"
+PENNINE = "Pennine Print Ltd"
 ORGS = [(BRIGHT_SMILE, "BSD", None), (HARBOUR, "HCC", None), (NORTHWIND, "NWJ", "2021-03-31")]
+# name, short code, lock date, base currency, lists like, bank accounts
+EXTRA_ORGS: list[tuple[str, str, str | None, str, str, str]] = [
+    (OSTSEE, "OSY", None, "EUR", NORTHWIND, "euro"),
+    (PENNINE, "PPL", "2025-12-31", "GBP", HARBOUR, "sterling"),
+]
 
 LOGINS = [
     ("owner@brightsmile.example", "brightsmile-owner", "Priya Shah", [BRIGHT_SMILE]),
@@ -23,7 +34,7 @@ LOGINS = [
         "accountant@ledgerline.example",
         "ledgerline-accountant",
         "Tom Ledger",
-        [n for n, _, _ in ORGS],
+        [n for n, _, _ in ORGS] + [n for n, *_ in EXTRA_ORGS],
     ),
 ]
 
@@ -112,6 +123,13 @@ BANK_ACCOUNTS = [
     ("Company Credit Card", "GBP", "****1204", "ACTIVE"),
     ("Old Euro Account", "EUR", "****9051", "ARCHIVED"),
 ]
+EURO_BANK_ACCOUNTS = [
+    ("Euro Current Account", "EUR", "****3307", "ACTIVE"),
+    ("Sterling Account", "GBP", "****6142", "ACTIVE"),
+    ("Dollar Account", "USD", "****8815", "ACTIVE"),
+    ("Company Card (EUR)", "EUR", "****2290", "ACTIVE"),
+]
+BANKS = {"sterling": BANK_ACCOUNTS, "euro": EURO_BANK_ACCOUNTS}
 USERS = {
     BRIGHT_SMILE: [
         ("Priya Shah", "priya@brightsmile.example"),
@@ -149,7 +167,10 @@ def _doc(tenant: str, kind: str, key: str, **fields: Any) -> dict[str, Any]:
 
 
 def _contacts(
-    tid: str, rows: list[tuple[str, str | None, str | None, str | None, str]], kind: str
+    tid: str,
+    rows: list[tuple[str, str | None, str | None, str | None, str]],
+    kind: str,
+    currency: str = "GBP",
 ) -> list[dict[str, Any]]:
     return [
         _doc(
@@ -162,7 +183,7 @@ def _contacts(
             email=None,
             default_tax_rate_id=stable_id(tid, "tax_rate", rate) if rate else None,
             default_category_id=stable_id(tid, "category", cat) if cat else None,
-            currency="GBP",
+            currency=currency,
         )
         for name, tax, rate, cat, status in rows
     ]
@@ -176,15 +197,21 @@ def seed_organisation(
     short_code: str | None = None,
     lock_date: str | None = None,
     like: str = BRIGHT_SMILE,
+    currency: str = "GBP",
+    banks: str = "sterling",
 ) -> str:
-    """Seed one organisation with the lists of a demo organisation (``like``); returns its id."""
+    """Seed one organisation with the lists of a demo organisation (``like``); returns its id.
+
+    ``currency`` is its base currency (and its contacts'); ``banks`` picks its bank accounts
+    (``sterling``: the demo ones; ``euro``: EUR, GBP and USD accounts).
+    """
     tid = tenant_id(name)
     store.add_tenant(
         {
             "id": tid,
             "name": name,
             "short_code": short_code,
-            "currency": "GBP",
+            "currency": currency,
             "lock_date": lock_date,
             "created_at": iso(created_at),
         }
@@ -205,14 +232,14 @@ def seed_organisation(
             for code, n, typ, st in CATEGORIES
         ],
     )
-    store.put_many("supplier", tid, _contacts(tid, SUPPLIERS[like], "supplier"))
-    store.put_many("customer", tid, _contacts(tid, CUSTOMERS[like], "customer"))
+    store.put_many("supplier", tid, _contacts(tid, SUPPLIERS[like], "supplier", currency))
+    store.put_many("customer", tid, _contacts(tid, CUSTOMERS[like], "customer", currency))
     store.put_many(
         "bank_account",
         tid,
         [
             _doc(tid, "bank_account", n, name=n, currency=cur, masked_number=masked, status=st)
-            for n, cur, masked, st in BANK_ACCOUNTS
+            for n, cur, masked, st in BANKS[banks]
         ],
     )
     store.put_many(
@@ -227,10 +254,21 @@ def seed_organisation(
 
 
 def seed_demo(store: Store, *, created_at: float) -> None:
-    """Seed the three organisations, their lists and the two sign-ins."""
+    """Seed the five organisations, their lists and the two sign-ins."""
     for name, short, lock in ORGS:
         seed_organisation(
             store, name, created_at=created_at, short_code=short, lock_date=lock, like=name
+        )
+    for name, short, lock, currency, like, banks in EXTRA_ORGS:
+        seed_organisation(
+            store,
+            name,
+            created_at=created_at,
+            short_code=short,
+            lock_date=lock,
+            like=like,
+            currency=currency,
+            banks=banks,
         )
     for email, password, name, orgs in LOGINS:
         store.add_login(email, password, name, [tenant_id(o) for o in orgs])

@@ -14,7 +14,8 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, short_code TEXT, currency TEXT NOT NULL,
-    lock_date TEXT, created_at TEXT NOT NULL);
+    lock_date TEXT, created_at TEXT NOT NULL, vat_registered INTEGER NOT NULL DEFAULT 1,
+    updated_at TEXT);
 CREATE TABLE IF NOT EXISTS logins (
     email TEXT PRIMARY KEY, password TEXT NOT NULL, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS login_tenants (
@@ -42,6 +43,13 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 """
 
 Row = dict[str, Any]
+#: Kinds whose ``number`` is unique per organisation (kept in the ``ukey`` column).
+NUMBERED = frozenset({"sales_invoice", "customer_credit_note"})
+#: Columns added to ``tenants`` after the first release (a file database gains them on open).
+_TENANT_COLUMNS = {
+    "vat_registered": "INTEGER NOT NULL DEFAULT 1",
+    "updated_at": "TEXT",
+}
 
 
 class Store:
@@ -54,6 +62,10 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        have = {r[1] for r in self.conn.execute("PRAGMA table_info(tenants)")}
+        for name, decl in _TENANT_COLUMNS.items():
+            if name not in have:
+                self.conn.execute(f"ALTER TABLE tenants ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         """Close the database."""
@@ -66,24 +78,43 @@ class Store:
     # tenants and sign-ins -------------------------------------------------------------------
     def add_tenant(self, tenant: Row) -> None:
         """Insert an organisation."""
+        row = {"vat_registered": True, "updated_at": tenant["created_at"], **tenant}
         self.conn.execute(
-            "INSERT INTO tenants (id, name, short_code, currency, lock_date, created_at) "
-            "VALUES (:id, :name, :short_code, :currency, :lock_date, :created_at)",
-            tenant,
+            "INSERT INTO tenants (id, name, short_code, currency, lock_date, created_at, "
+            "vat_registered, updated_at) VALUES (:id, :name, :short_code, :currency, :lock_date, "
+            ":created_at, :vat_registered, :updated_at)",
+            {**row, "vat_registered": int(bool(row["vat_registered"]))},
         )
 
     def tenants(self) -> list[Row]:
         """Every organisation."""
-        return [dict(r) for r in self.conn.execute("SELECT * FROM tenants ORDER BY name")]
+        return [_tenant(r) for r in self.conn.execute("SELECT * FROM tenants ORDER BY name")]
 
     def tenant(self, tenant_id: str) -> Row | None:
         """One organisation, or None."""
         row = self.conn.execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
-        return dict(row) if row else None
+        return _tenant(row) if row else None
 
-    def set_lock_date(self, tenant_id: str, lock_date: str | None) -> None:
+    def set_lock_date(self, tenant_id: str, lock_date: str | None, updated_at: str) -> None:
         """Set or clear an organisation's lock date."""
-        self.conn.execute("UPDATE tenants SET lock_date = ? WHERE id = ?", (lock_date, tenant_id))
+        self.conn.execute(
+            "UPDATE tenants SET lock_date = ?, updated_at = ? WHERE id = ?",
+            (lock_date, updated_at, tenant_id),
+        )
+
+    def set_vat_registered(self, tenant_id: str, registered: bool, updated_at: str) -> None:
+        """Mark an organisation VAT registered or not."""
+        self.conn.execute(
+            "UPDATE tenants SET vat_registered = ?, updated_at = ? WHERE id = ?",
+            (int(registered), updated_at, tenant_id),
+        )
+
+    def set_base_currency(self, tenant_id: str, currency: str, updated_at: str) -> None:
+        """Change an organisation's base currency (documents keep the base total they had)."""
+        self.conn.execute(
+            "UPDATE tenants SET currency = ?, updated_at = ? WHERE id = ?",
+            (currency, updated_at, tenant_id),
+        )
 
     def add_login(self, email: str, password: str, name: str, tenant_ids: Iterable[str]) -> None:
         """Insert a sign-in and the organisations it may grant."""
@@ -122,13 +153,13 @@ class Store:
             "WHERE l.email = ? ORDER BY t.name",
             (email,),
         )
-        return [dict(r) for r in rows]
+        return [_tenant(r) for r in rows]
 
     # objects ----------------------------------------------------------------------------------
     def put(
         self, kind: str, tenant_id: str, doc: Row, *, api: bool = False, ukey: str | None = None
     ) -> None:
-        """Insert or replace one object document."""
+        """Insert or replace one object document (``ukey`` defaults to a numbered kind's number)."""
         self.conn.execute(
             "INSERT OR REPLACE INTO objects (id, tenant_id, kind, source_id, ukey, status, "
             "updated_at, version, api, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -152,6 +183,8 @@ class Store:
 
     @staticmethod
     def _row(kind: str, tenant_id: str, doc: Row, api: bool, ukey: str | None) -> tuple[Any, ...]:
+        if ukey is None and kind in NUMBERED:
+            ukey = doc.get("number")
         return (
             doc["id"],
             tenant_id,
@@ -181,12 +214,21 @@ class Store:
     def find(
         self, kind: str, tenant_id: str, *, source_id: str | None = None, ukey: str | None = None
     ) -> list[Row]:
-        """Objects of a tenant by ``source_id`` or by unique key (e.g. invoice number)."""
+        """Objects of a tenant by ``source_id`` (newest first) or by unique key (invoice number)."""
         sql, arg = ("source_id = ?", source_id) if source_id is not None else ("ukey = ?", ukey)
         rows = self.conn.execute(
             f"SELECT data FROM objects WHERE tenant_id = ? AND kind = ? AND {sql} "  # noqa: S608
-            "ORDER BY updated_at, id",
+            "ORDER BY json_extract(data, '$.created_at') DESC, updated_at DESC, id DESC",
             (tenant_id, kind, arg),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def applying_to(self, kind: str, tenant_id: str, applies_to_id: str) -> list[Row]:
+        """Credit notes of a kind whose ``applies_to_id`` is the given document."""
+        rows = self.conn.execute(
+            "SELECT data FROM objects WHERE tenant_id = ? AND kind = ? "
+            "AND json_extract(data, '$.applies_to_id') = ?",
+            (tenant_id, kind, applies_to_id),
         )
         return [json.loads(r[0]) for r in rows]
 
@@ -236,9 +278,10 @@ class Store:
         return [{"tenant_id": r[0], "kind": r[1], **json.loads(r[2])} for r in rows]
 
     def duplicates(self, kind: str) -> dict[str, int]:
-        """``source_id`` values held by more than one object of a kind."""
+        """``source_id`` values held by more than one live (not voided) object of a kind."""
         rows = self.conn.execute(
             "SELECT source_id, COUNT(*) FROM objects WHERE kind = ? AND source_id IS NOT NULL "
+            "AND (status IS NULL OR status != 'VOIDED') "
             "GROUP BY tenant_id, source_id HAVING COUNT(*) > 1",
             (kind,),
         )
@@ -251,3 +294,11 @@ class Store:
                 "SELECT COUNT(*) FROM objects WHERE kind = ? AND tenant_id = ?", (kind, tenant_id)
             ).fetchone()[0]
         )
+
+
+def _tenant(row: sqlite3.Row) -> Row:
+    """An organisation row as a dict (``vat_registered`` a bool, ``updated_at`` never empty)."""
+    tenant = dict(row)
+    tenant["vat_registered"] = bool(tenant.get("vat_registered", 1))
+    tenant["updated_at"] = tenant.get("updated_at") or tenant["created_at"]
+    return tenant

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from sandbox.api.currency import known
 from sandbox.api.problems import ProblemError
 from sandbox.clock import iso
 from sandbox.gateway.faults import FAULT_NAMES
@@ -21,7 +23,13 @@ LISTS = {
     "bank-accounts": "bank_account",
     "users": "user",
 }
-KINDS = ("expense", "sales_invoice", "supplier", "customer", "payment", "attachment")
+DOCUMENTS = {
+    "expenses": "expense",
+    "sales_invoices": "sales_invoice",
+    "supplier_credit_notes": "supplier_credit_note",
+    "customer_credit_notes": "customer_credit_note",
+}
+KINDS = (*DOCUMENTS.values(), "supplier", "customer", "payment", "attachment")
 
 router = APIRouter(prefix="/_admin", include_in_schema=False)
 
@@ -116,6 +124,7 @@ class NewTenant(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     grant_to: list[str] = Field(default_factory=list, description="Existing sign-in emails.")
     lock_date: str | None = None
+    base_currency: str = Field(default="GBP", pattern=r"^[A-Z]{3}$")
 
 
 @router.post("/tenants", status_code=201)
@@ -127,8 +136,15 @@ async def add_tenant(new: NewTenant, request: Request) -> dict[str, Any]:
     unknown = [e for e in new.grant_to if not state.store.check_login_exists(e)]
     if unknown:
         raise ProblemError(400, f"Unknown sign-ins: {', '.join(unknown)}", code="invalid")
+    if not known(new.base_currency):
+        raise ProblemError(400, f"{new.base_currency} is not ISO 4217", code="currency_unknown")
     tid = seed_organisation(
-        state.store, new.name, created_at=state.clock.time(), lock_date=new.lock_date
+        state.store,
+        new.name,
+        created_at=state.clock.time(),
+        lock_date=new.lock_date,
+        currency=new.base_currency,
+        banks="euro" if new.base_currency == "EUR" else "sterling",
     )
     for email in new.grant_to:
         state.store.grant_login(email, tid)
@@ -142,14 +158,40 @@ def _tenant(state: SandboxState, tenant_id: str) -> dict[str, Any]:
     return tenant
 
 
+class TenantChange(BaseModel):
+    """A change to an organisation: lock date (null clears it), base currency, VAT registration."""
+
+    model_config = {"extra": "forbid"}
+
+    lock_date: dt.date | None = None
+    base_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    vat_registered: bool | None = None
+
+
 @router.patch("/tenants/{tenant_id}")
 async def patch_tenant(
-    tenant_id: str, request: Request, lock_date: str | None = Body(embed=True)
+    tenant_id: str, request: Request, changes: dict[str, Any] = Body()
 ) -> dict[str, Any]:
-    """Set or clear an organisation's lock date (``YYYY-MM-DD`` or null)."""
+    """Change an organisation: ``lock_date`` (``YYYY-MM-DD`` or null), ``base_currency``,
+    ``vat_registered``; bumps its ``updated_at``."""
     state = _state(request)
     _tenant(state, tenant_id)
-    state.store.set_lock_date(tenant_id, lock_date)
+    try:
+        change = TenantChange.model_validate(changes)
+    except ValidationError as exc:
+        raise ProblemError(
+            400, f"Invalid change: {exc.errors()[0]['msg']}", code="invalid"
+        ) from exc
+    if change.base_currency is not None and not known(change.base_currency):
+        raise ProblemError(400, f"{change.base_currency} is not ISO 4217", code="currency_unknown")
+    now = iso(state.clock.time())
+    if "lock_date" in changes:
+        lock = change.lock_date.isoformat() if change.lock_date else None
+        state.store.set_lock_date(tenant_id, lock, now)
+    if change.base_currency is not None:
+        state.store.set_base_currency(tenant_id, change.base_currency, now)
+    if change.vat_registered is not None:
+        state.store.set_vat_registered(tenant_id, change.vat_registered, now)
     return _tenant(state, tenant_id)
 
 
@@ -198,11 +240,16 @@ async def records(
 
 @router.get("/duplicates")
 async def duplicates(request: Request) -> dict[str, dict[str, int]]:
-    """``source_id`` values that more than one expense or sales invoice carries."""
+    """``source_id`` values that more than one live (not voided) document of a kind carries.
+
+    ``expenses`` and ``sales_invoices`` are always there; the credit note kinds only when they have
+    duplicates, so a check that the answer is ``{"expenses": {}, "sales_invoices": {}}`` covers
+    every kind.
+    """
     store = _state(request).store
+    found = {name: store.duplicates(kind) for name, kind in DOCUMENTS.items()}
     return {
-        "expenses": store.duplicates("expense"),
-        "sales_invoices": store.duplicates("sales_invoice"),
+        name: dups for name, dups in found.items() if dups or name in ("expenses", "sales_invoices")
     }
 
 

@@ -1,12 +1,24 @@
-"""Business validation of expenses, sales invoices and payments, with the stable error codes."""
+"""Business validation of documents, payments and voids, with the stable error codes."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from sandbox.api.currency import daily_rate, known
 from sandbox.api.problems import ProblemError
-from sandbox.api.schemas import ContactCreate, ExpenseCreate, PaymentCreate, SalesInvoiceCreate
+from sandbox.api.schemas import (
+    ContactCreate,
+    CustomerCreditNoteCreate,
+    ExpenseCreate,
+    ExpenseLineIn,
+    InvoiceLineIn,
+    PaymentCreate,
+    SalesInvoiceCreate,
+    SupplierCreditNoteCreate,
+)
 from sandbox.store import Store
 
 Errors = list[dict[str, Any]]
@@ -63,7 +75,10 @@ class Validator:
         gross: Decimal,
         tax: Decimal,
         tax_field: str,
+        *,
+        net: bool = False,
     ) -> None:
+        """Check a tax amount against its rate; ``gross`` is the net amount when ``net``."""
         if tax < 0 or tax > max(gross, Decimal(0)):
             _err(
                 errors,
@@ -95,14 +110,169 @@ class Validator:
                 f"Tax {tax} on {doc['name']} (0%): a zero-rate line must carry 0 tax",
             )
             return
-        expected = (gross * rate / (Decimal(100) + rate)).quantize(CENT)
+        share = gross * rate / (Decimal(100) if net else Decimal(100) + rate)
+        expected = share.quantize(CENT)
         if abs(expected - tax) > self.tolerance:
+            on = "net " if net else ""
             _err(
                 errors,
                 tax_field,
                 "totals_mismatch",
-                f"Tax {tax} does not match {doc['name']} on {gross} (expected about {expected})",
+                f"Tax {tax} does not match {doc['name']} on {on}{gross} "
+                f"(expected about {expected})",
             )
+
+    def _currency(
+        self, errors: Errors, currency: str, exchange_rate: str | None, day: dt.date
+    ) -> Decimal | None:
+        """The exchange rate a document is booked at (its own, else Nomi's daily rate)."""
+        base = str(self.tenant["currency"])
+        if not known(currency):
+            _err(errors, "currency", "currency_unknown", f"{currency} is not an ISO 4217 currency")
+            return None
+        if exchange_rate is not None:
+            rate = Decimal(exchange_rate)
+            if currency == base and rate != 1:
+                _err(
+                    errors,
+                    "exchange_rate",
+                    "invalid",
+                    f"A document in the base currency {base} has exchange rate 1",
+                )
+                return None
+            if rate <= 0:
+                _err(errors, "exchange_rate", "invalid", "The exchange rate must be positive")
+                return None
+            return rate
+        daily = daily_rate(currency, base, day)
+        if daily is None:
+            _err(
+                errors,
+                "exchange_rate",
+                "currency_unknown",
+                f"Nomi has no daily rate from {currency} to {base}; send exchange_rate",
+            )
+        return daily
+
+    def _bank(self, errors: Errors, field: str, bank_id: str | None, currency: str) -> None:
+        """A bank account that exists, is active and is in the document's or base currency."""
+        bank = self._ref(errors, "bank_account", field, bank_id)
+        if bank is None:
+            return
+        if bank["status"] == "ARCHIVED":
+            _err(errors, field, "account_archived", f"Bank account {bank['name']} is archived")
+        elif bank["currency"] not in (currency, self.tenant["currency"]):
+            _err(
+                errors,
+                field,
+                "currency_mismatch",
+                f"Bank account {bank['name']} is in {bank['currency']}, not {currency} "
+                f"or the base currency {self.tenant['currency']}",
+            )
+
+    def _contact(self, errors: Errors, kind: str, field: str, contact_id: str | None) -> None:
+        contact = self._ref(errors, kind, field, contact_id)
+        if contact is not None and contact["status"] == "ARCHIVED":
+            name = kind.capitalize()
+            _err(errors, field, "contact_archived", f"{name} {contact['name']} is archived")
+
+    def _net_lines(
+        self, errors: Errors, lines: Sequence[ExpenseLineIn], wanted: str, side: str
+    ) -> Decimal:
+        """Check net-form lines; returns what they add up to (net plus tax)."""
+        total = Decimal(0)
+        for n, line in enumerate(lines):
+            net, tax = money(line.net_amount), money(line.tax_amount)
+            self._category(errors, f"lines[{n}].category_id", line.category_id, wanted)
+            self._tax(
+                errors,
+                f"lines[{n}].tax_rate_id",
+                line.tax_rate_id,
+                side,
+                net,
+                tax,
+                f"lines[{n}].tax_amount",
+                net=True,
+            )
+            total += net + tax
+        return total
+
+    def _gross_lines(self, errors: Errors, lines: Sequence[InvoiceLineIn], wanted: str) -> Decimal:
+        """Check invoice-form lines (amount includes tax); returns their sum."""
+        for n, line in enumerate(lines):
+            self._category(errors, f"lines[{n}].category_id", line.category_id, wanted)
+            self._tax(
+                errors,
+                f"lines[{n}].tax_rate_id",
+                line.tax_rate_id,
+                "SALES",
+                money(line.amount),
+                money(line.tax_amount),
+                f"lines[{n}].tax_amount",
+            )
+        return sum((money(line.amount) for line in lines), Decimal(0))
+
+    def _adds_up(self, errors: Errors, lines_total: Decimal, total: str) -> None:
+        if lines_total != money(total):
+            _err(
+                errors,
+                "total",
+                "totals_mismatch",
+                f"The lines add up to {lines_total}, not the total {money(total)}",
+            )
+        elif money(total) <= 0:
+            _err(errors, "total", "totals_mismatch", "The total must be positive")
+
+    def _applies_to(
+        self,
+        errors: Errors,
+        kind: str,
+        credit_kind: str,
+        applies_to_id: str | None,
+        contact: tuple[str, str],
+        currency: str,
+        total: Decimal,
+    ) -> None:
+        """What a credit note credits: live, same contact and currency, not over-credited."""
+        if applies_to_id is None:
+            return
+        doc = self._ref(errors, kind, "applies_to_id", applies_to_id)
+        if doc is None:
+            return
+        what = kind.replace("_", " ")
+        field, contact_id = contact
+        if doc.get("status") == "VOIDED":
+            _err(errors, "applies_to_id", "already_voided", f"The {what} is voided")
+        elif doc.get(field) != contact_id:
+            _err(
+                errors,
+                "applies_to_id",
+                "contact_mismatch",
+                f"The {what} belongs to another {field.removesuffix('_id')}",
+            )
+        elif doc["currency"] != currency:
+            _err(
+                errors,
+                "applies_to_id",
+                "currency_mismatch",
+                f"The {what} is in {doc['currency']}, the credit note in {currency}",
+            )
+        else:
+            credited = sum(
+                (
+                    money(c["total"])
+                    for c in self.store.applying_to(credit_kind, self.tenant["id"], applies_to_id)
+                    if c.get("status") != "VOIDED"
+                ),
+                Decimal(0),
+            )
+            if credited + total > money(doc["total"]):
+                _err(
+                    errors,
+                    "total",
+                    "totals_mismatch",
+                    f"Credits of {credited + total} would exceed the {what}'s total {doc['total']}",
+                )
 
     def _period(self, errors: Errors, field: str, date: str) -> None:
         lock = self.tenant.get("lock_date")
@@ -121,86 +291,172 @@ class Validator:
             ProblemError: 400 when one of them does not exist.
         """
         errors: Errors = []
+        if not known(body.currency):
+            _err(errors, "currency", "currency_unknown", f"{body.currency} is not ISO 4217")
         self._ref(errors, "tax_rate", "default_tax_rate_id", body.default_tax_rate_id)
         self._ref(errors, "category", "default_category_id", body.default_category_id)
         self._raise(errors)
 
-    def expense(self, body: ExpenseCreate) -> None:
-        """Validate a new expense.
+    def expense(self, body: ExpenseCreate) -> Decimal:
+        """Validate a new expense (single form or lines).
+
+        Returns:
+            The exchange rate it is booked at.
 
         Raises:
-            ProblemError: 400 with every problem found.
+            ProblemError: 400 with every problem found (or at once for both forms sent).
         """
+        single = (body.category_id, body.tax_rate_id, body.tax_amount)
+        if body.lines is not None and any(v is not None for v in single):
+            raise ProblemError(
+                400,
+                "Send lines[] or category_id/tax_rate_id/tax_amount, not both",
+                code="invalid",
+                field="lines",
+            )
+        if body.lines is None and body.category_id is None:
+            raise ProblemError(
+                400, "An expense needs category_id or lines[]", code="invalid", field="category_id"
+            )
         errors: Errors = []
-        total, tax = money(body.total), money(body.tax_amount)
-        if total <= 0:
-            _err(errors, "total", "totals_mismatch", "The total must be positive")
+        total = money(body.total)
         if body.kind == "claim":
             if body.user_id is None:
                 _err(errors, "user_id", "contact_unknown", "An expense claim needs user_id")
             self._ref(errors, "user", "user_id", body.user_id)
-        supplier = self._ref(errors, "supplier", "supplier_id", body.supplier_id)
-        if supplier is not None and supplier["status"] == "ARCHIVED":
-            _err(
-                errors,
-                "supplier_id",
-                "contact_archived",
-                f"Supplier {supplier['name']} is archived",
+        self._contact(errors, "supplier", "supplier_id", body.supplier_id)
+        if body.lines is not None:
+            self._adds_up(
+                errors, self._net_lines(errors, body.lines, "EXPENSE", "PURCHASES"), body.total
             )
-        self._category(errors, "category_id", body.category_id, "EXPENSE")
-        self._tax(errors, "tax_rate_id", body.tax_rate_id, "PURCHASES", total, tax, "tax_amount")
-        bank = self._ref(
-            errors, "bank_account", "paid_from_bank_account_id", body.paid_from_bank_account_id
+        else:
+            assert body.category_id is not None
+            if total <= 0:
+                _err(errors, "total", "totals_mismatch", "The total must be positive")
+            self._category(errors, "category_id", body.category_id, "EXPENSE")
+            tax = money(body.tax_amount)
+            self._tax(
+                errors, "tax_rate_id", body.tax_rate_id, "PURCHASES", total, tax, "tax_amount"
+            )
+        rate = self._currency(errors, body.currency, body.exchange_rate, body.date)
+        self._bank(
+            errors, "paid_from_bank_account_id", body.paid_from_bank_account_id, body.currency
         )
-        if bank is not None and bank["status"] == "ARCHIVED":
-            _err(
-                errors,
-                "paid_from_bank_account_id",
-                "account_archived",
-                f"Bank account {bank['name']} is archived",
-            )
         self._period(errors, "date", body.date.isoformat())
         self._raise(errors)
+        assert rate is not None
+        return rate
 
-    def sales_invoice(self, body: SalesInvoiceCreate) -> None:
+    def sales_invoice(self, body: SalesInvoiceCreate) -> Decimal:
         """Validate a new sales invoice.
+
+        Returns:
+            The exchange rate it is booked at.
 
         Raises:
             ProblemError: 400 with every problem found.
         """
         errors: Errors = []
-        customer = self._ref(errors, "customer", "customer_id", body.customer_id)
-        if customer is not None and customer["status"] == "ARCHIVED":
-            _err(
-                errors,
-                "customer_id",
-                "contact_archived",
-                f"Customer {customer['name']} is archived",
-            )
+        self._contact(errors, "customer", "customer_id", body.customer_id)
         if self.store.find("sales_invoice", self.tenant["id"], ukey=body.number):
             _err(
                 errors, "number", "duplicate_number", f"Invoice number {body.number} already exists"
             )
-        for n, line in enumerate(body.lines):
-            amount = money(line.amount)
-            self._category(errors, f"lines[{n}].category_id", line.category_id, "INCOME")
-            self._tax(
-                errors,
-                f"lines[{n}].tax_rate_id",
-                line.tax_rate_id,
-                "SALES",
-                amount,
-                money(line.tax_amount),
-                f"lines[{n}].tax_amount",
-            )
-        if sum((money(line.amount) for line in body.lines), Decimal(0)) != money(body.total):
-            _err(errors, "total", "totals_mismatch", "The lines do not add up to the total")
-        elif money(body.total) <= 0:
-            _err(errors, "total", "totals_mismatch", "The total must be positive")
+        self._adds_up(errors, self._gross_lines(errors, body.lines, "INCOME"), body.total)
         if body.due_date is not None and body.due_date < body.date:
             _err(errors, "due_date", "invalid_date", "The due date is before the invoice date")
+        rate = self._currency(errors, body.currency, body.exchange_rate, body.date)
         self._period(errors, "date", body.date.isoformat())
         self._raise(errors)
+        assert rate is not None
+        return rate
+
+    def supplier_credit_note(self, body: SupplierCreditNoteCreate) -> Decimal:
+        """Validate a new supplier credit note.
+
+        Returns:
+            The exchange rate it is booked at.
+
+        Raises:
+            ProblemError: 400 with every problem found.
+        """
+        errors: Errors = []
+        self._contact(errors, "supplier", "supplier_id", body.supplier_id)
+        self._adds_up(
+            errors, self._net_lines(errors, body.lines, "EXPENSE", "PURCHASES"), body.total
+        )
+        self._applies_to(
+            errors,
+            "expense",
+            "supplier_credit_note",
+            body.applies_to_id,
+            ("supplier_id", body.supplier_id),
+            body.currency,
+            money(body.total),
+        )
+        rate = self._currency(errors, body.currency, body.exchange_rate, body.date)
+        self._period(errors, "date", body.date.isoformat())
+        self._raise(errors)
+        assert rate is not None
+        return rate
+
+    def customer_credit_note(self, body: CustomerCreditNoteCreate) -> Decimal:
+        """Validate a new customer credit note (its number unique among customer credit notes).
+
+        Returns:
+            The exchange rate it is booked at.
+
+        Raises:
+            ProblemError: 400 with every problem found.
+        """
+        errors: Errors = []
+        self._contact(errors, "customer", "customer_id", body.customer_id)
+        if self.store.find("customer_credit_note", self.tenant["id"], ukey=body.number):
+            _err(
+                errors,
+                "number",
+                "duplicate_number",
+                f"Credit note number {body.number} already exists",
+            )
+        self._adds_up(errors, self._gross_lines(errors, body.lines, "INCOME"), body.total)
+        self._applies_to(
+            errors,
+            "sales_invoice",
+            "customer_credit_note",
+            body.applies_to_id,
+            ("customer_id", body.customer_id),
+            body.currency,
+            money(body.total),
+        )
+        rate = self._currency(errors, body.currency, body.exchange_rate, body.date)
+        self._period(errors, "date", body.date.isoformat())
+        self._raise(errors)
+        assert rate is not None
+        return rate
+
+    def void(self, kind: str, doc: dict[str, Any]) -> None:
+        """Check that a document can be voided.
+
+        Raises:
+            ProblemError: 409 ``already_voided`` or ``has_payments``; 400 ``period_locked``.
+        """
+        what = kind.replace("_", " ")
+        if doc.get("status") == "VOIDED":
+            raise ProblemError(409, f"The {what} is already voided", code="already_voided")
+        lock = self.tenant.get("lock_date")
+        if lock and doc["date"] <= lock:
+            raise ProblemError(
+                400,
+                f"The {what} is dated {doc['date']}, in the period up to {lock} that is locked",
+                code="period_locked",
+                field="date",
+            )
+        if doc.get("payments"):
+            raise ProblemError(
+                409,
+                f"The {what} has payments; remove them before voiding it",
+                code="has_payments",
+            )
 
     def payment(self, invoice: dict[str, Any], body: PaymentCreate) -> None:
         """Validate a payment against an invoice.
@@ -208,15 +464,10 @@ class Validator:
         Raises:
             ProblemError: 400 with every problem found.
         """
+        if invoice.get("status") == "VOIDED":
+            raise ProblemError(409, "The sales invoice is voided", code="already_voided")
         errors: Errors = []
-        bank = self._ref(errors, "bank_account", "bank_account_id", body.bank_account_id)
-        if bank is not None and bank["status"] == "ARCHIVED":
-            _err(
-                errors,
-                "bank_account_id",
-                "account_archived",
-                f"Bank account {bank['name']} is archived",
-            )
+        self._bank(errors, "bank_account_id", body.bank_account_id, invoice["currency"])
         amount = money(body.amount)
         if amount <= 0 or amount > money(invoice["amount_due"]):
             _err(

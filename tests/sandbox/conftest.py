@@ -12,7 +12,7 @@ import pytest
 
 from sandbox.auth.tokens import CLIENT_ID, CLIENT_SECRET, SCOPES, s256
 from sandbox.browser import complete_consent
-from sandbox.seed import BRIGHT_SMILE, HARBOUR, NORTHWIND, tenant_id
+from sandbox.seed import BRIGHT_SMILE, HARBOUR, NORTHWIND, OSTSEE, PENNINE, tenant_id
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxHandle, running_sandbox
 
@@ -20,6 +20,7 @@ OWNER = ("owner@brightsmile.example", "brightsmile-owner")
 ACCOUNTANT = ("accountant@ledgerline.example", "ledgerline-accountant")
 REDIRECT = "http://127.0.0.1:8400/callback"
 BSD, HCC, NWJ = tenant_id(BRIGHT_SMILE), tenant_id(HARBOUR), tenant_id(NORTHWIND)
+OSY, PPL = tenant_id(OSTSEE), tenant_id(PENNINE)
 UNLIMITED = {
     "per_minute": 0,
     "per_day": 0,

@@ -80,7 +80,7 @@ def test_the_command_keeps_its_data_in_the_file_across_restarts(tmp_path: Path) 
     process = _serve(db, port, "--test-mode")
     try:
         records = httpx.get(f"{base}/_admin/tenants").json()
-        assert len(records) == 3
+        assert len(records) == 5
         seeded = httpx.post(f"{base}/_admin/tenants/{tenant['id']}/suppliers", json={"count": 1})
         assert seeded.json()["total"] > 50 + 5
     finally:

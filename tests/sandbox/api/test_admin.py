@@ -9,7 +9,7 @@ import httpx
 
 from sandbox.settings import SandboxSettings
 from sandbox.testing import SandboxHandle, running_sandbox
-from tests.sandbox.conftest import BSD, HCC, NWJ
+from tests.sandbox.conftest import BSD, HCC, NWJ, OSY, PPL
 
 
 def test_admin_routes_do_not_exist_outside_test_mode() -> None:
@@ -24,13 +24,22 @@ def test_admin_routes_do_not_exist_outside_test_mode() -> None:
         assert httpx.get(f"{sb.base_url}/openapi.json").status_code == 200
 
 
-def test_tenants_lists_the_three_seeded_organisations(sandbox: SandboxHandle) -> None:
-    tenants = {t["name"]: t["id"] for t in sandbox.admin.get("/_admin/tenants").json()}
-    assert tenants == {
+def test_tenants_lists_the_five_seeded_organisations(sandbox: SandboxHandle) -> None:
+    tenants = {t["name"]: t for t in sandbox.admin.get("/_admin/tenants").json()}
+    assert {name: t["id"] for name, t in tenants.items()} == {
         "Bright Smile Dental Ltd": BSD,
         "Harbour Coffee Co": HCC,
         "Northwind Joinery Ltd": NWJ,
+        "Ostsee Yachting Ltd": OSY,
+        "Pennine Print Ltd": PPL,
     }
+    assert (
+        tenants["Ostsee Yachting Ltd"]["currency"],
+        tenants["Pennine Print Ltd"]["lock_date"],
+    ) == (
+        "EUR",
+        "2025-12-31",
+    )
 
 
 def test_the_clock_moves_forward(sandbox: SandboxHandle) -> None:

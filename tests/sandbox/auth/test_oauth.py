@@ -12,7 +12,9 @@ from tests.sandbox.conftest import (
     BSD,
     HCC,
     NWJ,
+    OSY,
     OWNER,
+    PPL,
     REDIRECT,
     authorize_url,
     exchange,
@@ -37,7 +39,7 @@ def test_owner_consent_issues_tokens_for_one_organisation(sandbox: SandboxHandle
     ]
 
 
-def test_accountant_sees_three_organisations_and_chooses_one(sandbox: SandboxHandle) -> None:
+def test_accountant_sees_five_organisations_and_chooses_one(sandbox: SandboxHandle) -> None:
     with httpx.Client() as http:
         page = http.get(authorize_url(sandbox, "v" * 43))
         form = forms_of(page.text)[0]
@@ -47,7 +49,7 @@ def test_accountant_sees_three_organisations_and_chooses_one(sandbox: SandboxHan
             f"{sandbox.base_url}/oauth/authorize/login",
             data={**form.fields, "email": ACCOUNTANT[0], "password": ACCOUNTANT[1]},
         )
-    assert sorted(forms_of(orgs.text)[0].radios["tenant_id"]) == sorted([BSD, HCC, NWJ])
+    assert sorted(forms_of(orgs.text)[0].radios["tenant_id"]) == sorted([BSD, HCC, NWJ, OSY, PPL])
     code, verifier = get_code(sandbox, login=ACCOUNTANT, tenant=NWJ)
     access = exchange(sandbox, code, verifier).json()["access_token"]
     connections = httpx.get(

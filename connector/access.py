@@ -37,7 +37,8 @@ def normalise_email(email: str) -> str:
     """The one form in which the connector compares users' emails: trimmed, then case-folded.
 
     ``" ADMIN@Acme.example"`` and ``"admin@acme.example"`` are the same user. Users are stored
-    in this form (``connector.admin.users.add_user``); rows stored before it are still found (``find_user``).
+    in this form (``connector.admin.users.add_user``); rows stored before it are still found
+    (``find_user``).
     """
     return email.strip().casefold()
 

@@ -211,8 +211,8 @@ def reason_kind(reason: str) -> str:
     ``"category 'Travel' (from the supplier rule for 'Acme') is archived in Nomi: ..."`` is
     ``category is archived in Nomi``. The names are shown in their own column instead.
     """
-    head = reason.split(":", 1)[0]
-    kind = _BRACKETED.sub("", _QUOTED.sub("", head))
+    head = _QUOTED.sub("", reason).split(":", 1)[0]  # names first: one may hold a colon
+    kind = _BRACKETED.sub("", head)
     return " ".join(kind.split()) or " ".join(reason.split())
 
 

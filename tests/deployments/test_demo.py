@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +20,60 @@ from sqlalchemy import create_engine, text
 from deployments.serve import load_specs
 from tests.deployments.conftest import REPO_ROOT
 
-pytestmark = [pytest.mark.prefect, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.prefect, pytest.mark.timeout(600)]
 
 
 SERVING = "Your deployments are being served"
+#: The deployments the demo's own runs go through.
+DEMO_DEPLOYMENTS = [
+    "connect-to-nomi/manual",
+    "sync-nomi-reference-data/scheduled",
+    "verify-nomi-connection/scheduled",
+    "auto-publish-to-nomi/per-business",
+    "publish-items-to-nomi/manual",
+    "publish-history-report/scheduled",
+]
 
 
-def wait_until_polled(api: str, timeout: float = 60) -> list[dict[str, Any]]:
-    """The deployments, once every one has been polled by the serving runner (status READY)."""
+def wait_until_polled(api: str, since: datetime, timeout: float = 90) -> list[dict[str, Any]]:
+    """The deployments, once the keep-serving runner has polled every one after ``since``.
+
+    The demo's own runs went through a runner serving the same deployments, so ``READY`` alone
+    is not enough: ``last_polled`` must be newer than the moment the demo said it serves.
+    """
     deadline = time.monotonic() + timeout
     while True:
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=30).json()
-        if deployments and all(d["status"] == "READY" for d in deployments):
+        polled = [
+            d["last_polled"] and datetime.fromisoformat(d["last_polled"]) > since
+            for d in deployments
+        ]
+        if deployments and all(polled) and all(d["status"] == "READY" for d in deployments):
             return list(deployments)
-        assert time.monotonic() < deadline, [(d["name"], d["status"]) for d in deployments]
+        assert time.monotonic() < deadline, [(d["name"], d["last_polled"]) for d in deployments]
         time.sleep(0.5)
 
 
-def run_demo_then_ctrl_c(home: Path) -> tuple[int, str, list[str]]:
+def runs_per_deployment(api: str, deployments: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``<flow>/<deployment>`` -> the state names of its flow runs."""
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+    names = {d["id"]: f"{flows[d['flow_id']]}/{d['name']}" for d in deployments}
+    runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
+    found: dict[str, list[str]] = {name: [] for name in names.values()}
+    for run in runs:
+        if run["deployment_id"] in names:
+            found[names[run["deployment_id"]]].append(run["state"]["name"])
+    return found
+
+
+def run_demo_then_ctrl_c(
+    home: Path,
+) -> tuple[int, str, list[dict[str, Any]], dict[str, list[str]]]:
     """Run ``deployments.demo --keep-serving``; once it serves, press Ctrl-C as a terminal does.
 
     The demo runs in its own process group and SIGINT goes to the whole group, as Ctrl-C in a
-    terminal sends it. Returns the exit status, the whole output, and the deployments the demo's
-    Prefect server listed while it was serving.
+    terminal sends it. Returns the exit status, the whole output, the deployments the demo's
+    Prefect server listed while it was serving, and the states of each deployment's runs.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NOMI_"))}
     env.update(NOMI_CONNECTOR_HOME=str(home), DO_NOT_TRACK="1")
@@ -56,21 +88,24 @@ def run_demo_then_ctrl_c(home: Path) -> tuple[int, str, list[str]]:
     )
     lines: list[str] = []
     serving = threading.Event()
+    serving_since: list[datetime] = []
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            if SERVING in line:
+            if SERVING in line and not serving.is_set():
+                serving_since.append(datetime.now(UTC))
                 serving.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert serving.wait(timeout=360), "".join(lines)[-4000:]
+        assert serving.wait(timeout=480), "".join(lines)[-4000:]
         api = re.search(r"API (http://127\.0\.0\.1:\d+/api)", "".join(lines))
         assert api, "".join(lines)[-4000:]
-        served = wait_until_polled(api.group(1))  # the runner is up: Ctrl-C now stops it
+        served = wait_until_polled(api.group(1), serving_since[0])  # Ctrl-C now stops it
+        runs = runs_per_deployment(api.group(1), served)
         os.killpg(process.pid, signal.SIGINT)
         status = process.wait(timeout=60)  # it hung here when the server died with the demo
     finally:
@@ -80,15 +115,26 @@ def run_demo_then_ctrl_c(home: Path) -> tuple[int, str, list[str]]:
     reader.join(timeout=30)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{api.group(1)}/health", timeout=5)  # the demo stopped its server
-    return status, "".join(lines), sorted(d["name"] for d in served)
+    return status, "".join(lines), served, runs
 
 
 def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_database(tmp_path):
     home = tmp_path / "var"
-    status, output, served = run_demo_then_ctrl_c(home)
+    status, output, served, runs = run_demo_then_ctrl_c(home)
     assert status == 0, output[-4000:]
-    assert served == sorted(spec.name for spec in load_specs()), output[-4000:]
+    specs = load_specs()
+    assert sorted(d["name"] for d in served) == sorted(spec.name for spec in specs), output[-4000:]
+    # Served WITH the schedules of prefect.yaml, active, until Ctrl-C pauses them (and says so).
+    scheduled = {d["name"]: d for d in served if d["schedules"]}
+    assert len(scheduled) == len({s.name for s in specs if s.schedules}) > 0
+    for deployment in scheduled.values():
+        assert not deployment["paused"], deployment["name"]
+        assert all(s["active"] for s in deployment["schedules"]), deployment["name"]
+    assert "Serving the deployments WITH their schedules" in output
     assert "All deployments have been paused" in output
+    # The demo's own runs went through the deployments, so the UI lists them there.
+    for deployment in DEMO_DEPLOYMENTS:
+        assert "Completed" in runs[deployment], (deployment, runs)
 
     found = re.search(
         r"^SUMMARY published=(\d+) review=(\d+) ready=(\d+) failed=(\d+) total=(\d+)$",
@@ -136,3 +182,21 @@ def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_da
         assert published >= 8, output[-4000:]
     assert "Prefect UI (runs, tasks, artifacts): http://127.0.0.1:" in output
     assert (home / "prefect" / "server.log").exists()
+    report = re.search(r"^History report: (\S+\.html)$", output, re.MULTILINE)
+    assert report, output[-4000:]
+    page = Path(report.group(1)).read_text(encoding="utf-8")
+    assert Path(report.group(1)).parent == home / "reports"
+    assert page.count("data:image/png;base64,") == 4
+    assert f"<tr><th>Held in review now (items)</th><td>{review}</td></tr>" in page
+    assert "/artifacts/key/history-summary-bright-smile" in output
+
+    # Every attempt that reached Nomi recorded Nomi's HTTP status, successes included.
+    engine = create_engine(f"sqlite:///{home / 'connector.db'}")
+    with engine.connect() as db:
+        statuses = db.execute(
+            text("SELECT outcome, http_status FROM publish_attempts WHERE outcome != 'held'")
+        ).all()
+    engine.dispose()
+    assert statuses
+    assert all(status is not None for _, status in statuses), statuses
+    assert {status for outcome, status in statuses if outcome == "published"} <= {200, 201}

@@ -125,16 +125,16 @@ def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_da
     specs = load_specs()
     assert sorted(d["name"] for d in served) == sorted(spec.name for spec in specs), output[-4000:]
     # Served WITH the schedules of prefect.yaml, active, until Ctrl-C pauses them (and says so).
-    scheduled = {d["name"]: d for d in served if d["schedules"]}
-    assert len(scheduled) == len({s.name for s in specs if s.schedules}) > 0
-    for deployment in scheduled.values():
-        assert not deployment["paused"], deployment["name"]
-        assert all(s["active"] for s in deployment["schedules"]), deployment["name"]
+    scheduled = [d for d in served if d["schedules"]]
+    assert len(scheduled) == len([spec for spec in specs if spec.schedules]) > 0
+    for served_one in scheduled:
+        assert not served_one["paused"], served_one["name"]
+        assert all(s["active"] for s in served_one["schedules"]), served_one["name"]
     assert "Serving the deployments WITH their schedules" in output
     assert "All deployments have been paused" in output
     # The demo's own runs went through the deployments, so the UI lists them there.
-    for deployment in DEMO_DEPLOYMENTS:
-        assert "Completed" in runs[deployment], (deployment, runs)
+    for name in DEMO_DEPLOYMENTS:
+        assert "Completed" in runs[name], (name, runs)
 
     found = re.search(
         r"^SUMMARY published=(\d+) review=(\d+) ready=(\d+) failed=(\d+) total=(\d+)$",

@@ -209,8 +209,8 @@ def test_time_charts_span_the_data_in_whole_days_with_the_legend_clear(
         if periods.bin_days == 7:
             assert all(day(t).weekday() == 0 for t in ticks)
         for line in axes.get_lines():
-            xs = line.get_xdata()
-            assert all(low <= float(x) <= high for x in xs)  # type: ignore[union-attr]
+            xs = np.asarray(line.get_xdata(), dtype=float)
+            assert ((xs >= low) & (xs <= high)).all()
         if build is charts.volume_figure:
             widths = [b.get_width() for b in axes.patches]  # type: ignore[attr-defined]
             assert widths

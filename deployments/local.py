@@ -90,6 +90,9 @@ def prefect_server(prefect_home: Path, *, port: int, timeout: float = 120) -> It
     prefect_home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(prefect_environment(prefect_home))
+    # The UI asks this URL for the API; its default is port 4200 whatever --port says, so a demo
+    # on a free port showed "Can't connect to Server API at http://127.0.0.1:4200/api".
+    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     log_path = prefect_home / "server.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(

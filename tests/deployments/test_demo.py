@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.timeout(600)]
 
 
 SERVING = "Your deployments are being served"
+REPORT_KEY = "history-summary-bright-smile"
 #: The deployments the demo's own runs go through.
 DEMO_DEPLOYMENTS = [
     "connect-to-nomi/manual",
@@ -54,6 +55,52 @@ def wait_until_polled(api: str, since: datetime, timeout: float = 90) -> list[di
         time.sleep(0.5)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+def can_browse() -> bool:
+    """Whether headless Chromium can be driven here (Debian's build and Playwright)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return CHROMIUM.exists()
+
+
+def summary_as_the_ui_shows_it(ui: str, key: str, screenshot: Path) -> dict[str, Any]:
+    """Open the newest version of a markdown artifact in the Prefect UI, as ops would.
+
+    Returns its images (source prefix and natural size) and ``file://`` links, and saves a
+    screenshot of the page.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(f"{ui}/artifacts/key/{key}")
+            page.locator("a").filter(has_text=re.compile(r"^[0-9a-f]{8}$")).first.click(
+                timeout=60_000
+            )
+            page.wait_for_function(
+                "document.querySelectorAll('img[src^=\"data:image/png\"]').length >= 4 && "
+                "[...document.images].every(i => i.complete)",
+                timeout=60_000,
+            )
+            images = page.eval_on_selector_all(
+                "img[src^='data:']", "els => els.map(e => [e.alt, e.naturalWidth, e.naturalHeight])"
+            )
+            links = page.eval_on_selector_all(
+                "a[href^='file:']", "els => els.map(e => e.getAttribute('href'))"
+            )
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {"images": images, "links": links}
+
+
 def runs_per_deployment(api: str, deployments: list[dict[str, Any]]) -> dict[str, list[str]]:
     """``<flow>/<deployment>`` -> the state names of its flow runs."""
     flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
@@ -68,12 +115,13 @@ def runs_per_deployment(api: str, deployments: list[dict[str, Any]]) -> dict[str
 
 def run_demo_then_ctrl_c(
     home: Path,
-) -> tuple[int, str, list[dict[str, Any]], dict[str, list[str]]]:
+) -> tuple[int, str, list[dict[str, Any]], dict[str, list[str]], dict[str, Any] | None]:
     """Run ``deployments.demo --keep-serving``; once it serves, press Ctrl-C as a terminal does.
 
     The demo runs in its own process group and SIGINT goes to the whole group, as Ctrl-C in a
     terminal sends it. Returns the exit status, the whole output, the deployments the demo's
-    Prefect server listed while it was serving, and the states of each deployment's runs.
+    Prefect server listed while it was serving, the states of each deployment's runs and (when
+    Chromium is here) the report's summary artifact as the UI showed it.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NOMI_"))}
     env.update(NOMI_CONNECTOR_HOME=str(home), DO_NOT_TRACK="1")
@@ -106,6 +154,11 @@ def run_demo_then_ctrl_c(
         assert api, "".join(lines)[-4000:]
         served = wait_until_polled(api.group(1), serving_since[0])  # Ctrl-C now stops it
         runs = runs_per_deployment(api.group(1), served)
+        shown = None
+        if can_browse():
+            ui = api.group(1).removesuffix("/api")
+            shot = home.parent / "history-summary-in-the-ui.png"
+            shown = summary_as_the_ui_shows_it(ui, REPORT_KEY, shot)
         os.killpg(process.pid, signal.SIGINT)
         status = process.wait(timeout=60)  # it hung here when the server died with the demo
     finally:
@@ -115,12 +168,12 @@ def run_demo_then_ctrl_c(
     reader.join(timeout=30)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{api.group(1)}/health", timeout=5)  # the demo stopped its server
-    return status, "".join(lines), served, runs
+    return status, "".join(lines), served, runs, shown
 
 
 def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_database(tmp_path):
     home = tmp_path / "var"
-    status, output, served, runs = run_demo_then_ctrl_c(home)
+    status, output, served, runs, shown = run_demo_then_ctrl_c(home)
     assert status == 0, output[-4000:]
     specs = load_specs()
     assert sorted(d["name"] for d in served) == sorted(spec.name for spec in specs), output[-4000:]
@@ -188,7 +241,12 @@ def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_da
     assert Path(report.group(1)).parent == home / "reports"
     assert page.count("data:image/png;base64,") == 4
     assert f"<tr><th>Held in review now (items)</th><td>{review}</td></tr>" in page
-    assert "/artifacts/key/history-summary-bright-smile" in output
+    assert f"/artifacts/key/{REPORT_KEY}" in output
+    if shown is not None:  # the Prefect UI (on the demo's free port) renders the inline charts
+        assert len(shown["images"]) == 4, shown
+        for _, width, height in shown["images"]:
+            assert (width, height) == (864, 364), shown
+        assert shown["links"] == [Path(report.group(1)).as_uri()], shown
 
     # Every attempt that reached Nomi recorded Nomi's HTTP status, successes included.
     engine = create_engine(f"sqlite:///{home / 'connector.db'}")

@@ -139,7 +139,7 @@ def business_figure(report: HistoryReport, named: int = 6) -> Figure | None:
     volume = (
         frame.groupby("business")["published"].sum().sort_values(ascending=False, kind="stable")
     )
-    top = list(volume.index[:named])
+    top = [b for b in volume.index if b != "other"][:named]
     names = frame["business"].where(frame["business"].isin(top), "other")
     per = (
         frame.assign(business=names)
@@ -147,7 +147,7 @@ def business_figure(report: HistoryReport, named: int = 6) -> Figure | None:
         .sum()
     )
     figure, axes = _figure(f"Published per business per {periods.label}")
-    for business in [*top, *(["other"] if len(volume) > named else [])]:
+    for business in [*top, *(["other"] if (names == "other").any() else [])]:
         rows = per[per["business"] == business].sort_values("period")
         axes.plot(_centres(periods, rows["period"]), rows["published"], marker="o", label=business)
     axes.set_ylabel("items published")

@@ -34,7 +34,9 @@ DAILY_UP_TO_DAYS = 45
 #: The time axis of a chart shows at least this many days (one day of data is one bar of seven).
 MIN_AXIS_DAYS = 7
 #: Businesses drawn by name on the trend chart; the rest are summed as ``other``.
-TREND_BUSINESSES = 6
+TREND_BUSINESSES = 6  # the trend table and chart name these; the rest is ``other``
+#: Businesses (the most attempts first) whose call latency is reported one by one.
+CALL_BUSINESSES = 20
 
 
 def decimals_of(column: str) -> int | None:
@@ -183,16 +185,34 @@ def trend(per_day: pd.DataFrame, periods: Periods | None) -> pd.DataFrame:
     return outcome_totals(frame, "period")
 
 
-def business_trend(per_business_day: pd.DataFrame, periods: Periods | None) -> pd.DataFrame:
+def business_trend(
+    per_business_day: pd.DataFrame, periods: Periods | None, per_day: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Outcome counts per business and bin (the per-business trends).
+
+    Args:
+        per_business_day: ``business, day, ...counts`` of the businesses drawn by name.
+        periods: The bins.
+        per_day: ``day, ...counts`` of every business: when given, what the named businesses do
+            not account for is added as business ``other``.
 
     Returns:
         ``business, period, published, failed, retried, attempts, failure_rate_pct``.
     """
+    columns = ["business", "period", *OUTCOME_COLUMNS, "failure_rate_pct"]
     if periods is None or per_business_day.empty:
-        return pd.DataFrame(columns=["business", "period", *OUTCOME_COLUMNS, "failure_rate_pct"])
-    frame = per_business_day.assign(period=_period_column(per_business_day["day"], periods))
-    return outcome_totals(frame, ["business", "period"])
+        return pd.DataFrame(columns=columns)
+    frame = per_business_day.assign(business=per_business_day["business"].astype(str))
+    if per_day is not None and not per_day.empty:
+        named = frame.groupby("day")[OUTCOME_COLUMNS].sum()
+        rest = per_day.set_index("day")[OUTCOME_COLUMNS].sub(named, fill_value=0)
+        rest = rest[(rest > 0).any(axis=1)].reset_index().assign(business="other")
+        frame = pd.concat([frame, rest], ignore_index=True)
+    frame = frame.assign(period=_period_column(frame["day"], periods))
+    out = outcome_totals(frame, ["business", "period"])
+    for column in OUTCOME_COLUMNS:
+        out[column] = out[column].astype("int64")
+    return out[columns]
 
 
 # ---- failure reasons ---------------------------------------------------------------------------
@@ -409,10 +429,11 @@ def _nearest_rank(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def call_latency(calls: pd.DataFrame) -> pd.DataFrame:
-    """Per-call latency of Nomi calls per endpoint: all businesses first, then each business.
+    """Per-call latency of Nomi calls per endpoint and business (``all`` first).
 
     Args:
-        calls: ``business, step, latency_ms, calls`` (see ``attempts.load_call_counts``).
+        calls: ``business, step, latency_ms, calls`` (see ``attempts.load_call_counts``; the
+            rows of every call together have ``business`` = ``all``).
 
     Returns:
         ``business, step, endpoint, calls, p50_s, p95_s, p99_s, max_s``: nearest-rank percentiles
@@ -420,13 +441,23 @@ def call_latency(calls: pd.DataFrame) -> pd.DataFrame:
     """
     if calls.empty:
         return pd.DataFrame(columns=CALL_COLUMNS)
-    overall = _nearest_rank(calls, ["step"]).assign(business="all")
-    per_business = _nearest_rank(calls, ["business", "step"])
-    frame = pd.concat([overall, per_business.sort_values(["business", "step"])], ignore_index=True)
-    frame["business"] = frame["business"].astype(str)
+    frame = _nearest_rank(calls.astype({"business": str}), ["business", "step"])
+    frame = frame.assign(first=frame["business"] != "all")
+    frame = frame.sort_values(["first", "business", "step"], ignore_index=True)
     frame["endpoint"] = frame["step"].map(STEP_ENDPOINTS).fillna("")
     frame["calls"] = frame["calls"].astype("int64")
     return rounded(frame[CALL_COLUMNS])
+
+
+def busiest(per_business_day: pd.DataFrame, limit: int) -> list[str]:
+    """The ``limit`` businesses with the most attempts (ties by slug)."""
+    if per_business_day.empty:
+        return []
+    attempts_of = per_business_day.groupby("business", observed=True)["attempts"].sum()
+    ranked = attempts_of.reset_index().sort_values(
+        ["attempts", "business"], ascending=[False, True]
+    )
+    return [str(b) for b in ranked["business"].head(limit)]
 
 
 # ---- runs, waiting, sync, connections ------------------------------------------------------------
@@ -586,10 +617,15 @@ def build_report(
         connector.errors.UnknownBusinessError: The window's business does not exist.
     """
     with engine.connect() as conn:
-        per_business_day = attempts.load_outcome_totals(conn, window, "business_day")
+        per_business = attempts.load_outcome_totals(conn, window, "business")
+        per_day = attempts.load_outcome_totals(conn, window, "day")
+        trend_of = busiest(per_business, TREND_BUSINESSES)
+        per_business_day = attempts.load_outcome_totals(conn, window, "business_day", trend_of)
         failures = attempts.load_failure_counts(conn, window)
         latencies = attempts.load_latencies(conn, window)
-        calls = attempts.load_call_counts(conn, window)
+        every_call = attempts.load_call_counts(conn, window)
+        top = busiest(per_business, CALL_BUSINESSES)
+        per_business_calls = attempts.load_call_counts(conn, window, top)
         run_days = summaries.load_run_totals(conn, window)
         recent = summaries.load_recent_runs(conn, window)
         reviews = summaries.load_review_reasons(conn, window)
@@ -597,17 +633,16 @@ def build_report(
         waiting = summaries.load_waiting_items(conn, window, limit=waiting_limit)
         sync = summaries.load_sync_state(conn, window)
         connections = summaries.load_connections(conn, window)
-    days = list(per_business_day["day"]) if not per_business_day.empty else []
-    periods = periods_for(days)
-    by_day = outcome_totals(per_business_day, "day")
+    periods = periods_for(list(per_day["day"]) if not per_day.empty else [])
+    by_day = outcome_totals(per_day, "day")
     latency = latency_stats(latencies)
-    call_frame = call_latency(calls)
-    every_call = _nearest_rank(calls.assign(scope="all"), ["scope"]) if not calls.empty else None
-    call_p95 = float(every_call["p95_s"].iloc[0]) if every_call is not None else float("nan")
+    call_frame = call_latency(pd.concat([every_call, per_business_calls], ignore_index=True))
+    overall = _nearest_rank(every_call, ["business"]) if not every_call.empty else None
+    call_p95 = float(overall["p95_s"].iloc[0]) if overall is not None else float("nan")
     return HistoryReport(
         window=window,
         generated_at=now,
-        by_business=by_business(per_business_day, item_counts),
+        by_business=by_business(per_business, item_counts),
         by_day=by_day,
         failures=failure_reasons(failures, reviews),
         latency=latency,
@@ -620,7 +655,7 @@ def build_report(
         totals=headline(by_day, latency, item_counts, call_p95),
         periods=periods,
         trend=trend(by_day, periods),
-        business_trend=business_trend(per_business_day, periods),
+        business_trend=business_trend(per_business_day, periods, per_day),
         latency_trend=latency_trend(latencies, periods),
         failures_by_supplier=failures_by_supplier(failures, reviews),
         call_latency=call_frame,

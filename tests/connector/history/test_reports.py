@@ -129,9 +129,12 @@ def test_call_latency_percentiles_are_nearest_rank_over_the_counted_durations() 
         columns=["business", "step", "latency_ms", "calls"],
     )
     calls = calls.groupby(["business", "step", "latency_ms"], as_index=False)["calls"].sum()
-    out = reports.call_latency(calls).set_index("business")
-    every = sorted(ms for values in durations.values() for ms in values)
-    for business, values in [("all", every), *durations.items()]:
+    every = calls.groupby(["step", "latency_ms"], as_index=False)["calls"].sum()
+    out = reports.call_latency(pd.concat([every.assign(business="all"), calls]))
+    assert out["business"].tolist() == ["all", "acme", "bolt"]  # all first
+    out = out.set_index("business")
+    every_ms = sorted(ms for values in durations.values() for ms in values)
+    for business, values in [("all", every_ms), *durations.items()]:
         ordered = sorted(values)
         for p in (50, 95, 99):
             expected = ordered[max(0, -(-len(ordered) * p // 100) - 1)] / 1000

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployments.demo_steps import (
     BUSINESS_SLUG,
@@ -23,11 +24,24 @@ from deployments.demo_steps import (
     import_examples,
     publish_confirming_new_suppliers,
     reset_home,
-    run_flow,
+    run_deployment_step,
     save_app_block,
     seed,
 )
-from deployments.local import free_port, prefect_environment, prefect_server, serving_app
+from deployments.local import (
+    StartupError,
+    free_port,
+    prefect_environment,
+    prefect_server,
+    serving_app,
+    serving_deployments,
+)
+
+if TYPE_CHECKING:
+    from deployments.serve import DeploymentSpec
+
+#: The report's summary artifact (markdown, charts inline) for the demo's business.
+REPORT_KEY = f"history-summary-{BUSINESS_SLUG}"
 
 
 @dataclass
@@ -67,8 +81,14 @@ def summarise(database_url: str) -> Summary:
     return Summary(counts, review, failed)
 
 
+def latest_report(directory: Path) -> Path | None:
+    """The newest HTML history report in ``directory`` (None when there is none)."""
+    reports = sorted(directory.glob("history-report-*.html"), key=lambda p: p.stat().st_mtime)
+    return reports[-1] if reports else None
+
+
 def print_summary(demo: Demo, summary: Summary, ui_url: str) -> None:
-    """The closing summary, with a machine-readable ``SUMMARY`` line."""
+    """The closing summary, with a machine-readable ``SUMMARY`` line and where to look next."""
     c = summary.counts
     demo.say("")
     demo.say(
@@ -80,7 +100,13 @@ def print_summary(demo: Demo, summary: Summary, ui_url: str) -> None:
     for external_id, error in summary.failed:
         demo.say(f"  failed          {external_id}: {error}")
     demo.say("")
+    report = latest_report(demo.home / "reports")
+    if report is not None:
+        demo.say(f"History report: {report}")
+        demo.say(f"  open it in a browser: {report.as_uri()}")
+        demo.say(f"  summary with charts in the UI: {ui_url}/artifacts/key/{REPORT_KEY}")
     demo.say(f"Prefect UI (runs, tasks, artifacts): {ui_url}")
+    demo.say(f"  the demo's runs, under their deployments: {ui_url}/deployments")
     demo.say(
         "Reopen it later with `make ui` (or PREFECT_HOME="
         f"{demo.home / 'prefect'} .venv/bin/prefect server start)."
@@ -107,58 +133,94 @@ def run_demo(demo: Demo, *, keep_serving: bool, ui_port: int) -> int:
         ):
             demo.sandbox_url, demo.callback_url = sandbox.base_url, callback_url
             demo.say(f"Sandbox {sandbox.base_url}, callback {callback_url}, API {api_url}")
-            status = run_steps(demo)
+            status = run_steps(demo, api_url)
             print_summary(demo, summarise(demo.database_url), api_url.removesuffix("/api"))
             if keep_serving:
                 serve_until_interrupted(demo)
     return status
 
 
-def run_steps(demo: Demo) -> int:
-    """The demo's steps in order; 1 when a step that exists failed."""
+def run_steps(demo: Demo, api_url: str) -> int:
+    """The demo's steps in order, each flow run through its served deployment; 1 when a step
+    failed."""
+    from deployments.serve import load_specs
+
     seed(demo)
     save_app_block(demo)
     sync = {"business": BUSINESS_SLUG, "mode": "incremental"}
     report = {"business": BUSINESS_SLUG, "output_dir": str(demo.home / "reports")}
+    publish = {"business": BUSINESS_SLUG, "trigger": "manual"}
     steps: list[tuple[str, Callable[[], object]]] = [
         ("connect-to-nomi", lambda: connect(demo)),
         (
             "sync-nomi-reference-data",
-            lambda: run_flow(demo, "sync-nomi-reference-data", "sync_nomi_reference_data", sync),
+            lambda: run_deployment_step(
+                demo, "sync-nomi-reference-data", "sync-nomi-reference-data/scheduled", sync
+            ),
+        ),
+        (
+            "verify-nomi-connection",
+            lambda: run_deployment_step(
+                demo,
+                "verify-nomi-connection",
+                "verify-nomi-connection/scheduled",
+                {"business": BUSINESS_SLUG},
+            ),
         ),
         ("configure", lambda: configure(demo)),
         ("import examples", lambda: import_examples(demo)),
         (
             "auto-publish-to-nomi",
-            lambda: run_flow(
-                demo,
-                "auto-publish-to-nomi",
-                "auto_publish_to_nomi",
-                {"business": BUSINESS_SLUG, "trigger": "manual"},
+            lambda: run_deployment_step(
+                demo, "auto-publish-to-nomi", "auto-publish-to-nomi/per-business", publish
             ),
         ),
         ("publish-items-to-nomi", lambda: publish_confirming_new_suppliers(demo)),
         (
             "publish-history-report",
-            lambda: run_flow(demo, "publish-history-report", "publish_history_report", report),
+            lambda: run_deployment_step(
+                demo, "publish-history-report", "publish-history-report/scheduled", report
+            ),
         ),
     ]
-    for name, step in steps:
-        try:
-            step()
-        except Exception as error:  # a demo step's failure is reported, and the rest still run
-            demo.record(name, "failed", f"{type(error).__name__}: {error}"[:300])
+    log_path = demo.home / "serve.log"
+    demo.say(f"Serving the deployments for the demo's runs (runner log: {log_path}) ...")
+    try:
+        with serving_deployments(api_url, log_path, expected=len(load_specs())):
+            for name, step in steps:
+                try:
+                    step()
+                except Exception as error:  # a step's failure is reported; the rest still run
+                    demo.record(name, "failed", f"{type(error).__name__}: {error}"[:300])
+    except StartupError as error:
+        demo.record("serve the deployments", "failed", str(error)[:300])
     return 1 if any(s.outcome == "failed" for s in demo.steps) else 0
 
 
+def describe_schedules(specs: list[DeploymentSpec]) -> list[str]:
+    """One line per scheduled deployment: its name and schedules as ``prefect.yaml`` gives them."""
+    lines = []
+    for spec in specs:
+        flow = spec.entrypoint.rsplit(":", 1)[1].replace("_", "-")
+        for schedule in spec.schedules:
+            when = schedule.get("cron") or f"every {schedule.get('interval')} s"
+            zone = schedule.get("timezone", "UTC")
+            lines.append(f"  {flow}/{spec.name}: {when} ({zone}) {schedule.get('slug', '')}")
+    return lines
+
+
 def serve_until_interrupted(demo: Demo) -> None:
-    """Serve the deployments (manual runs from the UI) until Ctrl-C."""
+    """Serve the deployments with their schedules (and manual runs from the UI) until Ctrl-C."""
     from prefect import serve
 
     from deployments.serve import available_deployments, load_specs
 
-    deployments, _ = available_deployments(load_specs(), with_schedules=False)
-    demo.say("Serving the deployments and keeping the servers up: Ctrl-C to stop.")
+    specs = load_specs()
+    deployments, _ = available_deployments(specs, with_schedules=True)
+    demo.say("Serving the deployments WITH their schedules until Ctrl-C; scheduled runs start:")
+    for line in describe_schedules(specs):
+        demo.say(line)
+    demo.say("(Ctrl-C pauses the schedules again and stops the servers.)")
     with contextlib.suppress(KeyboardInterrupt):
         serve(*deployments)
 

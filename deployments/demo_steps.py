@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import re
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,8 @@ BUSINESS_NAME = "Bright Smile Dental Ltd"
 ADMIN_EMAIL = "priya@brightsmile.example"
 NOMI_LOGIN = ("owner@brightsmile.example", "brightsmile-owner")
 APP_BLOCK = "nomi"
+CONNECT_DEPLOYMENT = "connect-to-nomi/manual"
+PUBLISH_ITEMS_DEPLOYMENT = "publish-items-to-nomi/manual"
 # Merchants of the example expense claims: confirmed, so Nomi gets them as new suppliers. The new
 # supplier of bs-0005 is left unconfirmed to show warn_new_supplier holding an item in review.
 CONFIRMED_NEW_SUPPLIERS = ("Addison Lee", "Pret A Manger", "Trainline")
@@ -58,14 +59,45 @@ def load_flow(module: str) -> Any:
     return getattr(importlib.import_module(f"flows.{module}"), module)
 
 
-def run_flow(demo: Demo, name: str, module: str, params: dict[str, Any]) -> bool:
-    """Run one flow in this process (its runs show in the UI); report the final state."""
-    flow = load_flow(module)
-    state = flow(params=params, return_state=True)
+#: Seconds one demo run may take before the demo gives up on it.
+RUN_TIMEOUT = 600
+
+
+def start_deployment(deployment: str, params: dict[str, Any]) -> Any:
+    """Create a run of a served deployment (``<flow>/<deployment>``) now; returns the flow run."""
+    from prefect.deployments import run_deployment
+
+    return run_deployment(deployment, parameters={"params": params}, timeout=0)
+
+
+def wait_final(flow_run_id: Any, timeout: float = RUN_TIMEOUT) -> Any:
+    """The flow run once its state is final (completed, failed, crashed, cancelled).
+
+    Raises:
+        TimeoutError: It was not final within ``timeout`` seconds.
+    """
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            flow_run = client.read_flow_run(flow_run_id)
+            if flow_run.state is not None and flow_run.state.is_final():
+                return flow_run
+            if time.monotonic() > deadline:
+                state = flow_run.state.name if flow_run.state else "no state"
+                raise TimeoutError(f"run {flow_run.name} still {state} after {timeout:.0f}s")
+            time.sleep(0.5)
+
+
+def run_deployment_step(demo: Demo, name: str, deployment: str, params: dict[str, Any]) -> bool:
+    """Run a served deployment (the run shows under it in the UI); report the final state."""
+    flow_run = wait_final(start_deployment(deployment, params).id)
+    state = flow_run.state
     if state.is_completed():
-        demo.record(name, "ok")
+        demo.record(name, "ok", f"{deployment}, run {flow_run.name}")
         return True
-    demo.record(name, "failed", f"{state.name}: {state.message or ''}"[:300])
+    demo.record(name, "failed", f"{deployment}: {state.name}: {state.message or ''}"[:300])
     return False
 
 
@@ -139,42 +171,32 @@ def authorize_link(since: datetime, timeout: float) -> str:
 
 
 def connect(demo: Demo) -> bool:
-    """Run connect-to-nomi and answer Nomi's consent pages like a person with a browser."""
+    """Run connect-to-nomi/manual and answer Nomi's consent pages like a person with a browser."""
     import httpx
 
     from sandbox.browser import complete_consent
     from sandbox.seed import BRIGHT_SMILE, tenant_id
 
-    flow = load_flow("connect_to_nomi")
-    states: list[Any] = []
     params = {"business": BUSINESS_SLUG, "acting_user": ADMIN_EMAIL, "timeout_seconds": 300}
     since = datetime.now(UTC)
-    runner = threading.Thread(
-        target=lambda: states.append(flow(params=params, return_state=True)),
-        name="connect-to-nomi",
-    )
-    runner.start()
-    try:
-        link = authorize_link(since, timeout=120)
-        demo.say("  connect-to-nomi paused on its authorize link; signing in to Nomi as the owner")
-        with httpx.Client(timeout=30) as browser:
-            answer = complete_consent(
-                browser,
-                link,
-                email=NOMI_LOGIN[0],
-                password=NOMI_LOGIN[1],
-                tenant_id=tenant_id(BRIGHT_SMILE),
-            )
-            page = browser.get(f"{demo.callback_url}/oauth/callback", params=answer)
-        demo.say(f"  callback answered {page.status_code}: the run resumes")
-    finally:
-        runner.join(timeout=600)
-    state = states[0] if states else None
-    if state is not None and state.is_completed():
+    flow_run = start_deployment(CONNECT_DEPLOYMENT, params)
+    link = authorize_link(since, timeout=180)
+    demo.say("  connect-to-nomi paused on its authorize link; signing in to Nomi as the owner")
+    with httpx.Client(timeout=30) as browser:
+        answer = complete_consent(
+            browser,
+            link,
+            email=NOMI_LOGIN[0],
+            password=NOMI_LOGIN[1],
+            tenant_id=tenant_id(BRIGHT_SMILE),
+        )
+        page = browser.get(f"{demo.callback_url}/oauth/callback", params=answer)
+    demo.say(f"  callback answered {page.status_code}: the run resumes")
+    state = wait_final(flow_run.id).state
+    if state.is_completed():
         demo.record("connect-to-nomi", "ok", f"{BUSINESS_SLUG} connected to {BRIGHT_SMILE}")
         return True
-    message = f"{state.name}: {state.message}" if state is not None else "no final state"
-    demo.record("connect-to-nomi", "failed", message[:300])
+    demo.record("connect-to-nomi", "failed", f"{state.name}: {state.message}"[:300])
     return False
 
 
@@ -313,4 +335,4 @@ def publish_confirming_new_suppliers(demo: Demo) -> bool:
         "confirm_new_contacts": True,
     }
     name = f"publish-items-to-nomi (confirming {', '.join(CONFIRMED_NEW_SUPPLIERS)})"
-    return run_flow(demo, name, "publish_items_to_nomi", params)
+    return run_deployment_step(demo, name, PUBLISH_ITEMS_DEPLOYMENT, params)

@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 and stops when its context manager exits.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,9 @@ def prefect_server(prefect_home: Path, *, port: int, timeout: float = 120) -> It
     prefect_home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(prefect_environment(prefect_home))
+    # The UI asks this URL for the API; its default is port 4200 whatever --port says, so a demo
+    # on a free port showed "Can't connect to Server API at http://127.0.0.1:4200/api".
+    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     log_path = prefect_home / "server.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -151,6 +155,79 @@ def stop_process(process: subprocess.Popen[bytes], *, grace: float = 15) -> None
     if process.poll() is not None:
         return
     process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+SERVE_COMMAND = [sys.executable, "-m", "deployments.serve"]
+#: How often the serving runner looks for runs to start (Prefect's default is 10 s).
+RUNNER_POLL_SECONDS = "1"
+
+
+def ready_deployments(api_url: str) -> dict[str, str]:
+    """``<flow>/<deployment>`` -> status of every deployment the server knows."""
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        flows = {f["id"]: f["name"] for f in client.post("/flows/filter", json={}).json()}
+        rows = client.post("/deployments/filter", json={}).json()
+    return {f"{flows.get(d['flow_id'], '?')}/{d['name']}": d["status"] for d in rows}
+
+
+@contextmanager
+def serving_deployments(
+    api_url: str, log_path: Path, *, expected: int, timeout: float = 180
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Serve the deployments of ``prefect.yaml`` without schedules in a child process.
+
+    The demo's own runs go through these deployments (``run_deployment``), so the Prefect UI
+    shows each run under its deployment; the child executes them in its own subprocesses.
+
+    Args:
+        api_url: The Prefect API the child serves against.
+        log_path: Where the child's output (and its runs' logs) go.
+        expected: How many deployments must be polled (status ``READY``) before yielding.
+        timeout: Seconds to wait for that.
+
+    Raises:
+        StartupError: The child exited, or the deployments were not ready in time.
+    """
+    env = dict(
+        os.environ, PREFECT_API_URL=api_url, PREFECT_RUNNER_POLL_FREQUENCY=RUNNER_POLL_SECONDS
+    )
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*SERVE_COMMAND, "--no-schedules"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the demo, which stops this child in turn
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise StartupError(
+                    f"deployments.serve exited ({process.returncode}); see {log_path}"
+                )
+            statuses = ready_deployments(api_url)
+            if len(statuses) >= expected and all(s == "READY" for s in statuses.values()):
+                break
+            if time.monotonic() > deadline:
+                raise StartupError(f"deployments not ready within {timeout:.0f}s: {statuses}")
+            time.sleep(0.5)
+        yield process
+    finally:
+        stop_serving(process)
+
+
+def stop_serving(process: subprocess.Popen[bytes], *, grace: float = 30) -> None:
+    """Stop a serving runner as Ctrl-C does (SIGINT), killing it if it outlives ``grace``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:

@@ -10,7 +10,12 @@ from pydantic import BaseModel, Field
 
 from connector.history.queries import ReportWindow
 from connector.settings import ConnectorSettings
-from tasks.report import build_history_report, publish_history_artifacts, write_history_html
+from tasks.report import (
+    build_history_report,
+    draw_history_charts,
+    publish_history_artifacts,
+    write_history_html,
+)
 from tasks.runtime import business_run_name
 
 DEFAULT_DAYS = 30
@@ -52,18 +57,22 @@ def publish_history_report(params: HistoryReportParams) -> str:
 
     Covers the last 30 days by default (or `since`..`until`, UTC days), for every business or one
     (`business` slug). Publishes keyed artifacts on the Artifacts page, each with its own version
-    history: `history-summary` (markdown), `history-by-business`, `history-failures`,
-    `history-latency`, `history-runs`, `history-waiting`, `history-sync`, `history-expiring`
-    (with a business: suffix `-<slug>`). Writes one self-contained HTML report with charts to
-    `<NOMI_CONNECTOR_HOME>/reports/` (or `output_dir`) and returns its path. Fails when the
-    business does not exist or the database cannot be read.
+    history: `history-summary` (markdown: the headline, the charts inline, top failure reasons,
+    call latency, longest-waiting items), `history-report` (a link to the HTML file), and the
+    tables `history-by-business`, `history-failures`, `history-failures-by-supplier`,
+    `history-latency`, `history-call-latency`, `history-trend`, `history-runs`,
+    `history-waiting`, `history-sync`, `history-expiring` (with a business: suffix `-<slug>`).
+    "Held" is the items in review now. Durations are in seconds, rates in percent. Writes one
+    self-contained HTML report with charts to `<NOMI_CONNECTOR_HOME>/reports/` (or `output_dir`)
+    and returns its path. Fails when the business does not exist or the database cannot be read.
     """
     settings = ConnectorSettings()
     now = datetime.now(UTC)
     window = params.window(now.date())
     directory = params.output_dir or str(settings.home / "reports")
     report = build_history_report(settings.database_url, window, now)
-    html_path = write_history_html(report, directory)
-    publish_history_artifacts(report, html_path)
+    charts = draw_history_charts(report)
+    html_path = write_history_html(report, directory, charts)
+    publish_history_artifacts(report, html_path, charts)
     get_run_logger().info("history report for %s: %s", window.business or "all", html_path)
     return html_path

@@ -8,6 +8,8 @@ latencies as compact chunks, see ``connector.history.latency``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -20,6 +22,7 @@ from connector.history.queries import (
     FAILED_OUTCOMES,
     PUBLISHED_OUTCOMES,
     RECORD_STEPS,
+    STEP_ENDPOINTS,
     ReportWindow,
     business_filter,
     business_slugs,
@@ -40,8 +43,7 @@ _items = table_of(Item).c
 
 
 def _outcome_sums() -> list[Any]:
-    """SQL sums of published, failed, held, retried and all attempts (see
-    connector.history.report)."""
+    """SQL sums of published, failed, retried and all attempts (see docs/history.md)."""
 
     def count_if(condition: Any, name: str) -> Any:
         return sa.func.sum(sa.case((condition, 1), else_=0)).label(name)
@@ -49,7 +51,6 @@ def _outcome_sums() -> list[Any]:
     return [
         count_if(_pa.outcome.in_(PUBLISHED_OUTCOMES) & _pa.step.in_(RECORD_STEPS), "published"),
         count_if(_pa.outcome.in_(FAILED_OUTCOMES), "failed"),
-        count_if(_pa.outcome == AttemptOutcome.HELD, "held"),
         count_if(_pa.attempt_no > 1, "retried"),
         sa.func.count().label("attempts"),
     ]
@@ -86,52 +87,119 @@ def _in_window(query: Any, window: ReportWindow, slugs: dict[uuid.UUID, str], sc
     )
 
 
-def load_outcome_totals(conn: SAConnection, window: ReportWindow, by: str) -> pd.DataFrame:
-    """Publish attempts in the window, classified and counted in SQL per business or per day.
+def load_outcome_totals(
+    conn: SAConnection, window: ReportWindow, by: str, businesses: Collection[str] = ()
+) -> pd.DataFrame:
+    """Publish attempts in the window, classified and counted in SQL per business and/or day.
 
     Args:
         conn: A connection to the connector database.
         window: Days and optional business.
-        by: ``business`` (one row per business) or ``day`` (one row per UTC day).
+        by: ``business``, ``day`` (UTC) or ``business_day`` (one row per business and day).
+        businesses: Only these slugs (read through the ``(business_id, at)`` index: the
+            per-business trends of a few businesses cost only their rows). Empty: all.
 
     Returns:
-        Columns ``<by>, published, failed, held, retried, attempts``.
+        Columns ``[business,] [day,] published, failed, retried, attempts``.
     """
-    if by not in ("business", "day"):
-        raise ValueError(f"totals are by 'business' or 'day', not {by!r}")
+    if by not in ("business", "day", "business_day"):
+        raise ValueError(f"totals are by 'business', 'day' or 'business_day', not {by!r}")
     slugs = business_slugs(conn, window.business)
-    scan = _scans_attempts(conn, window)
-    if by == "business":
-        key = raw_id(_unindexed(_pa.business_id, scan))
-    else:
-        key = sql_day(_pa.at, conn.dialect.name)
-    query = _in_window(sa.select(key.label("key"), *_outcome_sums()), window, slugs, scan)
-    query = query.group_by(key)
-    counts = ["published", "failed", "held", "retried", "attempts"]
-    frame = to_frame(conn.execute(query), ["key", *counts]).astype({c: "int64" for c in counts})
-    if by == "business":
-        return with_slug(frame.rename(columns={"key": "business_id"}), slugs)
-    frame["key"] = pd.to_datetime(frame["key"]).dt.date
-    return frame.rename(columns={"key": "day"})
+    scan = not businesses and _scans_attempts(conn, window)
+    keys: list[Any] = []
+    names: list[str] = []
+    if by in ("business", "business_day"):
+        keys.append(raw_id(_unindexed(_pa.business_id, scan)).label("business_id"))
+        names.append("business_id")
+    if by in ("day", "business_day"):
+        keys.append(sql_day(_pa.at, conn.dialect.name).label("day"))
+        names.append("day")
+    query = _in_window(sa.select(*keys, *_outcome_sums()), window, slugs, scan)
+    if businesses:
+        wanted = [bid for bid, slug in slugs.items() if slug in set(businesses)]
+        query = query.where(_pa.business_id.in_(wanted))
+    query = query.group_by(*keys)
+    counts = ["published", "failed", "retried", "attempts"]
+    frame = to_frame(conn.execute(query), [*names, *counts]).astype({c: "int64" for c in counts})
+    if "day" in names:  # a few hundred distinct days: parse each once
+        frame["day"] = frame["day"].map({d: date.fromisoformat(d) for d in set(frame["day"])})
+    if "business_id" in names:
+        frame = with_slug(frame, slugs)
+    return frame
 
 
 def load_failure_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
-    """Failed and held attempts in the window, counted in SQL by business, outcome and code.
+    """Failed attempts in the window, counted in SQL by business, error code and contact.
+
+    The contact is the item's supplier or customer name as imported (empty when it has none):
+    the report shows it beside the reason instead of inside it.
 
     Returns:
-        Columns ``business, outcome, error_code, attempts``.
+        Columns ``business, outcome, error_code, supplier, attempts``.
     """
     slugs = business_slugs(conn, window.business)
     scan = _scans_attempts(conn, window)
     business = raw_id(_unindexed(_pa.business_id, scan))
-    failing = _pa.outcome.in_([*FAILED_OUTCOMES, AttemptOutcome.HELD])
-    query = _in_window(
-        sa.select(business, _pa.outcome, _pa.error_code, sa.func.count()), window, slugs, scan
-    ).where(failing)
-    query = query.group_by(business, _pa.outcome, _pa.error_code)
-    columns = ["business_id", "outcome", "error_code", "attempts"]
+    joined = sa.join(table_of(PublishAttempt), table_of(Item), _pa.item_id == _items.id)
+    query = (
+        _in_window(
+            sa.select(business, _pa.outcome, _pa.error_code, _items.contact_name, sa.func.count())
+            .select_from(joined)
+            .where(_pa.outcome.in_(FAILED_OUTCOMES)),
+            window,
+            slugs,
+            scan,
+        )
+    ).group_by(business, _pa.outcome, _pa.error_code, _items.contact_name)
+    columns = ["business_id", "outcome", "error_code", "supplier", "attempts"]
     frame = to_frame(conn.execute(query), columns).astype({"attempts": "int64"})
     return with_slug(frame, slugs)
+
+
+def load_call_counts(
+    conn: SAConnection, window: ReportWindow, businesses: Collection[str] = ()
+) -> pd.DataFrame:
+    """The window's Nomi calls counted per step and duration in whole milliseconds.
+
+    Every attempt with a ``latency_ms`` on a step that calls Nomi (``STEP_ENDPOINTS``; holds
+    make no call) whatever its outcome: the counts per distinct duration give exact
+    percentiles without reading one row per call.
+
+    Args:
+        conn: A connection to the connector database.
+        window: Days and optional business.
+        businesses: Without: every call of the window together (``business`` = ``all``). With
+            slugs: those businesses' calls, each on its own rows (read through the
+            ``(business_id, at)`` index, so a few businesses cost only their own rows).
+
+    Returns:
+        Columns ``business, step, latency_ms, calls``.
+    """
+    slugs = business_slugs(conn, window.business)
+    wanted = {bid: slug for bid, slug in slugs.items() if slug in set(businesses)}
+    calls = [
+        _pa.latency_ms.is_not(None),
+        _pa.step.in_(list(STEP_ENDPOINTS)),
+        _pa.outcome != AttemptOutcome.HELD,
+    ]
+    columns = ["step", "latency_ms", "calls"]
+    if not businesses:
+        scan = _scans_attempts(conn, window)
+        query = _in_window(
+            sa.select(_pa.step, _pa.latency_ms, sa.func.count()), window, slugs, scan
+        ).where(*calls)
+        frame = to_frame(conn.execute(query.group_by(_pa.step, _pa.latency_ms)), columns)
+        frame.insert(0, "business", "all")
+    else:
+        business = raw_id(_pa.business_id)
+        query = (
+            sa.select(business, _pa.step, _pa.latency_ms, sa.func.count())
+            .where(_pa.at >= window.start, _pa.at < window.end, *calls)
+            .where(_pa.business_id.in_(list(wanted)))
+            .group_by(business, _pa.step, _pa.latency_ms)
+        )
+        frame = with_slug(to_frame(conn.execute(query), ["business_id", *columns]), slugs)
+    return frame.astype({"business": "string", "latency_ms": "int64", "calls": "int64"})
 
 
 def load_latencies(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:

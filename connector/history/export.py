@@ -36,6 +36,7 @@ EXPORT_SCHEMA = pa.schema(
         ("item_external_id", _STRING),
         ("item_kind", _STRING),
         ("run_id", _STRING),
+        ("flow_run_id", _STRING),
         ("run_trigger", _STRING),
         ("run_started_at", _TS),
         ("run_finished_at", _TS),
@@ -52,7 +53,7 @@ EXPORT_SCHEMA = pa.schema(
     ]
 )
 EXPORT_COLUMNS = EXPORT_SCHEMA.names
-_UUIDS = ["attempt_id", "item_id", "run_id"]
+_UUIDS = ["attempt_id", "item_id", "run_id", "flow_run_id"]
 _TIMES = [f.name for f in EXPORT_SCHEMA if f.type == _TS]
 _INTS = [f.name for f in EXPORT_SCHEMA if f.type == _INT]
 
@@ -77,6 +78,7 @@ def _query(window: ReportWindow, business_ids: list[object]) -> sa.Select[tuple[
             i.external_id,
             i.kind,
             a.run_id,
+            r.flow_run_id,
             r.trigger,
             r.started_at,
             r.finished_at,

@@ -1,73 +1,69 @@
 """The history report as one self-contained HTML file: inline base64 PNG charts, no external assets.
 
-Charts are drawn with matplotlib's object API (``Figure`` on the Agg canvas, no pyplot state), so
-rendering is safe in worker threads and needs no display.
+The charts come from ``connector.history.charts``; every number is shown in its measure's one
+unit (``connector.history.report.format_value``).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 
-from connector.history.report import HistoryReport
+from connector.history.charts import chart_uris
+from connector.history.report import HistoryReport, format_value
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:72rem}
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:76rem}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f3f3f3}
 .figure{margin:1rem 0}
 .empty{color:#777;font-style:italic}
 """
 
-
-def _png(figure: Figure) -> str:
-    """The figure as a base64 PNG data URI."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def volume_chart(by_day: pd.DataFrame) -> str | None:
-    """Published/failed bars per day with the failure rate line; None without data."""
-    if by_day.empty:
-        return None
-    days = pd.to_datetime(by_day["day"])
-    figure = Figure(figsize=(9, 3.5))
-    axes = figure.add_subplot()
-    axes.bar(days, by_day["published"], label="published", color="#2e7d32")
-    axes.bar(days, by_day["failed"], bottom=by_day["published"], label="failed", color="#c62828")
-    axes.set_ylabel("attempts")
-    rate = axes.twinx()
-    rate.plot(days, by_day["failure_rate"] * 100, color="#333", marker="o", label="failure rate")
-    rate.set_ylabel("failure rate (%)")
-    rate.set_ylim(0, 100)
-    axes.legend(loc="upper left")
-    axes.set_title("Publish volume and failure rate per day (UTC)")
-    figure.autofmt_xdate()
-    return _png(figure)
+#: HTML tables: heading -> report attribute, in the order shown.
+SECTIONS = {
+    "By business (items waiting now: in_review, ready)": "by_business",
+    "Failure reasons by kind": "failures",
+    "Failure reasons by business and supplier": "failures_by_supplier",
+    "Ready to Published latency": "latency",
+    "Nomi call latency per endpoint": "call_latency",
+    "Per-business trend": "business_trend",
+    "Publish runs by trigger": "runs",
+    "Items waiting longest": "waiting",
+    "Reference-list sync freshness": "sync",
+    "Connections expiring soon": "expiring",
+}
+MAX_ROWS = 500
 
 
-def latency_chart(latency_daily: pd.DataFrame) -> str | None:
-    """Median and p95 Ready-to-Published latency per day in minutes; None without data."""
-    if latency_daily.empty:
-        return None
-    days = pd.to_datetime(latency_daily["day"])
-    figure = Figure(figsize=(9, 3.5))
-    axes = figure.add_subplot()
-    axes.plot(days, latency_daily["median_s"] / 60, marker="o", label="median")
-    axes.plot(days, latency_daily["p95_s"] / 60, marker="o", label="p95")
-    axes.set_ylabel("minutes")
-    axes.set_title("Ready to Published latency per day (UTC)")
-    axes.legend(loc="upper left")
-    figure.autofmt_xdate()
-    return _png(figure)
+def headline_facts(report: HistoryReport) -> list[tuple[str, str]]:
+    """The headline as (label, value) pairs, each value in its measure's unit."""
+    window, t = report.window, report.totals
+    return [
+        ("Period (UTC)", f"{window.since} to {window.until}"),
+        ("Scope", window.business or "all businesses"),
+        ("Published", f"{t['published']:.0f}"),
+        ("Failed attempts", f"{t['failed']:.0f}"),
+        ("Retried attempts", f"{t['retried']:.0f}"),
+        ("Failure rate", format_value("failure_rate_pct", t["failure_rate_pct"])),
+        ("Held in review now (items)", f"{t['held']:.0f}"),
+        ("Ready, not yet published (items)", f"{t['ready']:.0f}"),
+        ("Median Ready to Published", format_value("median_s", t["latency_median_s"])),
+        ("p95 Ready to Published", format_value("p95_s", t["latency_p95_s"])),
+        ("p95 Nomi call", format_value("p95_s", t["call_p95_s"])),
+    ]
+
+
+def _cell(column: str, value: object) -> str:
+    """One escaped table cell, numbers right-aligned."""
+    text = html.escape(format_value(column, value))
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>"
 
 
 def _table(title: str, frame: pd.DataFrame) -> str:
@@ -75,7 +71,16 @@ def _table(title: str, frame: pd.DataFrame) -> str:
     heading = f"<h2>{html.escape(title)}</h2>"
     if frame.empty:
         return heading + '<p class="empty">Nothing in this period.</p>'
-    return heading + frame.to_html(index=False, escape=True, na_rep="", border=0)
+    columns = [str(c) for c in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = [
+        "<tr>" + "".join(_cell(c, v) for c, v in zip(columns, row, strict=True)) + "</tr>"
+        for row in frame.head(MAX_ROWS).astype(object).itertuples(index=False)
+    ]
+    more = ""
+    if len(frame) > MAX_ROWS:
+        more = f'<p class="empty">First {MAX_ROWS} of {len(frame)} rows (the export has all).</p>'
+    return f"{heading}<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
 
 
 def _figure(title: str, uri: str | None) -> str:
@@ -85,51 +90,26 @@ def _figure(title: str, uri: str | None) -> str:
     return f'<div class="figure"><img alt="{html.escape(title)}" src="{uri}"></div>'
 
 
-def render_html(report: HistoryReport) -> str:
-    """The whole report as one HTML document."""
-    window = report.window
-    scope = window.business or "all businesses"
-    t = report.totals
-    facts = [
-        ("Period (UTC)", f"{window.since} to {window.until}"),
-        ("Scope", scope),
-        ("Published", f"{t['published']:.0f}"),
-        ("Failed attempts", f"{t['failed']:.0f}"),
-        ("Held in review", f"{t['held']:.0f}"),
-        ("Retried attempts", f"{t['retried']:.0f}"),
-        ("Failure rate", f"{t['failure_rate']:.1%}"),
-        ("Median Ready to Published", _duration(t["latency_median_s"])),
-        ("p95 Ready to Published", _duration(t["latency_p95_s"])),
-    ]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
+def render_html(report: HistoryReport, charts: dict[str, str | None] | None = None) -> str:
+    """The whole report as one HTML document (``charts``: from ``chart_uris``, drawn if None)."""
+    scope = report.window.business or "all businesses"
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in headline_facts(report)
+    )
+    drawn = chart_uris(report) if charts is None else charts
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Nomi publish history: {html.escape(scope)}</title><style>{_STYLE}</style></head>",
         f"<body><h1>Nomi publish history: {html.escape(scope)}</h1>",
-        f"<p>Generated {report.generated_at:%Y-%m-%d %H:%M} UTC.</p><table>{rows}</table>",
-        _figure("Publish volume and failure rate", volume_chart(report.by_day)),
-        _figure("Ready to Published latency", latency_chart(report.latency_daily)),
-        _table("By business", report.by_business),
-        _table("Failure reasons", report.failures),
-        _table("Ready to Published latency (seconds)", report.latency),
-        _table("Publish runs by trigger", report.runs),
-        _table("Items waiting longest", report.waiting),
-        _table("Reference-list sync freshness", report.sync),
-        _table("Connections expiring soon", report.expiring),
+        f"<p>Generated {report.generated_at:%Y-%m-%d %H:%M} UTC. Durations in seconds, rates in "
+        "percent, waiting and ages in hours.</p>",
+        f"<table>{rows}</table>",
+        *(_figure(title, uri) for title, uri in drawn.items()),
+        *(_table(title, getattr(report, name)) for title, name in SECTIONS.items()),
         "</body></html>",
     ]
     return "\n".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    """Seconds as a short human duration ("n/a" when unknown)."""
-    if pd.isna(seconds):
-        return "n/a"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def report_filename(since: date, until: date, business: str | None) -> str:
@@ -138,10 +118,12 @@ def report_filename(since: date, until: date, business: str | None) -> str:
     return f"history-report-{since.isoformat()}-{until.isoformat()}{suffix}.html"
 
 
-def write_html(report: HistoryReport, directory: Path) -> Path:
+def write_html(
+    report: HistoryReport, directory: Path, charts: dict[str, str | None] | None = None
+) -> Path:
     """Write the report under ``directory`` (created) and return the file's path."""
     directory.mkdir(parents=True, exist_ok=True)
     window = report.window
     path = directory / report_filename(window.since, window.until, window.business)
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(render_html(report, charts), encoding="utf-8")
     return path

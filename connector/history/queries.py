@@ -35,6 +35,15 @@ FAILED_OUTCOMES = (
     AttemptOutcome.CONNECTION_LOST,
 )
 CHUNK_ROWS = 50_000
+#: The Nomi endpoint each publish step calls (``resolve`` and ``claimant`` holds make no call).
+STEP_ENDPOINTS: dict[str, str] = {
+    AttemptStep.CONTACT: "POST /suppliers | /customers",
+    AttemptStep.EXPENSE: "POST /expenses",
+    AttemptStep.SALES_INVOICE: "POST /sales-invoices",
+    AttemptStep.ATTACHMENT: "PUT /{record}/attachments/{name}",
+    AttemptStep.PAYMENT: "POST /sales-invoices/{id}/payments",
+    AttemptStep.LOOKUP: "GET /{records}?source_id=",
+}
 
 _biz = table_of(Business).c
 

@@ -111,17 +111,43 @@ def load_review_reasons(conn: SAConnection, window: ReportWindow) -> pd.DataFram
     """Review reasons of the items now in ``review`` (one row per item and reason, in chunks).
 
     Returns:
-        Columns ``business, reason``.
+        Columns ``business, supplier, reason`` (``supplier``: the item's supplier or customer
+        name, empty when it has none).
     """
     slugs = business_slugs(conn, window.business)
     query = (
-        sa.select(_items.business_id, _items.review_reasons)
+        sa.select(_items.business_id, _items.contact_name, _items.review_reasons)
         .where(_items.status == ItemStatus.REVIEW)
         .where(business_filter(_items.business_id, slugs, window))
     )
     result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)
-    rows = [(b, r) for part in result.partitions() for b, reasons in part for r in reasons or []]
-    return with_slug(to_frame(rows, ["business_id", "reason"]), slugs)
+    rows = [
+        (b, name, r)
+        for part in result.partitions()
+        for b, name, reasons in part
+        for r in reasons or []
+    ]
+    return with_slug(to_frame(rows, ["business_id", "supplier", "reason"]), slugs)
+
+
+def load_item_counts(conn: SAConnection, window: ReportWindow) -> pd.DataFrame:
+    """Items now waiting, per business: ``business, in_review, ready`` (every business listed)."""
+    slugs = business_slugs(conn, window.business)
+    count_if = [
+        sa.func.sum(sa.case((_items.status == status, 1), else_=0)).label(status.value)
+        for status in (ItemStatus.REVIEW, ItemStatus.READY)
+    ]
+    query = (
+        sa.select(_items.business_id, *count_if)
+        .where(_items.status.in_([ItemStatus.REVIEW, ItemStatus.READY]))
+        .where(business_filter(_items.business_id, slugs, window))
+        .group_by(_items.business_id)
+    )
+    found = {row[0]: (row[1], row[2]) for row in conn.execute(query)}
+    rows = [(bid, *found.get(bid, (0, 0))) for bid in slugs]
+    frame = with_slug(to_frame(rows, ["business_id", "in_review", "ready"]), slugs)
+    frame = frame.astype({"in_review": "int64", "ready": "int64"})
+    return frame.sort_values("business", ignore_index=True)
 
 
 def load_waiting_items(conn: SAConnection, window: ReportWindow, limit: int = 20) -> pd.DataFrame:

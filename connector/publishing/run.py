@@ -8,12 +8,14 @@ a ``connector.store.group_commit.GroupCommit`` the writes of a batch's threads s
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 from sqlmodel import Session
 
 from connector.history import records as history
@@ -29,6 +31,25 @@ from nomi.client import NomiClient
 from nomi.errors import NomiError
 
 T = TypeVar("T")
+
+#: The HTTP status of the last response this thread received from a watched Nomi client.
+_last_response = threading.local()
+
+
+def _note_status(response: httpx.Response) -> None:
+    """httpx response hook: remember the status (hooks run in the thread that sent the request)."""
+    _last_response.status = response.status_code
+
+
+def watch_statuses(nomi: NomiClient) -> None:
+    """Let the attempt rows of ``nomi``'s successful calls carry the HTTP status Nomi answered.
+
+    The client returns typed records, not responses; a response hook on its httpx client (added
+    once) notes each status per thread, and ``ItemRun.call`` reads the one of its own call.
+    """
+    http = getattr(nomi, "_http", None)
+    if isinstance(http, httpx.Client) and _note_status not in http.event_hooks["response"]:
+        http.event_hooks["response"].append(_note_status)
 
 
 @dataclass(frozen=True)
@@ -73,10 +94,12 @@ class ItemRun:
         self.flags: list[str] = []
         self.pending: list[dict[str, Any]] = []  # attempt rows not written yet
         self.progress: dict[str, Any] = {}  # moves.PROGRESS_FIELDS values not written yet
+        watch_statuses(nomi)
 
     def call(self, step: str, key: str | None, send: Callable[[], T]) -> T:
         """Make one Nomi call and append its attempt row, whatever happens."""
         started = time.monotonic()
+        _last_response.status = None
         try:
             result = send()
         except NomiError as exc:
@@ -91,7 +114,10 @@ class ItemRun:
             )
             raise
         record_id = getattr(result, "id", None)
-        self.attempt(step, key, AttemptOutcome.PUBLISHED, started, record_id=record_id)
+        status = getattr(_last_response, "status", None)
+        self.attempt(
+            step, key, AttemptOutcome.PUBLISHED, started, status=status, record_id=record_id
+        )
         return result
 
     def attempt(

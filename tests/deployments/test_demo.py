@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +20,108 @@ from sqlalchemy import create_engine, text
 from deployments.serve import load_specs
 from tests.deployments.conftest import REPO_ROOT
 
-pytestmark = [pytest.mark.prefect, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.prefect, pytest.mark.timeout(600)]
 
 
 SERVING = "Your deployments are being served"
+REPORT_KEY = "history-summary-bright-smile"
+#: The deployments the demo's own runs go through.
+DEMO_DEPLOYMENTS = [
+    "connect-to-nomi/manual",
+    "sync-nomi-reference-data/scheduled",
+    "verify-nomi-connection/scheduled",
+    "auto-publish-to-nomi/per-business",
+    "publish-items-to-nomi/manual",
+    "publish-history-report/scheduled",
+]
 
 
-def wait_until_polled(api: str, timeout: float = 60) -> list[dict[str, Any]]:
-    """The deployments, once every one has been polled by the serving runner (status READY)."""
+def wait_until_polled(api: str, since: datetime, timeout: float = 90) -> list[dict[str, Any]]:
+    """The deployments, once the keep-serving runner has polled every one after ``since``.
+
+    The demo's own runs went through a runner serving the same deployments, so ``READY`` alone
+    is not enough: ``last_polled`` must be newer than the moment the demo said it serves.
+    """
     deadline = time.monotonic() + timeout
     while True:
         deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=30).json()
-        if deployments and all(d["status"] == "READY" for d in deployments):
+        polled = [
+            d["last_polled"] and datetime.fromisoformat(d["last_polled"]) > since
+            for d in deployments
+        ]
+        if deployments and all(polled) and all(d["status"] == "READY" for d in deployments):
             return list(deployments)
-        assert time.monotonic() < deadline, [(d["name"], d["status"]) for d in deployments]
+        assert time.monotonic() < deadline, [(d["name"], d["last_polled"]) for d in deployments]
         time.sleep(0.5)
 
 
-def run_demo_then_ctrl_c(home: Path) -> tuple[int, str, list[str]]:
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+def can_browse() -> bool:
+    """Whether headless Chromium can be driven here (Debian's build and Playwright)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return False
+    return CHROMIUM.exists()
+
+
+def summary_as_the_ui_shows_it(ui: str, key: str, screenshot: Path) -> dict[str, Any]:
+    """Open the newest version of a markdown artifact in the Prefect UI, as ops would.
+
+    Returns its images (source prefix and natural size) and ``file://`` links, and saves a
+    screenshot of the page.
+    """
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(f"{ui}/artifacts/key/{key}")
+            page.locator("a").filter(has_text=re.compile(r"^[0-9a-f]{8}$")).first.click(
+                timeout=60_000
+            )
+            page.wait_for_function(
+                "document.querySelectorAll('img[src^=\"data:image/png\"]').length >= 4 && "
+                "[...document.images].every(i => i.complete)",
+                timeout=60_000,
+            )
+            images = page.eval_on_selector_all(
+                "img[src^='data:']", "els => els.map(e => [e.alt, e.naturalWidth, e.naturalHeight])"
+            )
+            links = page.eval_on_selector_all(
+                "a[href^='file:']", "els => els.map(e => e.getAttribute('href'))"
+            )
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {"images": images, "links": links}
+
+
+def runs_per_deployment(api: str, deployments: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``<flow>/<deployment>`` -> the state names of its flow runs."""
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+    names = {d["id"]: f"{flows[d['flow_id']]}/{d['name']}" for d in deployments}
+    runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
+    found: dict[str, list[str]] = {name: [] for name in names.values()}
+    for run in runs:
+        if run["deployment_id"] in names:
+            found[names[run["deployment_id"]]].append(run["state"]["name"])
+    return found
+
+
+def run_demo_then_ctrl_c(
+    home: Path,
+) -> tuple[int, str, list[dict[str, Any]], dict[str, list[str]], dict[str, Any] | None]:
     """Run ``deployments.demo --keep-serving``; once it serves, press Ctrl-C as a terminal does.
 
     The demo runs in its own process group and SIGINT goes to the whole group, as Ctrl-C in a
-    terminal sends it. Returns the exit status, the whole output, and the deployments the demo's
-    Prefect server listed while it was serving.
+    terminal sends it. Returns the exit status, the whole output, the deployments the demo's
+    Prefect server listed while it was serving, the states of each deployment's runs and (when
+    Chromium is here) the report's summary artifact as the UI showed it.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NOMI_"))}
     env.update(NOMI_CONNECTOR_HOME=str(home), DO_NOT_TRACK="1")
@@ -56,21 +136,29 @@ def run_demo_then_ctrl_c(home: Path) -> tuple[int, str, list[str]]:
     )
     lines: list[str] = []
     serving = threading.Event()
+    serving_since: list[datetime] = []
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            if SERVING in line:
+            if SERVING in line and not serving.is_set():
+                serving_since.append(datetime.now(UTC))
                 serving.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert serving.wait(timeout=360), "".join(lines)[-4000:]
+        assert serving.wait(timeout=480), "".join(lines)[-4000:]
         api = re.search(r"API (http://127\.0\.0\.1:\d+/api)", "".join(lines))
         assert api, "".join(lines)[-4000:]
-        served = wait_until_polled(api.group(1))  # the runner is up: Ctrl-C now stops it
+        served = wait_until_polled(api.group(1), serving_since[0])  # Ctrl-C now stops it
+        runs = runs_per_deployment(api.group(1), served)
+        shown = None
+        if can_browse():
+            ui = api.group(1).removesuffix("/api")
+            shot = home.parent / "history-summary-in-the-ui.png"
+            shown = summary_as_the_ui_shows_it(ui, REPORT_KEY, shot)
         os.killpg(process.pid, signal.SIGINT)
         status = process.wait(timeout=60)  # it hung here when the server died with the demo
     finally:
@@ -80,15 +168,26 @@ def run_demo_then_ctrl_c(home: Path) -> tuple[int, str, list[str]]:
     reader.join(timeout=30)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{api.group(1)}/health", timeout=5)  # the demo stopped its server
-    return status, "".join(lines), sorted(d["name"] for d in served)
+    return status, "".join(lines), served, runs, shown
 
 
 def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_database(tmp_path):
     home = tmp_path / "var"
-    status, output, served = run_demo_then_ctrl_c(home)
+    status, output, served, runs, shown = run_demo_then_ctrl_c(home)
     assert status == 0, output[-4000:]
-    assert served == sorted(spec.name for spec in load_specs()), output[-4000:]
+    specs = load_specs()
+    assert sorted(d["name"] for d in served) == sorted(spec.name for spec in specs), output[-4000:]
+    # Served WITH the schedules of prefect.yaml, active, until Ctrl-C pauses them (and says so).
+    scheduled = [d for d in served if d["schedules"]]
+    assert len(scheduled) == len([spec for spec in specs if spec.schedules]) > 0
+    for served_one in scheduled:
+        assert not served_one["paused"], served_one["name"]
+        assert all(s["active"] for s in served_one["schedules"]), served_one["name"]
+    assert "Serving the deployments WITH their schedules" in output
     assert "All deployments have been paused" in output
+    # The demo's own runs went through the deployments, so the UI lists them there.
+    for name in DEMO_DEPLOYMENTS:
+        assert "Completed" in runs[name], (name, runs)
 
     found = re.search(
         r"^SUMMARY published=(\d+) review=(\d+) ready=(\d+) failed=(\d+) total=(\d+)$",
@@ -136,3 +235,26 @@ def test_demo_runs_end_to_end_serves_until_ctrl_c_and_its_summary_matches_the_da
         assert published >= 8, output[-4000:]
     assert "Prefect UI (runs, tasks, artifacts): http://127.0.0.1:" in output
     assert (home / "prefect" / "server.log").exists()
+    report = re.search(r"^History report: (\S+\.html)$", output, re.MULTILINE)
+    assert report, output[-4000:]
+    page = Path(report.group(1)).read_text(encoding="utf-8")
+    assert Path(report.group(1)).parent == home / "reports"
+    assert page.count("data:image/png;base64,") == 4
+    assert f"<tr><th>Held in review now (items)</th><td>{review}</td></tr>" in page
+    assert f"/artifacts/key/{REPORT_KEY}" in output
+    if shown is not None:  # the Prefect UI (on the demo's free port) renders the inline charts
+        assert len(shown["images"]) == 4, shown
+        for _, width, height in shown["images"]:
+            assert (width, height) == (864, 364), shown
+        assert shown["links"] == [Path(report.group(1)).as_uri()], shown
+
+    # Every attempt that reached Nomi recorded Nomi's HTTP status, successes included.
+    engine = create_engine(f"sqlite:///{home / 'connector.db'}")
+    with engine.connect() as db:
+        statuses = db.execute(
+            text("SELECT outcome, http_status FROM publish_attempts WHERE outcome != 'held'")
+        ).all()
+    engine.dispose()
+    assert statuses
+    assert all(status is not None for _, status in statuses), statuses
+    assert {status for outcome, status in statuses if outcome == "published"} <= {200, 201}

@@ -38,7 +38,7 @@ def _table(key: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def history(db_session_for: Callable[[], Session]) -> dict[str, str]:
     """Two businesses with known outcomes: A 4 published (1-4 min latency), 1 rejected, 1 retried;
-    B 1 published (10 min), 1 held."""
+    B 1 published (10 min), 1 held (in review now, a new supplier)."""
     now = datetime.now(UTC)
     tag = uuid.uuid4().hex[:6]
     with db_session_for() as s:
@@ -111,7 +111,13 @@ def history(db_session_for: Callable[[], Session]) -> dict[str, str]:
             outcome="published",
             at=now,
         )
-        held = make_item(s, business=b)
+        held = make_item(
+            s,
+            business=b,
+            status=ItemStatus.REVIEW,
+            contact_name="Kwik Fit",
+            review_reasons=["new supplier 'Kwik Fit' is not in Nomi: confirm creating it"],
+        )
         record_attempt(
             s,
             run_id=run,
@@ -140,30 +146,42 @@ def test_report_for_all_businesses_publishes_artifacts_and_html_with_the_right_n
 
     assert path.parent == connector_env / "reports"
     page = path.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 4  # volume, latency, businesses, calls
     assert not re.search(r"""(src|href)=["']https?:""", page)
     assert history["a"] in page
     assert "VALIDATION_ERROR" in page
 
     summary = _latest("history-summary").data
-    assert "| published | 5 |" in summary
-    assert "| failed attempts | 2 |" in summary
-    assert "| held in review | 1 |" in summary
-    assert "| failure rate | 28.6% |" in summary
+    assert "| Published | 5 |" in summary
+    assert "| Failed attempts | 2 |" in summary
+    assert "| Held in review now (items) | 1 |" in summary
+    assert "| Failure rate | 28.6% |" in summary
     assert str(path) in summary
+    assert f"]({path.as_uri()})" in summary
+    assert summary.count("](data:image/png;base64,") == 4  # the charts, inline
+    assert f"({path.as_uri()})" in _latest("history-report").data  # the link artifact
 
     by_business = {r["business"]: r for r in _table("history-by-business")}
     assert by_business[history["a"]]["published"] == 4
     assert by_business[history["a"]]["failed"] == 2
     assert by_business[history["a"]]["retried"] == 1
-    assert by_business[history["b"]]["held"] == 1
+    assert by_business[history["b"]]["in_review"] == 1
 
     failures = _table("history-failures")
     assert {(r["source"], r["reason"]) for r in failures} == {
         ("nomi", "SERVER_ERROR"),
         ("nomi", "VALIDATION_ERROR"),
-        ("held", "NEW_SUPPLIER"),
+        ("review", "new supplier is not in Nomi"),
     }
+    by_supplier = _table("history-failures-by-supplier")
+    assert {(r["reason"], r["supplier"]) for r in by_supplier if r["source"] == "review"} == {
+        ("new supplier is not in Nomi", "Kwik Fit")
+    }
+
+    calls = [r for r in _table("history-call-latency") if r["business"] == "all"]
+    assert [(r["step"], r["calls"], r["p50_s"], r["p99_s"]) for r in calls] == [
+        ("expense", 4, 0.08, 0.08)  # the four timed calls; calls without a duration are not
+    ]
 
     latency = {r["business"]: r for r in _table("history-latency")}
     assert latency[history["a"]]["median_s"] == pytest.approx(150, abs=1)
@@ -184,8 +202,9 @@ def test_report_for_one_business_uses_its_own_keys_and_file(
     assert path.parent == out
     assert path.name.endswith(f"-{slug}.html")
     by_business = _table(f"history-by-business-{slug}")
-    assert [(r["business"], r["published"], r["held"]) for r in by_business] == [(slug, 1, 1)]
-    assert "| published | 1 |" in _latest(f"history-summary-{slug}").data
+    assert [(r["business"], r["published"], r["in_review"]) for r in by_business] == [(slug, 1, 1)]
+    assert "| Published | 1 |" in _latest(f"history-summary-{slug}").data
+    assert f"({path.as_uri()})" in _latest(f"history-report-{slug}").data
     runs = _table(f"history-runs-{slug}")
     assert runs == []  # the run row belongs to business A
 

@@ -11,16 +11,16 @@ from connector.history import report as reports
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-TOTAL_COLUMNS = ["published", "failed", "held", "retried", "attempts"]
+TOTAL_COLUMNS = ["published", "failed", "retried", "attempts"]
 
 FAILURES = pd.DataFrame(
     [
-        ("acme", "rejected", "VALIDATION", 1),
-        ("acme", "transient", "SERVER_ERROR", 2),
-        ("acme", "held", "NEW_SUPPLIER", 1),
-        ("bolt", "connection_lost", None, 1),
+        ("acme", "rejected", "VALIDATION", "Costco", 1),
+        ("acme", "transient", "SERVER_ERROR", "Costco", 1),
+        ("acme", "transient", "SERVER_ERROR", "Wickes", 1),
+        ("bolt", "connection_lost", None, None, 1),
     ],
-    columns=["business", "outcome", "error_code", "attempts"],
+    columns=["business", "outcome", "error_code", "supplier", "attempts"],
 )
 
 
@@ -30,48 +30,118 @@ def totals(key: str, *rows: tuple[object, ...]) -> pd.DataFrame:
 
 def test_outcome_totals_sum_per_key_and_rate_failures_against_published_plus_failed() -> None:
     out = reports.outcome_totals(
-        totals(
-            "business", ("bolt", 1, 1, 0, 0, 2), ("acme", 3, 3, 0, 2, 8), ("acme", 1, 0, 1, 1, 2)
-        ),
+        totals("business", ("bolt", 1, 1, 0, 2), ("acme", 3, 3, 2, 8), ("acme", 1, 0, 1, 2)),
         "business",
     )
     assert out["business"].tolist() == ["acme", "bolt"]
-    assert out.loc[0, TOTAL_COLUMNS].tolist() == [4, 3, 1, 3, 10]
-    assert out.loc[0, "failure_rate"] == pytest.approx(3 / 7, abs=1e-4)
-    assert out.loc[1, "failure_rate"] == 0.5
+    assert out.loc[0, TOTAL_COLUMNS].tolist() == [4, 3, 3, 10]
+    assert out.loc[0, "failure_rate_pct"] == 42.9  # 3 / 7 in percent, one decimal
+    assert out.loc[1, "failure_rate_pct"] == 50.0
 
 
 def test_outcome_totals_rate_is_zero_when_nothing_was_published_or_failed() -> None:
-    out = reports.outcome_totals(totals("day", (D2, 0, 0, 1, 0, 1), (D1, 2, 0, 0, 0, 2)), "day")
+    out = reports.outcome_totals(totals("day", (D2, 0, 0, 0, 1), (D1, 2, 0, 0, 2)), "day")
     assert out["day"].tolist() == [D1, D2]
-    assert out["failure_rate"].tolist() == [0.0, 0.0]
+    assert out["failure_rate_pct"].tolist() == [0.0, 0.0]
 
 
 def test_outcome_totals_of_nothing_is_an_empty_frame_with_the_columns() -> None:
     out = reports.outcome_totals(totals("day"), "day")
     assert out.empty
-    assert "failure_rate" in out.columns
+    assert "failure_rate_pct" in out.columns
 
 
-def test_failure_reasons_rank_nomi_codes_holds_and_review_reasons_by_count() -> None:
-    reviews = pd.DataFrame(
-        [("acme", "no category"), ("bolt", "no category"), ("bolt", "no total")],
-        columns=["business", "reason"],
-    )
-    ranked = reports.failure_reasons(FAILURES, reviews)
-    assert ranked[["rank", "source", "reason", "count", "businesses"]].values.tolist() == [
-        [1, "nomi", "SERVER_ERROR", 2, 1],
-        [2, "review", "no category", 2, 2],
-        [3, "held", "NEW_SUPPLIER", 1, 1],
-        [4, "nomi", "(none)", 1, 1],
-        [5, "nomi", "VALIDATION", 1, 1],
-        [6, "review", "no total", 1, 1],
+REVIEWS = pd.DataFrame(
+    [
+        (
+            "acme",
+            "Royal Mail",
+            "no category: set one on the item or add a supplier rule for 'Royal Mail'",
+        ),
+        ("acme", "Costco", "no category: set one on the item or add a supplier rule for 'Costco'"),
+        (
+            "bolt",
+            "O'Brien's Cafe",
+            "no category: set one on the item or add a supplier rule for 'O'Brien's Cafe'",
+        ),
+        ("bolt", None, "no category: set one on the item"),
+        ("bolt", "Costco", "no total: enter the item's total"),
+    ],
+    columns=["business", "supplier", "reason"],
+)
+
+
+def test_failure_reasons_group_by_kind_and_keep_the_supplier_in_its_own_column() -> None:
+    ranked = reports.failure_reasons(FAILURES, REVIEWS)
+    assert ranked[
+        ["rank", "source", "reason", "count", "businesses", "suppliers"]
+    ].values.tolist() == [
+        [1, "review", "no category", 4, 2, 3],
+        [2, "nomi", "SERVER_ERROR", 2, 1, 2],
+        [3, "nomi", "VALIDATION", 1, 1, 1],
+        [4, "nomi", "connection_lost (no code)", 1, 1, 0],
+        [5, "review", "no total", 1, 1, 1],
     ]
+    assert ranked.loc[0, "top_suppliers"] == "Costco (1), O'Brien's Cafe (1), Royal Mail (1)"
+    by_supplier = reports.failures_by_supplier(FAILURES, REVIEWS)
+    no_category = by_supplier[by_supplier["reason"] == "no category"]
+    assert sorted(no_category["supplier"]) == ["", "Costco", "O'Brien's Cafe", "Royal Mail"]
+    assert no_category["count"].sum() == 4
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind"),
+    [
+        ("no category: set one on the item or add a supplier rule for 'Acme'", "no category"),
+        (
+            "new supplier 'Kwik: Fit' is not in Nomi: confirm creating it",
+            "new supplier is not in Nomi",
+        ),
+        (
+            "category 'Travel' (from the supplier rule for 'Acme') is archived in Nomi: choose",
+            "category is archived in Nomi",
+        ),
+        (
+            "several Nomi suppliers match 'O'Brien's': map the item to one of them",
+            "several Nomi suppliers match",
+        ),
+        (
+            "tax rate 'Zero' (the default) applies to sales only and cannot be used on cost items",
+            "tax rate applies to sales only and cannot be used on cost items",
+        ),
+        ("no total: enter the item's total", "no total"),
+    ],
+)
+def test_a_review_reason_kind_drops_the_names_in_it(reason: str, kind: str) -> None:
+    assert reports.reason_kind(reason) == kind
 
 
 def test_failure_reasons_of_nothing_is_empty() -> None:
-    empty = pd.DataFrame(columns=["business", "reason"])
+    empty = pd.DataFrame(columns=["business", "supplier", "reason"])
     assert reports.failure_reasons(FAILURES.iloc[0:0], empty).empty
+    assert reports.failures_by_supplier(FAILURES.iloc[0:0], empty).empty
+
+
+def test_call_latency_percentiles_are_nearest_rank_over_the_counted_durations() -> None:
+    durations = {"acme": [10, 20, 30, 40, 1000], "bolt": [50] * 99 + [700]}
+    calls = pd.DataFrame(
+        [(b, "expense", ms, 1) for b, values in durations.items() for ms in values],
+        columns=["business", "step", "latency_ms", "calls"],
+    )
+    calls = calls.groupby(["business", "step", "latency_ms"], as_index=False)["calls"].sum()
+    every = calls.groupby(["step", "latency_ms"], as_index=False)["calls"].sum()
+    out = reports.call_latency(pd.concat([every.assign(business="all"), calls]))
+    assert out["business"].tolist() == ["all", "acme", "bolt"]  # all first
+    out = out.set_index("business")
+    every_ms = sorted(ms for values in durations.values() for ms in values)
+    for business, values in [("all", every_ms), *durations.items()]:
+        ordered = sorted(values)
+        for p in (50, 95, 99):
+            expected = ordered[max(0, -(-len(ordered) * p // 100) - 1)] / 1000
+            assert out.loc[business, f"p{p}_s"] == expected, (business, p)
+        assert out.loc[business, "max_s"] == max(values) / 1000
+        assert out.loc[business, "calls"] == len(values)
+    assert out.loc["all", "endpoint"] == "POST /expenses"
 
 
 def test_latency_stats_give_median_p95_and_max_overall_then_per_business() -> None:
@@ -199,16 +269,20 @@ def test_expiring_connections_keep_those_within_the_horizon_soonest_first() -> N
 
 
 def test_headline_totals_match_the_day_rows_and_the_overall_latency() -> None:
-    by_day = reports.outcome_totals(totals("day", (D1, 4, 4, 0, 2, 10), (D2, 1, 0, 1, 1, 2)), "day")
+    by_day = reports.outcome_totals(totals("day", (D1, 4, 4, 2, 10), (D2, 1, 0, 1, 2)), "day")
+    items = pd.DataFrame(
+        [("acme", 3, 1), ("bolt", 2, 0)], columns=["business", "in_review", "ready"]
+    )
     latency = pd.DataFrame(
         [("all", 5, 60.0, 90.0, 100.0)],
         columns=["business", "published", "median_s", "p95_s", "max_s"],
     )
-    headline = reports.headline(by_day, latency)
+    headline = reports.headline(by_day, latency, items)
     assert headline["published"] == 5
     assert headline["failed"] == 4
-    assert headline["held"] == 1
+    assert headline["held"] == 5  # items in review now, not held attempts
+    assert headline["ready"] == 1
     assert headline["retried"] == 3
-    assert headline["failure_rate"] == pytest.approx(4 / 9, abs=1e-4)
+    assert headline["failure_rate_pct"] == 44.4
     assert headline["latency_median_s"] == 60
     assert headline["latency_p95_s"] == 90

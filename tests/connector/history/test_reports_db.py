@@ -114,15 +114,18 @@ def test_build_report_reads_the_window_and_computes_every_table(
 
     assert report.totals["published"] == 4
     assert report.totals["failed"] == 1
-    assert report.totals["failure_rate"] == 0.2
+    assert report.totals["failure_rate_pct"] == 20.0
+    assert report.totals["held"] == 1  # the item in review now
     assert report.totals["latency_median_s"] == pytest.approx(240, abs=0.5)
     by_business = report.by_business.set_index("business")
     assert by_business.loc["acme", "published"] == 4
     assert by_business.loc["bolt", "failed"] == 1
+    assert by_business.loc["bolt", "in_review"] == 1
     assert report.failures[["source", "reason", "count"]].values.tolist() == [
         ["nomi", "VALIDATION", 1],
         ["review", "no category", 1],
     ]
+    assert report.failures_by_supplier["supplier"].tolist() == ["Office Supplies Ltd"] * 2
     assert report.runs[["trigger", "runs", "published"]].values.tolist() == [["schedule", 1, 3]]
     assert report.runs["mean_duration_s"].iloc[0] == pytest.approx(60, abs=0.5)
     assert report.recent_runs["business"].isna().all()  # an all-business run

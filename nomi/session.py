@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any, Self
 
 import httpx
@@ -84,6 +85,15 @@ class NomiSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def on_response(self, hook: Callable[[httpx.Response], None]) -> None:
+        """Call ``hook`` with every HTTP response this session receives (once per hook).
+
+        For callers that record what Nomi answered (the status of a successful write) while the
+        client itself returns typed records; the hook runs in the thread that sent the request.
+        """
+        if hook not in self._http.event_hooks["response"]:
+            self._http.event_hooks["response"].append(hook)
 
     def close(self) -> None:
         """Close the HTTP client if this object made it."""

@@ -44,12 +44,10 @@ def _note_status(response: httpx.Response) -> None:
 def watch_statuses(nomi: NomiClient) -> None:
     """Let the attempt rows of ``nomi``'s successful calls carry the HTTP status Nomi answered.
 
-    The client returns typed records, not responses; a response hook on its httpx client (added
-    once) notes each status per thread, and ``ItemRun.call`` reads the one of its own call.
+    The client returns typed records, not responses; a response hook (``NomiSession.on_response``)
+    notes each status per thread, and ``ItemRun.call`` reads the one of its own call.
     """
-    http = getattr(nomi, "_http", None)
-    if isinstance(http, httpx.Client) and _note_status not in http.event_hooks["response"]:
-        http.event_hooks["response"].append(_note_status)
+    nomi.on_response(_note_status)
 
 
 @dataclass(frozen=True)

@@ -412,7 +412,7 @@ def test_the_random_documents_reach_ready_items_with_several_lines() -> None:
     """Guards the document properties against passing vacuously."""
     outcomes: list[tuple[bool, int, str]] = []
 
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True)
     @given(item=documents(), ctx=contexts)
     def sample(item: ItemFacts, ctx: RulesContext) -> None:
         res = resolve(item, ctx)

@@ -26,7 +26,13 @@ from connector.publishing.plan import Plan, plan_item
 from connector.publishing.run import ItemRun
 from connector.rules.engine import ZERO_RATE_NOTE, resolve
 from connector.rules.facts import Resolution, Resolved, RulesContext
-from connector.rules.vocabulary import AttemptOutcome, AttemptStep, ErrorCode, ItemStatus
+from connector.rules.vocabulary import (
+    AttemptOutcome,
+    AttemptStep,
+    DocumentType,
+    ErrorCode,
+    ItemStatus,
+)
 from connector.store.group_commit import GroupCommit
 from connector.store.models import Item
 from nomi.client import NomiClient
@@ -37,6 +43,9 @@ from nomi.errors import (
     OutcomeUnknownError,
     RejectedError,
 )
+
+#: Why a credit note or an item with lines waits in review (until publishing sends them).
+UNSUPPORTED_DOCUMENT = "credit notes and items with several lines cannot be published to Nomi yet"
 
 
 def resolution_of(item: Item, ctx: RulesContext, resolved: Resolved | None = None) -> Resolution:
@@ -88,6 +97,10 @@ def publish_item(
     try:
         if not res.is_ready:
             raise steps.Held("; ".join(res.reasons))
+        if res.document_type == DocumentType.CREDIT_NOTE or res.lines:
+            # Issue 20: intake and rules know credit notes and lines, publishing does not yet;
+            # holding them beats publishing a credit as an expense or dropping its lines.
+            raise steps.Held(UNSUPPORTED_DOCUMENT)
         return _publish(run, plan_item(item, res, book.connection_id))
     except steps.Held as held:
         return _hold(run, str(held), list(res.reasons) or [str(held)])

@@ -269,3 +269,21 @@ def _publish(
         book=PublishBook(world.connection_id),
         resolved=resolved,
     )
+
+
+def test_a_ready_credit_note_is_held_not_published_as_an_expense(world: World) -> None:
+    """Issue 20's hazard: until publishing sends credit notes, one must never become an expense."""
+    credit = world.add(ItemKind.COST, document_type="credit_note")
+    plain = world.add(ItemKind.COST)
+    world.ready()
+    assert world.item(credit).status == ItemStatus.READY
+
+    result = world.publish()
+
+    assert result.count("held") == 1
+    assert result.count("published") == 1
+    item = world.item(credit)
+    assert item.status == ItemStatus.REVIEW
+    assert connector.publishing.pipeline.UNSUPPORTED_DOCUMENT in item.review_reasons
+    assert world.nomi.find_expense_by_source_id(str(credit)) is None
+    assert world.item(plain).status == ItemStatus.PUBLISHED

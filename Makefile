@@ -1,4 +1,5 @@
-# Quick start: `make demo` runs the main job end to end; `make test` runs the whole suite.
+# Quick start: `make demo` runs the main job end to end; `make test` runs the suite (its long
+# variants, marked `slow`, run with `make test-slow`; CI runs both).
 # Both create the virtual environment (.venv) when it is missing or pyproject.toml changed.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 
-.PHONY: venv demo ui test lint typecheck check bench clean openapi
+.PHONY: venv demo ui test test-slow lint typecheck check bench clean openapi
 
 venv: $(STAMP)
 
@@ -28,7 +29,10 @@ ui: $(STAMP)
 	$(BIN)/python -m deployments.local
 
 test: $(STAMP) check
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

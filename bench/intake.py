@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bench._harness import bench_line, machine, temp_database
+from bench.support.harness import bench_line, machine, temp_database
 from connector.rules.names import normalise_name
 from connector.rules.vocabulary import ConnectionStatus, Role
 from connector.store.db import make_engine
@@ -179,7 +179,7 @@ def _copy_database(source: Path, target: Path) -> None:
 
 def side(which: str, env: dict[str, str]) -> dict[str, Any]:
     """Run one side in its own process (ours with the probe writer beside it)."""
-    command = [sys.executable, "-m", "bench._intake_side"]
+    command = [sys.executable, "-m", "bench.support.intake_side"]
     full = os.environ | env
     if which != "ours":
         done = subprocess.run(

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._harness import bench_line, machine, prefect_server, sandbox_process
 from bench.publish import prepare, run_flow
+from bench.support.harness import bench_line, machine, prefect_server, sandbox_process
 
 TARGET_CEILING, TARGET_429 = 0.95, 0.01
 RECORD_PATHS = ("/expenses", "/sales-invoices")

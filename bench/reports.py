@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from connector.history.queries import ReportWindow
-from connector.history.report import build_report
+from connector.history.report.build import build_report
 from connector.store.db import make_engine, migrate
 
 BUSINESSES = 1_000

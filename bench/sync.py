@@ -20,8 +20,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench._businesses import connect_businesses
-from bench._harness import NO_LIMITS, Sandbox, bench_line, machine, sandbox_process, temp_database
+from bench.support.businesses import connect_businesses
+from bench.support.harness import (
+    NO_LIMITS,
+    Sandbox,
+    bench_line,
+    machine,
+    sandbox_process,
+    temp_database,
+)
 from connector.store.db import make_engine
 from sandbox.seed import BRIGHT_SMILE
 
@@ -42,7 +49,7 @@ def side(
         "BENCH_CONNECTION": connection,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "bench._sync_side", which, mode],
+        [sys.executable, "-m", "bench.support.sync_side", which, mode],
         env=env,
         capture_output=True,
         text=True,

@@ -9,9 +9,9 @@ Prints ``BENCH task-runs ratio=<task runs per 10,000 items> target=200(at-most)`
 
 from __future__ import annotations
 
-from bench._harness import bench_line
 from bench.publish import LAST, PublishResult
 from bench.publish import run as run_publish
+from bench.support.harness import bench_line
 
 TARGET = 200
 PER = 10_000

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ from deployments.local import (
 )
 
 if TYPE_CHECKING:
+    from connector.store.models import Item
     from deployments.serve import DeploymentSpec
 
 #: The report's summary artifact (markdown, charts inline) for the demo's business.
@@ -51,6 +52,8 @@ class Summary:
     counts: dict[str, int]
     review: list[tuple[str, str]]
     failed: list[tuple[str, str]]
+    #: Published credit notes, items with lines and foreign-currency items, with what they became.
+    documents: list[tuple[str, str]] = field(default_factory=list)
 
 
 def summarise(database_url: str) -> Summary:
@@ -77,8 +80,29 @@ def summarise(database_url: str) -> Summary:
             for i in items
             if i.status != "published" and i.last_error_code
         ]
+        documents = [
+            (i.external_id, _became(i)) for i in items if i.status == "published" and _notable(i)
+        ]
     engine.dispose()
-    return Summary(counts, review, failed)
+    return Summary(counts, review, failed, documents)
+
+
+def _notable(item: Item) -> bool:
+    """A credit note, an item with lines or one in a currency other than the demo's GBP."""
+    return item.document_type == "credit_note" or bool(item.lines) or item.currency != "GBP"
+
+
+def _became(item: Item) -> str:
+    """What a published item became in Nomi, in words (``supplier credit note, credits X``)."""
+    words = [str(item.nomi_record_type or "record").replace("_", " ")]
+    if item.credits_external_id:
+        words.append(f"credits {item.credits_external_id}")
+    if item.lines:
+        words.append(f"{len(item.lines)} lines")
+    if item.currency != "GBP":
+        rate = f" at {item.exchange_rate}" if item.exchange_rate else " at Nomi's daily rate"
+        words.append(f"{item.currency} {item.total}{rate}")
+    return ", ".join(words)
 
 
 def latest_report(directory: Path) -> Path | None:
@@ -95,6 +119,8 @@ def print_summary(demo: Demo, summary: Summary, ui_url: str) -> None:
         f"SUMMARY published={c.get('published', 0)} review={c.get('review', 0)} "
         f"ready={c.get('ready', 0)} failed={len(summary.failed)} total={sum(c.values())}"
     )
+    for external_id, became in summary.documents:
+        demo.say(f"  published       {external_id}: {became}")
     for external_id, reasons in summary.review:
         demo.say(f"  held in review  {external_id}: {reasons}")
     for external_id, error in summary.failed:
@@ -149,7 +175,7 @@ def run_steps(demo: Demo, api_url: str) -> int:
     save_app_block(demo)
     sync = {"business": BUSINESS_SLUG, "mode": "incremental"}
     report = {"business": BUSINESS_SLUG, "output_dir": str(demo.home / "reports")}
-    publish = {"business": BUSINESS_SLUG, "trigger": "manual"}
+    publish = {"business": BUSINESS_SLUG}
     steps: list[tuple[str, Callable[[], object]]] = [
         ("connect-to-nomi", lambda: connect(demo)),
         (

@@ -318,19 +318,18 @@ def publish_confirming_new_suppliers(demo: Demo) -> bool:
     engine = make_engine(demo.database_url)
     with session(engine) as db:
         business = get_business(db, BUSINESS_SLUG)
-        item_ids = [
-            str(i)
-            for i in db.exec(
-                select(Item.id).where(
+        external_ids = list(
+            db.exec(
+                select(Item.external_id).where(
                     Item.business_id == business.id,
                     col(Item.contact_name).in_(CONFIRMED_NEW_SUPPLIERS),
                 )
             )
-        ]
+        )
     engine.dispose()
     params = {
         "business": BUSINESS_SLUG,
-        "item_ids": item_ids,
+        "external_ids": external_ids,
         "acting_user": ADMIN_EMAIL,
         "confirm_new_contacts": True,
     }

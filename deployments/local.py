@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 and stops when its context manager exits.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import socket
@@ -239,6 +240,10 @@ def stop_serving(process: subprocess.Popen[bytes], *, grace: float = 30) -> None
 def serving_app(app: Any, *, port: int, name: str) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a background thread on 127.0.0.1 (access log off).
 
+    The thread runs in a copy of the caller's context, so the app's Prefect calls use the caller's
+    Prefect settings (a ``temporary_settings`` API URL), not the process-global ones; a new thread
+    would otherwise see the global context, which a test harness may point at another server.
+
     Yields:
         The base URL; the server is stopped on exit.
 
@@ -254,7 +259,8 @@ def serving_app(app: Any, *, port: int, name: str) -> Iterator[str]:
         timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name=name)
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(server.run,), daemon=True, name=name)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -54,13 +54,13 @@ def connect_to_nomi(params: ConnectParams) -> str:
 
     1. Checks the acting user may connect the business and that it is not connected yet
        (use reconnect-to-nomi for a connection that exists).
-    2. Shows an **Authorize** link (Artifacts tab, key `authorize-<business>`, and on the
+    2. Shows an **Authorize** link (Artifacts tab, key `authorize-{business}`, and on the
        Resume form) and pauses. Open the link, sign in to Nomi, pick the organisation, press
        Allow: Nomi's redirect reaches the connector's callback, which resumes this run. Do not
        fill in the Resume form yourself unless the callback was unreachable.
     3. Refuses an organisation another business is connected to (naming it; its tokens are
        revoked, nothing is stored) unless `shared_books` is on.
-    4. Exchanges the code, saves the tokens in the block `nomi-credentials-<business>`, marks the
+    4. Exchanges the code, saves the tokens in the block `nomi-credentials-{business}`, marks the
        connection connected (consent valid one year), then checks the connection and runs the
        first full sync of the Nomi lists.
 

@@ -48,14 +48,14 @@ def disconnect_from_nomi(params: DisconnectParams) -> str:
     1. Checks the acting user may, and marks the connection `disconnected` at once: publishing,
        sync and verify skip the business from then on (items stay Ready).
     2. At Nomi: takes the organisation out of the consent and revokes the tokens.
-    3. Deletes the credentials block `nomi-credentials-<business>` and its refresh lock.
+    3. Deletes the credentials block `nomi-credentials-{business}` and its refresh lock.
 
     Settings, rules, items and history are kept: reconnect-to-nomi (same organisation) connects
     the business again and publishes what waited. The summary is the artifact
-    `disconnect-summary-<business>`.
+    `disconnect-summary-{business}`.
 
     **Nomi unreachable?** The business is disconnected here all the same; the tokens wait in the
-    block `nomi-revoke-pending-<business>` and the run **fails** saying the revoke must be
+    block `nomi-revoke-pending-{business}` and the run **fails** saying the revoke must be
     retried: run this flow again for the business (when Nomi is back) to revoke them. Running it
     on a business already disconnected does exactly that, and nothing else.
     """

@@ -16,7 +16,7 @@ class NotifyOpsParams(BaseModel):
     """What happened, to which connection (filled in from the event by the deployment trigger)."""
 
     resource_id: str = Field(
-        description="The event's resource id (nomi.connection.<business>) or a business slug."
+        description="The event's resource id (nomi.connection.{business}) or a business slug."
     )
     event: str = Field(
         default="nomi.connection.expired", description="The event that started this run."
@@ -65,7 +65,7 @@ def notify_ops(params: NotifyOpsParams) -> str:
     """Tell ops that a business's Nomi connection expired or was revoked.
 
     Started by the `on-connection-expired` trigger when any flow emits `nomi.connection.expired`.
-    Writes a markdown artifact `connection-alert-<business>` (kept with its history on the
+    Writes a markdown artifact `connection-alert-{business}` (kept with its history on the
     Artifacts page) and logs a WARNING; ops then run `reconnect-to-nomi` for that business.
     """
     business = business_of(params.resource_id)

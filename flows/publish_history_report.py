@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from connector.history.queries import ReportWindow
 from connector.settings import ConnectorSettings
@@ -19,30 +19,46 @@ from tasks.report import (
 from tasks.runtime import business_run_name
 
 DEFAULT_DAYS = 30
+#: A day as the form takes it (or nothing): YYYY-MM-DD.
+DAY_PATTERN = r"^(\d{4}-\d{2}-\d{2})?$"
 
 
 class HistoryReportParams(BaseModel):
     """Which days and which business the report covers, and where its HTML file goes."""
 
-    since: date | None = Field(
-        default=None,
-        description="First day (UTC) of the report. Empty: 30 days ending with `until`.",
+    since: str = Field(
+        default="",
+        pattern=DAY_PATTERN,
+        description="First day (UTC) of the report, as YYYY-MM-DD. Empty: 30 days ending with "
+        "`until`.",
     )
-    until: date | None = Field(
-        default=None, description="Last day (UTC) of the report, included. Empty: today."
+    until: str = Field(
+        default="",
+        pattern=DAY_PATTERN,
+        description="Last day (UTC) of the report, included, as YYYY-MM-DD. Empty: today.",
     )
-    business: str | None = Field(
-        default=None, description="Business slug. Empty: every business together."
+    business: str = Field(default="", description="Business slug. Empty: every business together.")
+    output_dir: str = Field(
+        default="",
+        description="Folder for the HTML report. Empty: the reports folder in NOMI_CONNECTOR_HOME.",
     )
-    output_dir: str | None = Field(
-        default=None,
-        description="Folder for the HTML report. Empty: <NOMI_CONNECTOR_HOME>/reports.",
-    )
+
+    @field_validator("since", "until")
+    @classmethod
+    def _a_real_day(cls, text: str) -> str:
+        """A day that exists (2026-02-30 does not), or nothing."""
+        if text:
+            date.fromisoformat(text)  # ValueError names the problem
+        return text
 
     def window(self, today: date) -> ReportWindow:
         """The report window these parameters describe (``today``: the default ``until``)."""
-        until = self.until or today
-        since = self.since or until - timedelta(days=DEFAULT_DAYS - 1)
+        until = date.fromisoformat(self.until) if self.until else today
+        since = (
+            date.fromisoformat(self.since)
+            if self.since
+            else until - timedelta(days=DEFAULT_DAYS - 1)
+        )
         return ReportWindow(since=since, until=until, business=self.business or None)
 
 
@@ -61,9 +77,9 @@ def publish_history_report(params: HistoryReportParams) -> str:
     call latency, longest-waiting items), `history-report` (a link to the HTML file), and the
     tables `history-by-business`, `history-failures`, `history-failures-by-supplier`,
     `history-latency`, `history-call-latency`, `history-trend`, `history-runs`,
-    `history-waiting`, `history-sync`, `history-expiring` (with a business: suffix `-<slug>`).
+    `history-waiting`, `history-sync`, `history-expiring` (with a business: suffix `-{business}`).
     "Held" is the items in review now. Durations are in seconds, rates in percent. Writes one
-    self-contained HTML report with charts to `<NOMI_CONNECTOR_HOME>/reports/` (or `output_dir`)
+    self-contained HTML report with charts to `NOMI_CONNECTOR_HOME/reports/` (or `output_dir`)
     and returns its path. Fails when the business does not exist or the database cannot be read.
     """
     settings = ConnectorSettings()

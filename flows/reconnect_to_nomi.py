@@ -40,13 +40,13 @@ def reconnect_to_nomi(params: ReconnectParams) -> str:
     Use it when a connection expired (Nomi consents last a year), was revoked, or its credentials
     changed. Settings, rules, items and history are kept.
 
-    1. Shows an **Authorize** link (Artifacts tab, key `authorize-<business>`, and on the
+    1. Shows an **Authorize** link (Artifacts tab, key `authorize-{business}`, and on the
        Resume form) and pauses. Open it, sign in to Nomi, pick the **same** organisation, press
        Allow: the connector's callback resumes this run.
     2. A different organisation is refused (its new tokens are revoked, nothing changes) unless
        `allow_organisation_change` is on; so is an organisation another business is connected
        to, unless `shared_books` is on.
-    3. Saves the new tokens over `nomi-credentials-<business>`, marks the connection connected,
+    3. Saves the new tokens over `nomi-credentials-{business}`, marks the connection connected,
        syncs the Nomi lists, then publishes the items that waited while it was down.
 
     Fails with a clear message on Deny, on timeout, when another organisation was chosen, or
@@ -87,7 +87,7 @@ def _publish(params: ReconnectParams) -> object:
     return auto_publish_to_nomi(
         AutoPublishParams(
             business=params.business,
-            trigger="reconnect",
+            after_reconnect=True,
             app_block=params.app_block,
             # A scheduled sweep may hold the business's publishing slot right now; it publishes
             # only auto-publish items, so wait for it rather than skip what waited.

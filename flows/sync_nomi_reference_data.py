@@ -1,4 +1,4 @@
-"""The sync-nomi-reference-data flow: mirror Nomi's five lists for one business or all."""
+"""The sync-nomi-reference-data flow: mirror Nomi's organisation and lists for a business or all."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ from connector.connections.targets import SyncTarget
 from connector.rules.vocabulary import ConnectionStatus
 from connector.settings import ConnectorSettings
 from connector.sync.catalog import LISTS
+from connector.sync.organisation import ORGANISATION
 from tasks.runtime import DEFAULT_APP_BLOCK, run_param
-from tasks.sync import find_connections, finish_business_sync, sync_one_list
+from tasks.sync import (
+    find_connections,
+    finish_business_sync,
+    sync_one_list,
+    sync_one_organisation,
+)
 
 ListChoice = Literal["suppliers", "customers", "categories", "tax_rates", "bank_accounts"]
 
@@ -22,8 +28,8 @@ ListChoice = Literal["suppliers", "customers", "categories", "tax_rates", "bank_
 class SyncParams(BaseModel):
     """What to sync."""
 
-    business: str | None = Field(
-        default=None, description="Business slug; leave empty to sync every connected business."
+    business: str = Field(
+        default="", description="Business slug; leave empty to sync every connected business."
     )
     lists: list[ListChoice] = Field(
         default_factory=lambda: list(LISTS),  # type: ignore[arg-type]
@@ -44,8 +50,12 @@ class SyncParams(BaseModel):
     )
 
 
+#: The run of a form left as it is: every list of every business, incrementally.
+DEFAULT_SYNC = SyncParams()
+
+
 def _run_name() -> str:
-    """``sync-<business or all>-<mode>``."""
+    """``sync-{business or all}-{mode}``."""
     return f"sync-{run_param('business') or 'all'}-{run_param('mode') or 'incremental'}"
 
 
@@ -58,26 +68,27 @@ class SyncFailedError(RuntimeError):
     flow_run_name=_run_name,
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
 )
-def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]:
-    """Refresh Nomi's suppliers, customers, categories, tax rates and bank accounts.
+def sync_nomi_reference_data(params: SyncParams = DEFAULT_SYNC) -> dict[str, Any]:
+    """Refresh Nomi's organisation, suppliers, customers, categories, tax rates and bank accounts.
 
-    Runs for one business (`business`) or for every connected business. Each list is one task per
-    business, run one after the other for that business; businesses run side by side. Afterwards
-    Nomi supplier tax rates become supplier rules (when the business uses them), items pointing at
-    archived categories or tax rates go back to review, and each business gets a table artifact
-    `sync-<business>`. A business whose Nomi connection was refused is marked `expired` (event
-    `nomi.connection.expired`: reconnect it) and the others carry on; the run fails when any
-    business failed for another reason. A business disconnected on purpose (disconnect-from-nomi)
-    is skipped. Scheduled incremental every 30 minutes, full nightly.
+    Runs for one business (`business`) or for every connected business. The organisation (base
+    currency, lock date) comes first, whatever `lists` says; then each list is one task per
+    business, run one after the other for that business; businesses run side by side. A changed
+    lock date or base currency is logged and named in the summary (`organisation_changed`).
+    Afterwards Nomi supplier tax rates become supplier rules (when the business uses them), items
+    pointing at archived categories or tax rates go back to review, and each business gets a table
+    artifact `sync-{business}`. A business whose Nomi connection was refused is marked `expired`
+    (event `nomi.connection.expired`: reconnect it) and the others carry on; the run fails when
+    any business failed for another reason. A business disconnected on purpose
+    (disconnect-from-nomi) is skipped. Scheduled incremental every 30 minutes, full nightly.
     """
-    params = params or SyncParams()
     logger = get_run_logger()
     settings = ConnectorSettings()
     app = cast(NomiApp, NomiApp.load(params.app_block))
     url = settings.database_url
     found: list[SyncTarget] = find_connections(
         url,
-        params.business,
+        params.business or None,
         [ConnectionStatus.CONNECTED.value, ConnectionStatus.DISCONNECTED.value],
     )
     # Disconnected on purpose (disconnect-from-nomi): skipped, not an error.
@@ -93,10 +104,20 @@ def sync_nomi_reference_data(params: SyncParams | None = None) -> dict[str, Any]
     return {"businesses": summaries, "skipped": skipped}
 
 
+def _submit(url: str, app: NomiApp, target: SyncTarget, list_name: str, params: SyncParams) -> Any:
+    """Start the task that syncs ``list_name`` (or the organisation) of one business."""
+    if list_name == ORGANISATION:
+        return sync_one_organisation.submit(url, app, target, target.slug, params.mode)
+    return sync_one_list.submit(
+        url, app, target, target.slug, list_name, params.mode, params.lookback_seconds
+    )
+
+
 def _sync_lists(
     url: str, app: NomiApp, targets: list[SyncTarget], params: SyncParams
 ) -> list[dict[str, Any]]:
-    """Each list for every business side by side, then each business's finish; their summaries.
+    """The organisation and each list for every business side by side, then each business's
+    finish; their summaries.
 
     A business whose connection was lost stops there (the others go on); a failed list task is
     recorded as failed for that business.
@@ -104,12 +125,9 @@ def _sync_lists(
     reports: dict[str, list[dict[str, Any]]] = {t.slug: [] for t in targets}
     failures: dict[str, list[str]] = {t.slug: [] for t in targets}
     active = {t.slug: t for t in targets}
-    for list_name in params.lists:
+    for list_name in [ORGANISATION, *params.lists]:
         futures = {
-            slug: sync_one_list.submit(
-                url, app, target, slug, list_name, params.mode, params.lookback_seconds
-            )
-            for slug, target in active.items()
+            slug: _submit(url, app, target, list_name, params) for slug, target in active.items()
         }
         for slug, future in futures.items():
             future.wait()

@@ -14,14 +14,19 @@ from connector.rules.vocabulary import ConnectionStatus
 from connector.settings import ConnectorSettings
 from tasks.runtime import DEFAULT_APP_BLOCK, business_run_name
 from tasks.sync import find_connections
-from tasks.verify import describe_disconnected, summarise_checks, verify_connection
+from tasks.verify import (
+    describe_disconnected,
+    report_held_items,
+    summarise_checks,
+    verify_connection,
+)
 
 
 class VerifyParams(BaseModel):
     """Which connections to check."""
 
-    business: str | None = Field(
-        default=None,
+    business: str = Field(
+        default="",
         description="Business slug; leave empty to check every connected or expired business "
         "(disconnected ones are listed, not checked).",
     )
@@ -29,11 +34,15 @@ class VerifyParams(BaseModel):
         default=DEFAULT_APP_BLOCK, description="Name of the NomiApp block (the app registration)."
     )
     expiry_warning_days: int = Field(
-        default=30,
+        default=14,
         ge=0,
-        description="Warn (event nomi.connection.expiring) when the consent ends within this "
-        "many days.",
+        description="Warn (event nomi.connection.expiring, a notification to ops) when the "
+        "consent ends within this many days.",
     )
+
+
+#: The run of a form left as it is: every connection, warning 30 days ahead.
+DEFAULT_VERIFY = VerifyParams()
 
 
 class VerifyFailedError(RuntimeError):
@@ -45,7 +54,7 @@ class VerifyFailedError(RuntimeError):
     flow_run_name=business_run_name("verify", default="all"),
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
 )
-def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str, Any]]:
+def verify_nomi_connection(params: VerifyParams = DEFAULT_VERIFY) -> list[dict[str, Any]]:
     """Check Nomi connections: token, organisation still granted, scopes, a list readable, consent.
 
     Runs for one business or for every business whose connection is `connected` or `expired`.
@@ -54,10 +63,11 @@ def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str,
     Each check is stored (connection history) and emits `nomi.connection.verified`,
     `nomi.connection.expiring` (consent ends within `expiry_warning_days`: plan a reconnect) or
     `nomi.connection.expired` (Nomi refuses it or the consent ended: the connection is marked
-    `expired`; run reconnect-to-nomi). The artifact `connection-checks` lists every check. The
-    run fails only when a connection could not be checked at all. Scheduled daily.
+    `expired`; run reconnect-to-nomi). The artifact `connection-checks` lists every check. Each
+    checked business with items held in review for more than a day emits `nomi.items.held`
+    (their external ids and reasons). The run fails only when a connection could not be checked
+    at all. Scheduled daily.
     """
-    params = params or VerifyParams()
     logger = get_run_logger()
     url = ConnectorSettings().database_url
     app = cast(NomiApp, NomiApp.load(params.app_block))
@@ -66,7 +76,7 @@ def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str,
         ConnectionStatus.EXPIRED.value,
         ConnectionStatus.DISCONNECTED.value,
     ]
-    found: list[SyncTarget] = find_connections(url, params.business, statuses)
+    found: list[SyncTarget] = find_connections(url, params.business or None, statuses)
     # Disconnected on purpose: reported as such, never checked at Nomi, no event, no failure.
     checks: list[dict[str, Any]] = [
         describe_disconnected(url, t) for t in found if t.status == ConnectionStatus.DISCONNECTED
@@ -82,6 +92,7 @@ def verify_nomi_connection(params: VerifyParams | None = None) -> list[dict[str,
         else:
             checks.append(future.result())
     summarise_checks(checks)
+    report_held_items(url, targets)
     failed = [c["business"] for c in checks if c["outcome"] == "failed"]
     logger.info("checked %d connection(s); could not check: %s", len(checks), failed or "none")
     if failed:

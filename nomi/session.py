@@ -181,3 +181,20 @@ class NomiSession:
                     "look it up by source_id"
                 ) from error
             raise error
+
+
+def records_of(body: Any) -> list[Any]:
+    """The records of a list answer: a bare list as is, or the objects of an envelope."""
+    if isinstance(body, list):
+        return body
+    if not isinstance(body, dict):
+        return []
+    rows = body.get("items", body.get("data", []))
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def unwrap(body: Any) -> Any:
+    """A single record, whether bare or wrapped as ``{"data": {...}}``."""
+    if isinstance(body, dict) and isinstance(body.get("data"), dict) and "id" not in body:
+        return body["data"]
+    return body

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
+from blocks.locks import ensure_lock, publish_lock_name
 from blocks.tokens import ensure_refresh_lock, forget_cached_credentials
 from connector.connections.consent import (
     ConnectRefusedError,
@@ -198,6 +199,7 @@ def save_credentials(
     )  # type: ignore[call-arg]
     forget_cached_credentials(name)  # this process must re-read the new tokens
     ensure_refresh_lock(name)  # created once here, so workers never race to create it
+    ensure_lock(publish_lock_name(business))  # and its first publish run finds its slot
     get_run_logger().info("credentials block %s saved", name)
     return name
 

@@ -9,11 +9,12 @@ items, a lost connection and the daily limit are recorded outcomes, not task fai
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import BaseModel, Field
@@ -21,7 +22,6 @@ from sqlmodel import select
 
 from blocks.app import NomiApp
 from connector.connections.consent import mark_connection_expired
-from connector.history import records as history
 from connector.history.keys import artifact_key
 from connector.items.context import build_context
 from connector.publishing.batch import publish_batch
@@ -39,8 +39,56 @@ from connector.publishing.queue import (
 from connector.rules.facts import Resolved
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.models import Connection
-from tasks.events import EVENT_CONNECTION_EXPIRED, EVENT_PUBLISH_FINISHED, emit_connection_event
+from nomi.throttle import PROCESS_IN_FLIGHT
+from tasks.events import (
+    EVENT_CONNECTION_EXPIRED,
+    emit_connection_event,
+)
 from tasks.runtime import NomiLimits, db, engine_for, load_credentials, nomi_client, retry_on
+
+SPARE_THREADS = 2
+"""Publishing threads of a batch beyond the tenant's ``concurrent`` (they wait on its throttle)."""
+
+_LANES: dict[int, threading.BoundedSemaphore] = {}
+_LANES_LOCK = threading.Lock()
+
+
+def sending_lane(concurrent: int) -> threading.BoundedSemaphore:
+    """The process's lanes for batches at ``concurrent`` requests each: as many as fill its cap.
+
+    A batch claims and prepares without one, then sends its items holding one: at most
+    ``PROCESS_IN_FLIGHT // concurrent`` batches send at once, each at its tenant's full
+    concurrency, while the run's other task threads prepare the next businesses. Without lanes
+    every prepared batch shared the cap, all finished together and the next ones' set-up left
+    the pipes empty.
+    """
+    lanes = max(1, PROCESS_IN_FLIGHT // max(1, concurrent))
+    with _LANES_LOCK:
+        return _LANES.setdefault(lanes, threading.BoundedSemaphore(lanes))
+
+
+class HeldLane:
+    """One batch's hold on a sending lane: taken on entry, given back once (early or on exit)."""
+
+    def __init__(self, lane: threading.BoundedSemaphore) -> None:
+        self._lane = lane
+        self._held = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> HeldLane:
+        self._lane.acquire()
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        """Give the lane back, if this batch still holds it."""
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._lane.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class TransientBatchError(RuntimeError):
@@ -188,8 +236,16 @@ def publish_next_batch(
     if not items:
         return BatchSummary(more=False)
     more = len(candidates) > batch_size
-    workers = limits.concurrent or 5
-    with nomi_client(app, connection, limits=limits) as nomi:
+    # More threads than requests in flight: the tenant's throttle lets ``concurrent`` requests
+    # out at once, and the spare threads resolve, plan and record their next items meanwhile, so
+    # the pipes never wait for that work (docs/performance.md, eighth session).
+    concurrent = limits.concurrent or 5
+    # The lane goes back once the last item started: the next batch sends while this one's
+    # last requests and writes finish (the process's cap still bounds the requests in flight).
+    with (
+        HeldLane(sending_lane(concurrent)) as lane,
+        nomi_client(app, connection, limits=limits) as nomi,
+    ):
         result = publish_batch(
             engine,
             nomi,
@@ -197,8 +253,9 @@ def publish_next_batch(
             run_id,
             ctx,
             book=PublishBook(connection.id),
-            workers=workers,
+            workers=concurrent + SPARE_THREADS,
             resolved=resolutions,
+            on_all_started=lane.release,
         )
     summary = BatchSummary(
         claimed=len(items),
@@ -253,109 +310,3 @@ def _connection_lost(database_url: str, business_id: uuid.UUID, slug: str, messa
         description=f"Reconnect {slug} to Nomi",
     )
     get_run_logger().error("%s: Nomi connection expired; items stay ready", slug)
-
-
-class BusinessSummary(BaseModel):
-    """What one publish run did for one business."""
-
-    business: str
-    run_id: uuid.UUID
-    claimed: int = 0
-    published: int = 0
-    held: int = 0
-    rejected: int = 0
-    given_back: int = 0
-    batches: int = 0
-    failed: bool = False
-    stopped: str | None = None
-    skipped: str | None = None
-    rows: list[ItemRow] = Field(default_factory=list, exclude=True)
-
-    def add(self, batch: BatchSummary) -> None:
-        """Fold one batch into the totals."""
-        self.batches += 1
-        self.claimed += batch.claimed
-        self.published += batch.count("published")
-        self.held += batch.count("held")
-        self.rejected += batch.count("rejected")
-        self.given_back += batch.count("given_back")
-        self.rows.extend(batch.rows)
-        self.stopped = batch.stopped or self.stopped
-
-    def count_published(self, published: set[uuid.UUID]) -> None:
-        """Take the published count from the durable attempt rows (``history.published_in_run``).
-
-        A batch try that stopped on a transient failure raised, so its results never reached
-        ``add``; Prefect's retry reported only what it did itself (issue 15: 54 published items
-        showed as 30). The items published by a lost try are added as claimed and published.
-        """
-        seen = {r.item_id for r in self.rows}
-        lost = published - seen
-        self.claimed += len(lost)
-        self.rows.extend(ItemRow(item_id=i, outcome="published") for i in sorted(lost))
-        self.published = len(published)
-
-
-@task(name="record-publish-run", cache_policy=NO_CACHE, task_run_name="record-{summary.business}")
-def record_publish_run(
-    database_url: str,
-    summary: BusinessSummary,
-    *,
-    business_id: uuid.UUID,
-    trigger: str,
-    flow_run_id: uuid.UUID | None,
-    started_at: datetime,
-) -> BusinessSummary:
-    """Append the PublishRun row, publish the summary table and emit ``nomi.publish.finished``.
-
-    The published count (and the claimed count) are first taken from the run's durable attempt
-    rows, so they include items published by a batch try that failed and was retried.
-
-    Returns:
-        The summary as recorded.
-    """
-    summary = summary.model_copy(deep=True)
-    if summary.skipped is None:
-        # A read of its own: a SQLite read transaction that then writes cannot wait for the
-        # lock ("database is locked" at once) while other businesses still publish.
-        with db(database_url) as session:
-            summary.count_published(history.published_in_run(session, summary.run_id))
-    with db(database_url) as session:
-        history.record_publish_run(
-            session,
-            id=summary.run_id,
-            flow_run_id=flow_run_id,
-            trigger=trigger,
-            business_id=business_id,
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            claimed=summary.claimed,
-            published=summary.published,
-            failed=summary.rejected + (1 if summary.failed else 0),
-            held=summary.held,
-            skipped=summary.given_back + (1 if summary.skipped else 0),
-        )
-    table = [
-        {
-            "item": str(r.item_id),
-            "outcome": r.outcome,
-            "why": r.message or r.image_error or "; ".join(r.flags) or "",
-            "code": r.error_code or "",
-        }
-        for r in summary.rows
-        if r.outcome != "published" or r.image_error or r.flags
-    ]
-    head = {
-        "item": "(totals)",
-        "outcome": f"published {summary.published}, held {summary.held}, "
-        f"rejected {summary.rejected}, given back {summary.given_back}",
-        "why": summary.skipped or summary.stopped or ("batch failed" if summary.failed else ""),
-        "code": trigger,
-    }
-    create_table_artifact(
-        table=[head, *table],
-        key=artifact_key("publish-summary", summary.business),
-        description=f"Publish run {summary.run_id} for {summary.business}",
-    )
-    emit_connection_event(EVENT_PUBLISH_FINISHED, summary.business, summary.model_dump(mode="json"))
-    return summary

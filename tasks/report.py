@@ -14,13 +14,19 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.exc import OperationalError
 
-from connector.history.artifacts import LINK_KEY, SUMMARY_KEY, TABLES, report_url, summary_markdown
-from connector.history.artifacts import table_rows as rows_of
-from connector.history.charts import chart_uris
-from connector.history.html import write_html
 from connector.history.keys import artifact_key
 from connector.history.queries import ReportWindow
-from connector.history.report import HistoryReport, build_report
+from connector.history.report.artifacts import (
+    LINK_KEY,
+    SUMMARY_KEY,
+    TABLES,
+    report_url,
+    summary_markdown,
+)
+from connector.history.report.artifacts import table_rows as rows_of
+from connector.history.report.build import HistoryReport, build_report
+from connector.history.report.charts import chart_uris
+from connector.history.report.html import write_html
 from tasks.runtime import engine_for, retry_on
 
 #: Retry only when the database could not be reached or was busy (never a bad request).

@@ -2,7 +2,8 @@
 
 Flows load settings and blocks once at the edge (``ConnectorSettings()``, ``NomiApp.load(...)``) and
 pass them into tasks; tasks call these helpers to turn them into an engine or a client. Engines are
-cached per process and URL (one pool per worker process, shared by its task threads).
+cached per process and URL (one pool per worker process, shared by its task threads). What
+started a flow run (schedule, automation or person) is read from Prefect's runtime here too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import flow_run
 from prefect.tasks import Task
@@ -24,6 +26,7 @@ from sqlmodel import Session, select
 from blocks.app import NomiApp
 from blocks.tokens import BlockTokenProvider
 from connector.errors import UnknownBusinessError
+from connector.rules.vocabulary import RunTrigger
 from connector.store.db import make_engine
 from connector.store.db import session as db_session
 from connector.store.models import Business, Connection
@@ -188,3 +191,47 @@ def business_run_name(prefix: str, *, default: str = "all") -> Callable[[], str]
         return f"{prefix}-{run_param('business') or default}"
 
     return name
+
+
+#: Prefect's ``created_by.type`` of a run an automation (or a deployment trigger) created.
+CREATED_BY_AUTOMATION = "AUTOMATION"
+#: The tag Prefect's scheduler puts on the runs it creates from a deployment's schedules.
+AUTO_SCHEDULED_TAG = "auto-scheduled"
+
+
+def trigger_of(
+    *, auto_scheduled: bool, created_by: str | None, tags: list[str], reconnect: bool = False
+) -> RunTrigger:
+    """What started a run, from what Prefect knows of it (``reconnect``: a reconnect's follow-up).
+
+    An automation's run is ``automation``; a run the scheduler made is ``schedule``; any other
+    (a Custom or Quick run in the UI, ``prefect deployment run``, the API, a test) is ``person``.
+    """
+    if reconnect:
+        return RunTrigger.RECONNECT
+    if created_by == CREATED_BY_AUTOMATION:
+        return RunTrigger.AUTOMATION
+    if auto_scheduled or AUTO_SCHEDULED_TAG in tags:
+        return RunTrigger.SCHEDULE
+    return RunTrigger.PERSON
+
+
+def run_trigger(*, after_reconnect: bool = False) -> RunTrigger:
+    """What started the flow run this code runs in: its root run's trigger, for a subflow.
+
+    ``after_reconnect`` on a subflow (reconnect-to-nomi publishing what waited) is ``reconnect``.
+    Outside a flow run (a plain call) the trigger is ``person``.
+    """
+    run_id: Any = flow_run.id
+    if not run_id:
+        return RunTrigger.PERSON
+    parent: Any = flow_run.parent_flow_run_id
+    root: Any = flow_run.root_flow_run_id if parent else run_id
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(str(root or run_id)))
+    return trigger_of(
+        auto_scheduled=bool(run.auto_scheduled),
+        created_by=run.created_by.type if run.created_by else None,
+        tags=list(run.tags or []),
+        reconnect=after_reconnect and bool(parent),
+    )

@@ -1,7 +1,10 @@
-"""Tasks of the connection check: verify one connection, summarise every check in one artifact."""
+"""Tasks of the connection check: verify one connection, summarise every check in one artifact,
+and tell ops of items held in review for more than a day (``nomi.items.held``).
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -10,19 +13,28 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.app import NomiApp
 from blocks.tokens import BlockTokenProvider
+from connector.connections.attention import HELD_TOO_LONG, held_in_review
 from connector.connections.checks import CheckOutcome, check_connection, record_check
 from connector.connections.disconnect import revoke_pending
 from connector.connections.targets import SyncTarget
 from connector.store.models import Connection
-from tasks.events import emit_connection_event
+from tasks.events import (
+    EVENT_CONNECTION_EXPIRED,
+    EVENT_CONNECTION_EXPIRING,
+    EVENT_CONNECTION_VERIFIED,
+    EVENT_ITEMS_HELD,
+    MAX_NAMED_ITEMS,
+    emit_business_event,
+    emit_connection_event,
+)
 from tasks.runtime import db, nomi_client
 from tasks.sync import retry_transient
 
 CHECKS_ARTIFACT_KEY = "connection-checks"
 EVENTS = {
-    CheckOutcome.VERIFIED: "nomi.connection.verified",
-    CheckOutcome.EXPIRING: "nomi.connection.expiring",
-    CheckOutcome.EXPIRED: "nomi.connection.expired",
+    CheckOutcome.VERIFIED: EVENT_CONNECTION_VERIFIED,
+    CheckOutcome.EXPIRING: EVENT_CONNECTION_EXPIRING,
+    CheckOutcome.EXPIRED: EVENT_CONNECTION_EXPIRED,
 }
 
 
@@ -49,12 +61,13 @@ def verify_connection(
         raise LookupError(f"connection of {slug} has no credentials block")
     tokens = BlockTokenProvider(connection.credentials_block_name, app)
     credentials = tokens.credentials()
+    consent_expires_at = connection.consent_expires_at or credentials.consent_expires_at
     with nomi_client(app, connection) as client:
         result = check_connection(
             client,
             tokens,
             granted_scopes=credentials.scopes or connection.scopes,
-            consent_expires_at=connection.consent_expires_at or credentials.consent_expires_at,
+            consent_expires_at=consent_expires_at,
             expiry_warning_days=expiry_warning_days,
         )
     with db(database_url, write=True) as session:
@@ -67,6 +80,7 @@ def verify_connection(
         "scopes_ok": result.scopes_ok,
         "list_ok": result.list_ok,
         "days_to_consent_expiry": result.days_to_consent_expiry,
+        "consent_expires_on": consent_expires_at.date().isoformat() if consent_expires_at else None,
         "status_changed": changed,
         "detail": result.detail,
     }
@@ -78,6 +92,34 @@ def verify_connection(
     log = logger.info if result.ok else logger.warning
     log("%s: %s %s", slug, result.outcome.value, result.detail)
     return summary
+
+
+@task(name="report-held-items", cache_policy=NO_CACHE, task_run_name="report-held-items")
+def report_held_items(database_url: str, targets: list[SyncTarget]) -> dict[str, int]:
+    """Emit ``nomi.items.held`` for each business with items in review for more than a day.
+
+    Returns:
+        Business slug -> how many of its items are held that long (businesses with some only).
+    """
+    slugs: dict[uuid.UUID, str] = {t.business_id: t.slug for t in targets}
+    with db(database_url) as session:
+        found = held_in_review(session, business_ids=list(slugs), named=MAX_NAMED_ITEMS)
+    counts: dict[str, int] = {}
+    for business_id, held in found.items():
+        slug = slugs[business_id]
+        counts[slug] = held.count
+        payload = {
+            "business": slug,
+            "count": held.count,
+            "held_longer_than_hours": int(HELD_TOO_LONG.total_seconds() // 3600),
+            "oldest_since": held.oldest.isoformat(timespec="seconds") if held.oldest else None,
+            "items": [{"external_id": i.external_id, "reason": i.reason} for i in held.items],
+            "flow": "verify",
+        }
+        emit_business_event(EVENT_ITEMS_HELD, slug, payload)
+    if counts:
+        get_run_logger().warning("items held in review for more than a day: %s", counts)
+    return counts
 
 
 def describe_disconnected(database_url: str, target: SyncTarget) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from connector.admin.commands.base import CliState, busy, fail
 from connector.admin.commands.connection_settings import settings_app
 from connector.admin.commands.connections import connection_app
 from connector.admin.commands.contact_rules import rules_app
+from connector.admin.commands.corrections import add_correction_commands
 from connector.admin.commands.directory import business_app, member_app, user_app
 from connector.admin.commands.history import history_app
 from connector.admin.commands.items import items_app
@@ -42,6 +43,7 @@ for sub, name in [
     (lists_app, "lists"),
 ]:
     app.add_typer(sub, name=name)
+add_correction_commands(items_app)
 
 
 def _print_version(asked: bool) -> None:

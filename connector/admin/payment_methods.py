@@ -9,7 +9,7 @@ from connector.access import require_admin
 from connector.admin.common import NAME_CHARS, add_row
 from connector.admin.lookup import nomi_id_or_none
 from connector.errors import NotFoundError
-from connector.items.fields import method_key
+from connector.items.rows.values import method_key
 from connector.rules.vocabulary import ListName
 from connector.store.models import Business, ContactRule, Item, PaymentMethod, User
 from connector.text_guard import guard_text, shown

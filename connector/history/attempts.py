@@ -56,6 +56,19 @@ def _outcome_sums() -> list[Any]:
     ]
 
 
+def _base_sums() -> list[Any]:
+    """SQL sums over the published records: their base-currency total and how many had none."""
+    published = _pa.outcome.in_(PUBLISHED_OUTCOMES) & _pa.step.in_(RECORD_STEPS)
+    return [
+        sa.func.sum(sa.case((published & _pa.base_total.is_(None), 1), else_=0)).label(
+            "without_base_total"
+        ),
+        sa.cast(sa.func.sum(sa.case((published, _pa.base_total), else_=None)), sa.Float).label(
+            "base_total"
+        ),
+    ]
+
+
 def _scans_attempts(conn: SAConnection, window: ReportWindow) -> bool:
     """Whether SQLite should read ``publish_attempts`` by a plain table scan for this window.
 
@@ -95,32 +108,46 @@ def load_outcome_totals(
     Args:
         conn: A connection to the connector database.
         window: Days and optional business.
-        by: ``business``, ``day`` (UTC) or ``business_day`` (one row per business and day).
+        by: ``business``, ``day`` (UTC), ``business_day`` (one row per business and day) or
+            ``business_document`` (per business, document type and base currency).
         businesses: Only these slugs (read through the ``(business_id, at)`` index: the
             per-business trends of a few businesses cost only their rows). Empty: all.
 
     Returns:
-        Columns ``[business,] [day,] published, failed, retried, attempts``.
+        Columns ``[business,] [day,] published, failed, retried, attempts``; by
+        ``business_document`` (one pass that the per-business totals are summed from, see
+        ``connector.history.documents``) also ``document_type, base_currency`` as keys and
+        ``without_base_total, base_total`` (float, NaN when none of the group's published
+        records has one: not recorded, never 0).
     """
-    if by not in ("business", "day", "business_day"):
-        raise ValueError(f"totals are by 'business', 'day' or 'business_day', not {by!r}")
+    if by not in ("business", "day", "business_day", "business_document"):
+        raise ValueError(
+            f"totals are by 'business', 'day', 'business_day' or 'business_document', not {by!r}"
+        )
     slugs = business_slugs(conn, window.business)
     scan = not businesses and _scans_attempts(conn, window)
     keys: list[Any] = []
     names: list[str] = []
-    if by in ("business", "business_day"):
+    if by in ("business", "business_day", "business_document"):
         keys.append(raw_id(_unindexed(_pa.business_id, scan)).label("business_id"))
         names.append("business_id")
     if by in ("day", "business_day"):
         keys.append(sql_day(_pa.at, conn.dialect.name).label("day"))
         names.append("day")
-    query = _in_window(sa.select(*keys, *_outcome_sums()), window, slugs, scan)
+    counts = ["published", "failed", "retried", "attempts"]
+    sums = _outcome_sums()
+    if by == "business_document":
+        keys += [_pa.document_type, _pa.base_currency]
+        names += ["document_type", "base_currency"]
+        sums += _base_sums()
+        counts.append("without_base_total")
+    query = _in_window(sa.select(*keys, *sums), window, slugs, scan)
     if businesses:
         wanted = [bid for bid, slug in slugs.items() if slug in set(businesses)]
         query = query.where(_pa.business_id.in_(wanted))
     query = query.group_by(*keys)
-    counts = ["published", "failed", "retried", "attempts"]
-    frame = to_frame(conn.execute(query), [*names, *counts]).astype({c: "int64" for c in counts})
+    columns = [*names, *counts] + (["base_total"] if by == "business_document" else [])
+    frame = to_frame(conn.execute(query), columns).astype({c: "int64" for c in counts})
     if "day" in names:  # a few hundred distinct days: parse each once
         frame["day"] = frame["day"].map({d: date.fromisoformat(d) for d in set(frame["day"])})
     if "business_id" in names:

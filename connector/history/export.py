@@ -26,6 +26,7 @@ ExportFormat = Literal["csv", "parquet"]
 _STRING = pa.string()
 _TS = pa.timestamp("us", tz="UTC")
 _INT = pa.int64()
+_MONEY = pa.decimal128(18, 2)
 #: Column name -> Arrow type, in file order.
 EXPORT_SCHEMA = pa.schema(
     [
@@ -50,6 +51,12 @@ EXPORT_SCHEMA = pa.schema(
         ("latency_ms", _INT),
         ("item_ready_at", _TS),
         ("item_published_at", _TS),
+        # issue 20 (migration 0007): empty on attempts recorded before it ("not recorded")
+        ("document_type", _STRING),
+        ("currency", _STRING),
+        ("total", _MONEY),
+        ("base_currency", _STRING),
+        ("base_total", _MONEY),
     ]
 )
 EXPORT_COLUMNS = EXPORT_SCHEMA.names
@@ -92,6 +99,11 @@ def _query(window: ReportWindow, business_ids: list[object]) -> sa.Select[tuple[
             a.latency_ms,
             i.ready_at,
             i.published_at,
+            a.document_type,
+            a.currency,
+            a.total,
+            a.base_currency,
+            a.base_total,
         )
         .select_from(joined)
         .where(a.at >= window.start, a.at < window.end)

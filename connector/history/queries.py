@@ -24,7 +24,13 @@ from connector.store.base import table_of
 from connector.store.models import Business
 
 #: Steps whose ``PUBLISHED_OUTCOMES`` mean the item became a Nomi record.
-RECORD_STEPS = (AttemptStep.EXPENSE, AttemptStep.SALES_INVOICE, AttemptStep.LOOKUP)
+RECORD_STEPS = (
+    AttemptStep.EXPENSE,
+    AttemptStep.SALES_INVOICE,
+    AttemptStep.SUPPLIER_CREDIT_NOTE,
+    AttemptStep.CUSTOMER_CREDIT_NOTE,
+    AttemptStep.LOOKUP,
+)
 #: ``recovered``: an earlier call had landed and the record was found by its ``source_id``.
 PUBLISHED_OUTCOMES = (AttemptOutcome.PUBLISHED, AttemptOutcome.RECOVERED)
 #: Outcomes that count as a failed attempt.
@@ -40,9 +46,12 @@ STEP_ENDPOINTS: dict[str, str] = {
     AttemptStep.CONTACT: "POST /suppliers | /customers",
     AttemptStep.EXPENSE: "POST /expenses",
     AttemptStep.SALES_INVOICE: "POST /sales-invoices",
+    AttemptStep.SUPPLIER_CREDIT_NOTE: "POST /supplier-credit-notes",
+    AttemptStep.CUSTOMER_CREDIT_NOTE: "POST /customer-credit-notes",
     AttemptStep.ATTACHMENT: "PUT /{record}/attachments/{name}",
     AttemptStep.PAYMENT: "POST /sales-invoices/{id}/payments",
     AttemptStep.LOOKUP: "GET /{records}?source_id=",
+    AttemptStep.VOID: "POST /{records}/{id}/void",
 }
 
 _biz = table_of(Business).c

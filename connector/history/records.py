@@ -61,7 +61,13 @@ def record_publish_run(session: Session, **fields: Any) -> PublishRun:
 
 
 #: The steps that create an item's Nomi record (``connector.publishing.payloads.record_step``).
-_RECORD_STEPS = ("expense", "sales_invoice", "lookup")  # as docs/history.md "published"
+_RECORD_STEPS = (  # as docs/history.md "published"
+    "expense",
+    "sales_invoice",
+    "supplier_credit_note",
+    "customer_credit_note",
+    "lookup",
+)
 
 
 def published_in_run(session: Session, run_id: uuid.UUID) -> set[uuid.UUID]:

@@ -1,8 +1,9 @@
 """Intake's first pass: check every record and stage the good rows, touching no connector table.
 
-Each row is parsed and checked (``connector.items.fields.parse_row``), its image checked and stored
-once per distinct file, and the good rows kept in ``Staging``, a private temporary SQLite file that
-also finds an ``external_id`` given twice in the file. Memory stays one batch whatever the size.
+Each row is parsed and checked (``connector.items.rows.fields.parse_row``), its image checked
+and stored once per distinct file, and the good rows kept in ``Staging``, a private temporary
+SQLite file that also finds an ``external_id`` given twice in the file.
+Memory stays one batch whatever the size.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from connector.items.fields import FIELDS, RowError, parse_row
 from connector.items.images import ImageError, ImageStore, StoredImage
 from connector.items.import_report import ImportReport, IntakeError
 from connector.items.reader import records
+from connector.items.rows.fields import FIELDS, parse_row
+from connector.items.rows.values import RowError
+from connector.rules.names import contact_key
 from connector.rules.vocabulary import DocumentType, ItemKind
 
 #: Item columns a staged row carries, in this order (``image`` becomes the three image columns).
@@ -28,6 +31,7 @@ ROW_COLUMNS = (
     "image_path",
     "image_content_type",
     "image_sha256",
+    "supplier_key",
 )
 
 
@@ -73,6 +77,7 @@ def check_rows(
         values.setdefault("currency", "GBP")
         values.setdefault("document_type", DocumentType.INVOICE.value)
         values.setdefault("lines", [])
+        values["supplier_key"] = contact_key(values.get("contact_name"))
         staged = stage(tuple(map(values.get, ROW_COLUMNS)))
         kind, document = str(values.get("kind")), str(values["document_type"])
         credits = values.get("credits_external_id")

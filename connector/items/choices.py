@@ -1,8 +1,9 @@
 """What a user chose for their items before publishing: who may publish, contact answers, retries.
 
 No Prefect. ``choose_items_to_publish`` is the database side of publish-items-to-nomi: it checks
-the acting user is a member, records their answers to the new-supplier warning, reassesses what
-changed, and splits the selection into Ready items and the others (with why).
+the acting user is a member, finds the items by the external ids they typed, records their
+answers to the new-supplier warning, reassesses what changed, and splits the selection into Ready
+items and the others (with why).
 """
 
 from __future__ import annotations
@@ -18,31 +19,36 @@ from connector.access import EMAIL_MAX, PermissionDeniedError, audit_refusal, re
 from connector.history import records as history
 from connector.items.assess import ReassessReport, reassess
 from connector.items.context import build_context
+from connector.items.lookup import items_by_external_id
 from connector.rules.names import normalise_name
 from connector.rules.vocabulary import RETRYABLE_ERROR_CODES, ItemStatus, contact_kind
 from connector.store.base import table_of, utcnow
-from connector.store.models import Item, Membership, User
+from connector.store.models import Business, Item, Membership, User
 
 
 @dataclass(frozen=True)
 class ChosenItems:
-    """A publish selection split: Ready item ids (in the order asked) and the others with why."""
+    """A publish selection split: Ready item ids (in the order asked) and the others with why.
+
+    ``names`` holds the external id of every chosen item; ``not_ready`` is keyed by external id.
+    """
 
     business_id: uuid.UUID
     ready: list[uuid.UUID]
+    names: dict[uuid.UUID, str] = field(default_factory=dict)
     not_ready: dict[str, str] = field(default_factory=dict)
 
 
 def choose_items_to_publish(
     session: Session,
     *,
-    business_id: uuid.UUID,
-    item_ids: Sequence[uuid.UUID],
+    business: Business,
+    external_ids: Sequence[str],
     acting_email: str,
     confirm_new_contacts: bool = False,
     map_contacts: dict[str, str] | None = None,
 ) -> ChosenItems:
-    """Check the member, apply their contact answers, reassess, and split the selection.
+    """Check the member, find the items, apply their contact answers, reassess, and split.
 
     Give it a write session (``session(engine, write=True)``): the member check, the contact
     choices and their reassessment read and then write while auto-publish may be committing.
@@ -50,10 +56,16 @@ def choose_items_to_publish(
 
     Raises:
         PermissionDeniedError: The acting user is unknown or not a member (audited).
+        UnknownItemsError: Some external ids name no item of the business (close matches named).
+        ValueError: No external id given.
     """
+    business_id = business.id
     user = require_member(
         session, business_id=business_id, email=acting_email, action="publish.items"
     )
+    chosen = items_by_external_id(session, business, external_ids)
+    names = {item.id: item.external_id for item in chosen}
+    item_ids = list(names)
     changed = apply_contact_choices(
         session,
         business_id=business_id,
@@ -65,26 +77,22 @@ def choose_items_to_publish(
     if changed:
         reassess(session, business_id=business_id, item_ids=changed)
         session.commit()
-    rows = session.exec(
-        select(Item).where(col(Item.id).in_(list(item_ids)), Item.business_id == business_id)
-    ).all()
-    found = {item.id: item for item in rows}
+        for item in chosen:
+            session.refresh(item)
     not_ready = {
-        str(i): _why_not(found.get(i))
-        for i in item_ids
-        if i not in found or found[i].status != ItemStatus.READY
+        names[item.id]: why_not_ready(item) for item in chosen if item.status != ItemStatus.READY
     }
-    ready = [i for i in item_ids if str(i) not in not_ready]
-    return ChosenItems(business_id=business_id, ready=ready, not_ready=not_ready)
+    ready = [item.id for item in chosen if item.status == ItemStatus.READY]
+    return ChosenItems(business_id=business_id, ready=ready, names=names, not_ready=not_ready)
 
 
-def _why_not(item: Item | None) -> str:
-    """Why an item of the selection is not published."""
-    if item is None:
-        return "no such item in this business"
+def why_not_ready(item: Item) -> str:
+    """Why an item that is not Ready is not published, in a person's words."""
     if item.status == ItemStatus.REVIEW:
         return "in review: " + "; ".join(item.review_reasons or ["not assessed"])
-    return f"status is {item.status}"
+    if item.status == ItemStatus.PUBLISHING:
+        return "another run is publishing it"
+    return f"already {item.status}"
 
 
 def require_member(session: Session, *, business_id: uuid.UUID, email: str, action: str) -> User:
@@ -224,3 +232,41 @@ def reassess_after_change(session: Session, business_id: uuid.UUID) -> tuple[Rea
     """
     report = reassess(session, business_id=business_id)
     return report, allow_retry(session, report.changed)
+
+
+def why_not_published(outcome: str, code: str | None, message: str | None) -> str:
+    """Why a claimed item of a selection was not published (held, rejected or given back)."""
+    detail = message or ""
+    if outcome == "held":
+        return f"held in review: {detail}" if detail else "held in review"
+    if outcome == "rejected":
+        return f"rejected by Nomi ({code}): {detail}" if detail else f"rejected by Nomi ({code})"
+    if outcome == "given_back":
+        return f"given back ({code}), published by a later run" if code else "given back"
+    return f"{outcome} ({code})" if code else outcome
+
+
+def selection_message(published: int, asked: int, not_published: dict[str, str]) -> str:
+    """The one line a publish-items run ends with: totals, then each item not published."""
+    line = f"published {published} of {asked}"
+    if not not_published:
+        return line
+    named = [f"{external_id} ({why})" for external_id, why in list(not_published.items())[:10]]
+    more = f" and {len(not_published) - 10} more" if len(not_published) > 10 else ""
+    return f"{line}; not published: {', '.join(named)}{more}"
+
+
+def selection_markdown(slug: str, published: int, asked: int, not_published: dict[str, str]) -> str:
+    """The run's artifact: the totals and a table of every item not published, with why."""
+    head = f"# Publish items of `{slug}`\n\nPublished **{published} of {asked}**.\n"
+    if not not_published:
+        return head + "\nEvery chosen item was published.\n"
+    rows = "\n".join(
+        f"| `{_cell(external_id)}` | {_cell(why)} |" for external_id, why in not_published.items()
+    )
+    return f"{head}\n## Not published\n\n| item | why |\n|---|---|\n{rows}\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (one line, no column breaks)."""
+    return " ".join(text.split()).replace("|", "\\|").replace("`", "'")

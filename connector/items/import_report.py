@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from connector.items.fields import RowError
+from connector.items.rows.values import RowError
 
 #: Problems listed in the report (all are counted; the rest are summed up in ``unlisted``).
 MAX_LISTED_ERRORS = 1000
@@ -32,6 +32,7 @@ class ImportReport:
         refused: Rows refused (each has at least one problem).
         unlisted: Problems found beyond the ``MAX_LISTED_ERRORS`` listed.
         longest_write_seconds: The longest write transaction the import held.
+        ready: Imported items the assessment found Ready (what auto-publish may take at once).
     """
 
     imported: list[uuid.UUID] = field(default_factory=list)
@@ -41,6 +42,7 @@ class ImportReport:
     refused: int = 0
     unlisted: int = 0
     longest_write_seconds: float = 0.0
+    ready: int = 0
 
     @property
     def ok(self) -> bool:

@@ -18,9 +18,9 @@ from sqlmodel import Session, select
 from connector.history.records import record_audit
 from connector.items.check import Known, Staging, check_rows
 from connector.items.choices import require_member
-from connector.items.fields import method_key
 from connector.items.images import ImageStore
 from connector.items.import_report import ImportReport, IntakeError, IntakeInterruptedError
+from connector.items.rows.values import method_key
 from connector.items.write import Inserter, write_rows
 from connector.store.base import table_of
 from connector.store.db import begin_write, is_busy_error
@@ -40,6 +40,7 @@ def import_items(
     business_id: uuid.UUID,
     actor_email: str,
     images_dir: Path,
+    whole_file: bool = False,
 ) -> ImportReport:
     """Import the items of a CSV (``.csv``) or JSON Lines (``.jsonl``/``.ndjson``) file.
 
@@ -50,6 +51,8 @@ def import_items(
         business_id: The business the items belong to.
         actor_email: The member of the business importing (any role); audited.
         images_dir: Where images are stored (``ConnectorSettings.images_dir`` at the edge).
+        whole_file: Write nothing when any row is refused (the ops form's default); otherwise
+            the good rows are imported and the refused ones listed (the CLI's way).
 
     Returns:
         An ``ImportReport``: imported ids, skipped duplicates and the errors of refused rows.
@@ -84,7 +87,8 @@ def import_items(
                 inserter.stage,
                 _known(session, business_id),
             )
-            write_rows(session, business_id, staging, inserter, report, used)
+            if not (whole_file and report.refused):
+                write_rows(session, business_id, staging, inserter, report, used)
         except BaseException as exc:
             session.rollback()
             with contextlib.suppress(Exception):

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from connector.items.fields import FIELDS, LINE_COLUMNS, MAX_LINES
 from connector.items.import_report import IntakeError
+from connector.items.rows.fields import FIELDS
+from connector.items.rows.lines import LINE_COLUMNS, MAX_LINES
 
 #: Longest JSON Lines line accepted (a longer one refuses the file, as a CSV cell over 128 KB).
 MAX_JSONL_LINE = 1024 * 1024

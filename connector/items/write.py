@@ -294,7 +294,8 @@ def _assess_chunks(turns: _Turns, business_id: uuid.UUID, item_ids: list[uuid.UU
         for start in range(0, len(item_ids), ASSESS_ROWS):
             with turns.write():
                 chunk = item_ids[start : start + ASSESS_ROWS]
-                reassess(turns.session, business_id=business_id, item_ids=chunk)
+                done = reassess(turns.session, business_id=business_id, item_ids=chunk)
+            turns.report.ready += len(done.became_ready)  # counted once committed
     except NotConnectedError:
         return False
     return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -30,7 +30,7 @@ from connector.publishing.outcomes import (
 from connector.publishing.pipeline import publish_item
 from connector.publishing.run import write_finishes
 from connector.rules.facts import Resolved, RulesContext
-from connector.rules.vocabulary import ErrorCode
+from connector.rules.vocabulary import DocumentType, ErrorCode
 from connector.store.group_commit import shared_writer
 from connector.store.models import Item
 from nomi.client import NomiClient
@@ -59,8 +59,9 @@ def publish_batch(
     book: PublishBook,
     workers: int = 1,
     resolved: Mapping[uuid.UUID, Resolved] | None = None,
+    on_all_started: Callable[[], None] | None = None,
 ) -> BatchResult:
-    """Publish claimed items on up to ``workers`` threads sharing ``nomi``.
+    """Publish claimed items on up to ``workers`` threads sharing ``nomi``, credit notes last.
 
     The first item that says stop (transient failure after the client's retries, lost
     connection, daily limit) stops the batch: items not yet started are given back to ``ready``
@@ -73,15 +74,19 @@ def publish_batch(
         run_id: The run holding the claims.
         ctx: The business's rules context.
         book: Shared batch state (new contacts, users).
-        workers: Items published at once (Nomi allows 5 requests in flight per organisation).
+        workers: Items handled at once; ``nomi``'s throttle bounds their requests in flight
+            (Nomi allows 5 per organisation), so threads beyond that prepare and record items.
         resolved: Resolutions the caller made under ``ctx`` (choosing the items), by item id:
             reused for items whose facts did not change since, so each is resolved once.
+        on_all_started: Called once, when the last item has been started: from then on the
+            batch's requests in flight only fall, so the caller may let the next batch send.
 
     Returns:
         The outcome of every item and why the batch stopped early, if it did.
     """
     result = BatchResult()
     lock = threading.Lock()
+    unstarted = [len(items)]
     if book.tried is None:
         with Session(engine, expire_on_commit=False) as session:
             book.load_history(session, items)
@@ -89,6 +94,10 @@ def publish_batch(
     def one(item: Item) -> ItemOutcome:
         with lock:
             stopped = result.stopped
+            unstarted[0] -= 1
+            last = unstarted[0] == 0
+        if last and on_all_started is not None:
+            on_all_started()
         with Session(engine, expire_on_commit=False) as session:
             if stopped is not None:
                 return _give_back_unstarted(session, item, run_id, stopped)
@@ -112,7 +121,13 @@ def publish_batch(
         shared_writer(engine, write_finishes) as writer,
         ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nomi-publish") as pool,
     ):
-        result.outcomes = list(pool.map(one, items))
+        # Credit notes go after the batch's other items: one crediting an item of the same
+        # batch then finds it published and links to it (``applies_to_id``), never held for it.
+        first = [i for i in items if i.document_type != DocumentType.CREDIT_NOTE]
+        credits = [i for i in items if i.document_type == DocumentType.CREDIT_NOTE]
+        by_id = {o.item_id: o for o in pool.map(one, first)}
+        by_id.update((o.item_id, o) for o in pool.map(one, credits))
+        result.outcomes = [by_id[i.id] for i in items]
     return result
 
 

@@ -8,10 +8,11 @@ import uuid
 from sqlmodel import Session, col, select
 
 from connector.publishing import outbox
+from connector.publishing.payloads import generation_step
 from connector.rules.names import normalise_name
 from connector.rules.vocabulary import record_step
 from connector.store.history_tables import PublishAttempt
-from connector.store.models import Connection, Item
+from connector.store.models import Connection, Item, Organisation
 from nomi.client import NomiClient
 
 
@@ -27,6 +28,7 @@ class PublishBook:
         self._contact_locks: dict[tuple[str, str], threading.Lock] = {}
         self._contacts: dict[tuple[str, str], str] = {}
         self._users: dict[str, str] | None = None
+        self._base_currency: tuple[str | None] | None = None  # read once (a 1-tuple: None known)
         self.tried: set[uuid.UUID] | None = None
 
     def load_history(self, session: Session, items: list[Item]) -> None:
@@ -36,7 +38,11 @@ class PublishBook:
         ``source_id`` before creating it. Call it after the items were claimed.
         """
         keys = {
-            outbox.idempotency_key(i.id, i.publish_generation, record_step(i.kind)): i.id
+            outbox.idempotency_key(
+                i.id,
+                i.publish_generation,
+                generation_step(record_step(i.kind, i.document_type), i.record_generation or 0),
+            ): i.id
             for i in items
         }
         found = session.exec(
@@ -75,3 +81,18 @@ class PublishBook:
             if self._users is None:
                 self._users = {u.email.strip().lower(): u.id for u in nomi.list_users() if u.email}
             return self._users.get(email.strip().lower())
+
+    def base_currency(self, session: Session) -> str | None:
+        """The organisation's base currency as the sync mirrored it (one query per batch).
+
+        None until the organisation was mirrored (``connector.sync.organisation``).
+        """
+        with self._lock:
+            if self._base_currency is None:
+                found = session.exec(
+                    select(Organisation.base_currency).where(
+                        Organisation.connection_id == self.connection_id
+                    )
+                ).first()
+                self._base_currency = (found,)
+            return self._base_currency[0]

@@ -3,10 +3,11 @@
 ``publish_item`` takes ONE item this run has claimed (``connector.publishing.outbox.claim_ready``)
 through PRODUCT.md "Publishing to Nomi" and always leaves it in a recorded state: ``published``,
 back to ``review`` (held, with reasons), or back to ``ready`` with its last error shown. It
-resolves the item once, builds its ``Plan`` (every body and key) before the first Nomi call, then
-runs the ``steps``. Nomi errors never escape: they become an ``ItemOutcome`` whose ``stop`` tells
-the batch (``connector.publishing.batch``) whether to go on. The exactly-once argument is in
-docs/publishing.md.
+resolves the item once, checks what Nomi would refuse anyway (a paid item's bank currency, a
+credited item not published yet), builds its ``Plan`` (every body and key) before the first Nomi
+call, then runs the ``steps``. Nomi errors never escape: they become an ``ItemOutcome`` whose
+``stop`` tells the batch (``connector.publishing.batch``) whether to go on. The exactly-once
+argument is in docs/publishing.md.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ import uuid
 from sqlmodel import Session
 
 from connector.items.context import facts_from_item
-from connector.publishing import outbox, steps
+from connector.publishing import corrections, outbox, steps
 from connector.publishing.book import PublishBook
 from connector.publishing.moves import Move
 from connector.publishing.outcomes import CLAIM_LOST, GIVEN_BACK, ItemOutcome, error_code, stop_for
 from connector.publishing.plan import Plan, plan_item
 from connector.publishing.run import ItemRun
-from connector.rules.engine import ZERO_RATE_NOTE, resolve
+from connector.rules.engine import resolve
 from connector.rules.facts import Resolution, Resolved, RulesContext
+from connector.rules.taxes import ZERO_RATE_NOTE
 from connector.rules.vocabulary import (
     AttemptOutcome,
     AttemptStep,
     DocumentType,
     ErrorCode,
+    HoldCode,
     ItemStatus,
 )
 from connector.store.group_commit import GroupCommit
@@ -44,8 +47,31 @@ from nomi.errors import (
     RejectedError,
 )
 
-#: Why a credit note or an item with lines waits in review (until publishing sends them).
-UNSUPPORTED_DOCUMENT = "credit notes and items with several lines cannot be published to Nomi yet"
+#: The flag of a paid credit note: Nomi's credit notes take no payment (NOMI_API.md).
+CREDIT_NOTE_UNPAID = "credit notes are published without a payment: Nomi records none on them"
+
+
+def bank_currency_clash(res: Resolution, ctx: RulesContext) -> tuple[str, str, str] | None:
+    """(bank account name, its currency, the base currency) when they cannot pay the item.
+
+    A paid item's bank account must be in the item's currency or the organisation's base
+    currency (NOMI_API.md); without a mirrored organisation the base is unknown and nothing is
+    refused here (Nomi's ``currency_mismatch`` is then recorded as a rejection).
+    """
+    method = ctx.payment_method(res.payment_method_id) if res.payment_method_id else None
+    bank = ctx.bank_account(method.bank_account_id) if method and method.bank_account_id else None
+    if bank is None or ctx.organisation is None or not bank.currency or res.currency is None:
+        return None
+    held, base = bank.currency.upper(), ctx.organisation.base_currency.upper()
+    return None if held in (res.currency.upper(), base) else (bank.name, held, base)
+
+
+def hold_code(res: Resolution, ctx: RulesContext) -> str | None:
+    """The ``HoldCode`` of a held resolution when its reasons include a known one."""
+    clash = bank_currency_clash(res, ctx)
+    if clash is not None and any(f"'{clash[0]}' in {clash[1]}" in r for r in res.reasons):
+        return HoldCode.BANK_CURRENCY
+    return None
 
 
 def resolution_of(item: Item, ctx: RulesContext, resolved: Resolved | None = None) -> Resolution:
@@ -92,18 +118,30 @@ def publish_item(
         Exception: Only unexpected errors (bugs, database down), after giving the claim back.
     """
     book = book or PublishBook.for_business(session, item.business_id)
-    res = resolution_of(item, ctx, resolved)
     run = ItemRun(session, nomi, item, run_id, book, writer)
+    res: Resolution | None = None
     try:
+        if item.pending_correction:  # a correction or archive: void first (corrections.py)
+            ended = corrections.void_then_apply(run)
+            if ended is not None:
+                return ended
+            item, resolved = run.item, None
+        res = resolution_of(item, ctx, resolved)
         if not res.is_ready:
-            raise steps.Held("; ".join(res.reasons))
-        if res.document_type == DocumentType.CREDIT_NOTE or res.lines:
-            # Issue 20: intake and rules know credit notes and lines, publishing does not yet;
-            # holding them beats publishing a credit as an expense or dropping its lines.
-            raise steps.Held(UNSUPPORTED_DOCUMENT)
-        return _publish(run, plan_item(item, res, book.connection_id))
+            raise steps.Held("; ".join(res.reasons), hold_code(res, ctx))
+        paying = res.paid and res.document_type != DocumentType.CREDIT_NOTE
+        if paying and (clash := bank_currency_clash(res, ctx)) is not None:
+            name, held, base = clash
+            raise steps.Held(
+                f"bank account '{name}' in {held}: an item in {res.currency} is paid from an "
+                f"account in {res.currency} or {base}",
+                HoldCode.BANK_CURRENCY,
+            )
+        applies_to_id = steps.credited(run)
+        return _publish(run, plan_item(item, res, book.connection_id, applies_to_id=applies_to_id))
     except steps.Held as held:
-        return _hold(run, str(held), list(res.reasons) or [str(held)])
+        reasons = list(res.reasons) if res is not None else []
+        return _hold(run, str(held), reasons or [str(held)], held.code)
     except outbox.ClaimLostError as exc:
         return ItemOutcome(item.id, CLAIM_LOST, message=str(exc))
     except RejectedError as exc:
@@ -130,6 +168,8 @@ def publish_item(
 def _publish(run: ItemRun, plan: Plan) -> ItemOutcome:
     """The steps in order, then the ``published`` move."""
     run.flags.extend(note for note in plan.resolution.notes if note.endswith(ZERO_RATE_NOTE))
+    if plan.credit_note is not None and plan.resolution.paid:
+        run.flags.append(CREDIT_NOTE_UNPAID)
     contact_id = steps.contact(run, plan)
     user_id = steps.claimant(run)
     record_id, resumed = steps.record(run, plan, contact_id, user_id)
@@ -153,9 +193,11 @@ def _publish(run: ItemRun, plan: Plan) -> ItemOutcome:
     )
 
 
-def _hold(run: ItemRun, message: str, reasons: list[str]) -> ItemOutcome:
+def _hold(run: ItemRun, message: str, reasons: list[str], code: str | None) -> ItemOutcome:
     """Back to review with the reasons (the item cannot be published as it stands)."""
-    run.attempt(AttemptStep.RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), message=message)
+    run.attempt(
+        AttemptStep.RESOLVE, None, AttemptOutcome.HELD, time.monotonic(), code=code, message=message
+    )
     run.end(Move.released, to_status=ItemStatus.REVIEW, review_reasons=reasons)
     return ItemOutcome(run.item.id, AttemptOutcome.HELD.value, message=message)
 

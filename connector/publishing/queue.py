@@ -7,7 +7,8 @@
 - ``claim_next``: claim the next batch of candidates (skipping items other runs hold).
 - ``recover_stale``: give back claims left by dead runs and leave a trace in history, so the next
   attempt looks its record up by ``source_id`` before creating it.
-- ``publish_targets`` and ``count_ready``: the businesses a run sweeps and how many items wait.
+- ``publish_targets`` and ``count_ready``: the businesses a run sweeps and how many items wait;
+  ``ready_since``: the items that became Ready lately (a run's drain and on-ready watch).
 
 What a user chose for the items (membership, contact answers, retries) is in
 ``connector.items.choices``.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from sqlmodel import Session, col, select
 from connector.history import records as history
 from connector.items.context import facts_from_item
 from connector.publishing import outbox
+from connector.publishing.payloads import generation_step
 from connector.rules.engine import resolve
 from connector.rules.facts import Resolved, RulesContext
 from connector.rules.vocabulary import (
@@ -163,14 +165,15 @@ def recover_stale(
     """
     recovered = outbox.recover_stale_claims(session, older_than=older_than, business_id=business_id)
     for item in recovered:
-        step = record_step(item.kind)
+        step = record_step(item.kind, item.document_type)
+        keyed = generation_step(step, item.record_generation or 0)
         history.record_attempt(
             session,
             run_id=run_id,
             item_id=item.id,
             business_id=item.business_id,
             step=step,
-            idempotency_key=outbox.idempotency_key(item.id, item.publish_generation, step),
+            idempotency_key=outbox.idempotency_key(item.id, item.publish_generation, keyed),
             outcome=AttemptOutcome.RECOVERED.value,
             error_message=f"claim older than {older_than} given back",
         )
@@ -242,3 +245,27 @@ def count_ready(session: Session, business_ids: Sequence[uuid.UUID]) -> int:
         .where(col(Item.business_id).in_(list(business_ids)), Item.status == ItemStatus.READY)
     ).one()
     return int(found)
+
+
+def ready_since(
+    session: Session, business_ids: Sequence[uuid.UUID], since: datetime
+) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """Per business, the ids of its Ready items that became Ready at ``since`` or later.
+
+    One indexed read for all the businesses, no rules: a publish run asks it between batches
+    whether items turned Ready while it ran (its batch selects and checks them).
+    """
+    found: dict[uuid.UUID, set[uuid.UUID]] = {b: set() for b in business_ids}
+    if not business_ids:
+        return found
+    items = table_of(Item)
+    rows = session.execute(
+        sa.select(items.c.business_id, items.c.id).where(
+            items.c.business_id.in_(list(business_ids)),
+            items.c.status == ItemStatus.READY,
+            items.c.ready_at >= since,
+        )
+    )
+    for row in rows:
+        found.setdefault(row.business_id, set()).add(row.id)
+    return found

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -23,6 +24,7 @@ from connector.publishing import outbox
 from connector.publishing.book import PublishBook
 from connector.publishing.moves import Move, apply_moves
 from connector.publishing.outcomes import attempt_outcome, error_code
+from connector.rules.money import to_money
 from connector.rules.vocabulary import AttemptOutcome
 from connector.store.base import utcnow
 from connector.store.group_commit import GroupCommit
@@ -48,6 +50,35 @@ def watch_statuses(nomi: NomiClient) -> None:
     notes each status per thread, and ``ItemRun.call`` reads the one of its own call.
     """
     nomi.on_response(_note_status)
+
+
+def base_total(
+    total: Decimal | None, currency: str, base_currency: str | None, rate: Decimal | None
+) -> Decimal | None:
+    """``total`` in the organisation's base currency, when the item alone can say it.
+
+    The total itself when the item is in the base currency; ``total x rate`` rounded to the
+    penny (``connector.rules.money``) when the item gives its exchange rate; otherwise None (the
+    record Nomi creates may say it: ``ItemRun.call`` then takes Nomi's ``base_total``).
+    """
+    if total is None or base_currency is None:
+        return None
+    if currency == base_currency:
+        return to_money(total)
+    if rate is not None:
+        return to_money(total * rate)
+    return None
+
+
+def document_columns(item: Item, base_currency: str | None) -> dict[str, Any]:
+    """The document columns of every attempt row of ``item`` (docs/history.md)."""
+    return {
+        "document_type": str(item.document_type),
+        "currency": item.currency,
+        "total": item.total,
+        "base_currency": base_currency,
+        "base_total": base_total(item.total, item.currency, base_currency, item.exchange_rate),
+    }
 
 
 @dataclass(frozen=True)
@@ -92,6 +123,7 @@ class ItemRun:
         self.flags: list[str] = []
         self.pending: list[dict[str, Any]] = []  # attempt rows not written yet
         self.progress: dict[str, Any] = {}  # moves.PROGRESS_FIELDS values not written yet
+        self.document = document_columns(item, book.base_currency(session))
         watch_statuses(nomi)
 
     def call(self, step: str, key: str | None, send: Callable[[], T]) -> T:
@@ -113,10 +145,22 @@ class ItemRun:
             raise
         record_id = getattr(result, "id", None)
         status = getattr(_last_response, "status", None)
+        self._take_base_total(result)
         self.attempt(
             step, key, AttemptOutcome.PUBLISHED, started, status=status, record_id=record_id
         )
         return result
+
+    def _take_base_total(self, result: object) -> None:
+        """Take Nomi's ``base_total`` from a created record when the item could not say it.
+
+        Only with a mirrored base currency: an amount without its currency is not recorded.
+        """
+        doc = self.document
+        nomi_total = getattr(result, "base_total", None)
+        known = doc["base_total"] is not None or doc["base_currency"] is None
+        if not known and isinstance(nomi_total, Decimal):
+            doc["base_total"] = nomi_total  # Nomi applied its own daily rate
 
     def attempt(
         self,
@@ -145,6 +189,7 @@ class ItemRun:
                 "error_message": message,
                 "latency_ms": int((time.monotonic() - started) * 1000),
                 "at": utcnow(),
+                **self.document,
             }
         )
 
@@ -157,6 +202,10 @@ class ItemRun:
     def end(self, build: Callable[..., Move], **values: Any) -> None:
         """Finish the claim with a ``Move`` constructor (unsaved rows and progress too)."""
         self._write(build(self.item.id, self.run_id, progress=self.progress, **values))
+
+    def write(self, move: Move) -> None:
+        """Apply a guarded move built by the caller (a correction's), with the unsaved rows."""
+        self._write(move)
 
     def _write(self, move: Move) -> None:
         """Apply ``move`` with the unsaved attempt rows: in the batch's group transaction, or alone.

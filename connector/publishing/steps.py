@@ -2,28 +2,122 @@
 
 Each step sends what the item's ``Plan`` holds and notes an attempt row per call (``ItemRun``).
 A step whose write is already done (a record id, an uploaded image, a recorded payment) is
-skipped or recovered by ``source_id``, so a retried item never writes twice.
+skipped or recovered by ``source_id`` (a voided record never counts), so a retried item never
+writes twice.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import select
 
 from connector.publishing.outcomes import error_code
-from connector.publishing.plan import Plan
+from connector.publishing.payloads import source_id
+from connector.publishing.plan import Held, Plan, RecordCreate
 from connector.publishing.run import ItemRun
 from connector.rules.names import normalise_name
-from connector.rules.vocabulary import AttemptOutcome, AttemptStep, ItemKind
+from connector.rules.vocabulary import (
+    AttemptOutcome,
+    AttemptStep,
+    DocumentType,
+    HoldCode,
+    ItemKind,
+    ItemStatus,
+    record_step,
+)
 from connector.store.history_tables import PublishAttempt
-from connector.store.models import Customer, Supplier
+from connector.store.models import Customer, Item, Supplier
+from nomi.client import NomiClient
 from nomi.errors import RejectedError
+from nomi.models import Attachment
+
+__all__ = ["Held", "claimant", "contact", "credited", "image", "payment", "record"]
 
 
-class Held(Exception):
-    """The item cannot be published as it stands (goes back to review with this reason)."""
+@dataclass(frozen=True)
+class RecordApi:
+    """The client calls of one Nomi record type: create, find by ``source_id``, attach."""
+
+    create: Callable[[Any, str], Any]
+    find_all: Callable[[str], list[Any]]
+    upload: Callable[[str, str, bytes, str, str], Attachment]
+
+
+def record_api(nomi: NomiClient, record_type: str) -> RecordApi:
+    """The calls that create, recover and attach to a record of ``record_type``."""
+    if record_type == AttemptStep.SALES_INVOICE:
+        return RecordApi(
+            nomi.create_sales_invoice,
+            nomi.find_sales_invoices_by_source_id,
+            nomi.upload_sales_invoice_attachment,
+        )
+    if record_type == AttemptStep.SUPPLIER_CREDIT_NOTE:
+        return RecordApi(
+            nomi.create_supplier_credit_note,
+            nomi.find_supplier_credit_notes_by_source_id,
+            nomi.upload_supplier_credit_note_attachment,
+        )
+    if record_type == AttemptStep.CUSTOMER_CREDIT_NOTE:
+        return RecordApi(
+            nomi.create_customer_credit_note,
+            nomi.find_customer_credit_notes_by_source_id,
+            nomi.upload_customer_credit_note_attachment,
+        )
+    return RecordApi(
+        nomi.create_expense, nomi.find_expenses_by_source_id, nomi.upload_expense_attachment
+    )
+
+
+def live_record(api: RecordApi, sid: str) -> Any | None:
+    """The newest record with ``source_id`` that is not voided (a voided one was corrected)."""
+    return next((r for r in api.find_all(sid) if not r.voided), None)
+
+
+def credited(run: ItemRun) -> str | None:
+    """The Nomi id of the record a credit note credits (``credits_external_id``), or None.
+
+    The credited item must be of the same kind: published, its record id is returned; still to
+    publish (review, ready, publishing), the credit note is held naming it; unknown, archived or
+    of another kind, the credit note publishes without ``applies_to_id`` and says so in a flag.
+
+    Raises:
+        Held: The credited item is an item of the business not published yet.
+    """
+    item = run.item
+    external_id = (item.credits_external_id or "").strip()
+    if item.document_type != DocumentType.CREDIT_NOTE or not external_id:
+        return None
+    row = run.s.exec(
+        select(Item.kind, Item.status, Item.nomi_record_id, Item.nomi_record_type).where(
+            Item.business_id == item.business_id, Item.external_id == external_id
+        )
+    ).first()
+    run.s.commit()  # no read transaction held across the Nomi calls
+    wanted = record_step(item.kind)
+    if row is not None and row[0] == item.kind:
+        _, status, record_id, record_type = row
+        if status == ItemStatus.PUBLISHED and record_id and record_type == wanted:
+            return str(record_id)
+        if status in (ItemStatus.REVIEW, ItemStatus.READY, ItemStatus.PUBLISHING):
+            raise Held(
+                f"credits item '{external_id}', which is not published yet: publish it first",
+                HoldCode.CREDITED_NOT_PUBLISHED,
+            )
+    if row is None:
+        what = "not an item of this business"
+    elif row[1] == ItemStatus.ARCHIVED:
+        what = "an archived item"
+    elif row[0] != item.kind:
+        what = f"a {row[0]} item, not a {item.kind} one"
+    else:
+        what = "itself a credit note"
+    run.flags.append(f"credits '{external_id}', {what}: published without applies_to")
+    return None
 
 
 def contact(run: ItemRun, plan: Plan) -> str | None:
@@ -66,31 +160,25 @@ def claimant(run: ItemRun) -> str | None:
 def record(
     run: ItemRun, plan: Plan, contact_id: str | None, user_id: str | None
 ) -> tuple[str, bool]:
-    """Create the expense or sales invoice once; returns (record id, resumed an earlier one)."""
-    item, nomi = run.item, run.nomi
+    """Create the item's Nomi record once; returns (record id, resumed an earlier one).
+
+    After an attempt under the same key (a crash, a lost answer) the record is first looked up by
+    ``source_id`` with the lookup of its own type; voided records are ignored.
+    """
+    item = run.item
     if item.nomi_record_id:
         return item.nomi_record_id, True
     step, key = plan.record_step, plan.record_key
+    api = record_api(run.nomi, plan.record_type)
     if _tried_before(run, key):
         started = time.monotonic()
-        finder = (
-            nomi.find_sales_invoice_by_source_id
-            if plan.is_sales
-            else nomi.find_expense_by_source_id
-        )
-        found = finder(str(item.id))
+        found = live_record(api, source_id(item))
         if found is not None:
             run.attempt(step, key, AttemptOutcome.RECOVERED, started, record_id=found.id)
             _save_record(run, found.id, step)
-            return found.id, True
-    if plan.is_sales:
-        if contact_id is None:
-            raise Held("no customer to invoice")
-        invoice = plan.invoice_for(contact_id)
-        created_id = run.call(step, key, lambda: nomi.create_sales_invoice(invoice, key)).id
-    else:
-        expense = plan.expense_for(contact_id, user_id)
-        created_id = run.call(step, key, lambda: nomi.create_expense(expense, key)).id
+            return str(found.id), True
+    body: RecordCreate = plan.body_for(contact_id, user_id)
+    created_id = str(run.call(step, key, lambda: api.create(body, key)).id)
     _save_record(run, created_id, step)
     return created_id, False
 
@@ -109,11 +197,7 @@ def image(run: ItemRun, plan: Plan, record_id: str) -> tuple[bool, str | None]:
     run.save()  # the record id is durable before a second write depends on it
     key, name = plan.attachment_key, plan.attachment_name
     kind = item.image_content_type or "application/octet-stream"
-    upload = (
-        run.nomi.upload_sales_invoice_attachment
-        if item.kind == ItemKind.SALES
-        else run.nomi.upload_expense_attachment
-    )
+    upload = record_api(run.nomi, plan.record_type).upload
     try:
         run.call(AttemptStep.ATTACHMENT, key, lambda: upload(record_id, name, content, kind, key))
     except RejectedError as exc:
@@ -125,14 +209,15 @@ def image(run: ItemRun, plan: Plan, record_id: str) -> tuple[bool, str | None]:
 
 
 def payment(run: ItemRun, plan: Plan, record_id: str, resumed: bool) -> bool:
-    """Record the payment of a paid sales item into its linked bank account."""
+    """Record the payment of a paid sales invoice into its linked bank account."""
     body = plan.payment
     if body is None:
         return False
     if run.item.payment_recorded:
         return True
     if resumed:
-        invoice = run.nomi.find_sales_invoice_by_source_id(str(run.item.id))
+        invoices = run.nomi.find_sales_invoices_by_source_id(source_id(run.item))
+        invoice = next((i for i in invoices if i.id == record_id), None)
         if invoice is not None and invoice.payments:
             run.progress["payment_recorded"] = True
             return True

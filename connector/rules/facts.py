@@ -230,6 +230,19 @@ class RulesContext:
 
 
 @dataclass(frozen=True, slots=True)
+class DuplicateRef:
+    """An earlier item of the business this item may duplicate (found by assessment).
+
+    ``same`` says what matched: ``supplier, date and total`` or ``supplier and reference``;
+    ``nomi_record_id`` is its Nomi record when it was published.
+    """
+
+    external_id: str
+    same: str
+    nomi_record_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LineFacts:
     """One line of a document: its amounts as extracted and the user's edits on the line.
 
@@ -280,6 +293,9 @@ class ItemFacts:
     credits_external_id: str | None = None
     exchange_rate: Decimal | None = None
     lines: tuple[LineFacts, ...] = ()
+    #: Earlier items of the business with the same supplier and date and total, or reference
+    #: (not archived, pair not released): the items ring finds them, the engine holds the item.
+    possible_duplicates: tuple[DuplicateRef, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ITEM_KINDS:

@@ -99,3 +99,17 @@ def matching_key(name: str) -> str:
     if not key:
         raise UnmatchableNameError(name)
     return key
+
+
+#: The longest matching key a column holds (``items.supplier_key``, ``name_normalised``).
+KEY_MAX = 255
+
+
+def contact_key(name: str | None) -> str | None:
+    """The stored matching key of an item's contact name (``items.supplier_key``).
+
+    ``None`` when there is no name or nothing to match on: such an item is never a possible
+    duplicate by supplier (docs/rules.md, "Possible duplicates").
+    """
+    key = normalise_name(name or "")[:KEY_MAX]
+    return key or None

@@ -75,17 +75,21 @@ class RuleSource(StrEnum):
 class AttemptStep(StrEnum):
     """A step of a publish: the Nomi call an attempt made (also the idempotency-key step name).
 
-    ``EXPENSE`` and ``SALES_INVOICE`` are also the record types an item becomes in Nomi.
+    ``EXPENSE``, ``SALES_INVOICE``, ``SUPPLIER_CREDIT_NOTE`` and ``CUSTOMER_CREDIT_NOTE`` are also
+    the record types an item becomes in Nomi (``record_step``).
     """
 
     CONTACT = "contact"
     EXPENSE = "expense"
     SALES_INVOICE = "sales_invoice"
+    SUPPLIER_CREDIT_NOTE = "supplier_credit_note"
+    CUSTOMER_CREDIT_NOTE = "customer_credit_note"
     ATTACHMENT = "attachment"
     PAYMENT = "payment"
     LOOKUP = "lookup"
     RESOLVE = "resolve"
     CLAIMANT = "claimant"
+    VOID = "void"
 
 
 class AttemptOutcome(StrEnum):
@@ -98,6 +102,18 @@ class AttemptOutcome(StrEnum):
     CONNECTION_LOST = "connection_lost"
     HELD = "held"
     RECOVERED = "recovered"
+
+
+class RunTrigger(StrEnum):
+    """What started a publish run (``publish_runs.trigger``), read from Prefect's runtime.
+
+    Rows written before December 2026 also hold ``manual`` (publish-items and custom runs).
+    """
+
+    SCHEDULE = "schedule"
+    AUTOMATION = "automation"
+    PERSON = "person"
+    RECONNECT = "reconnect"
 
 
 class ListName(StrEnum):
@@ -141,6 +157,22 @@ def contact_kind(kind: str) -> ContactKind:
     return ContactKind.CUSTOMER if kind == ItemKind.SALES else ContactKind.SUPPLIER
 
 
-def record_step(kind: str) -> AttemptStep:
-    """The step (and Nomi record type) that creates the record of an item of ``kind``."""
-    return AttemptStep.SALES_INVOICE if kind == ItemKind.SALES else AttemptStep.EXPENSE
+class HoldCode(StrEnum):
+    """The ``error_code`` of a publish attempt that held an item in review for a known reason."""
+
+    #: A paid item's bank account is neither in the item's currency nor the base currency.
+    BANK_CURRENCY = "bank_currency_mismatch"
+    #: A credit note names an item of the business that is not published yet.
+    CREDITED_NOT_PUBLISHED = "credited_item_not_published"
+
+
+def record_step(kind: str, document_type: str = DocumentType.INVOICE) -> AttemptStep:
+    """The step (and Nomi record type) that creates the record of an item of ``kind``.
+
+    A credit note of a sales item becomes a customer credit note, of a cost item a supplier one;
+    every other document an expense (costs and claims) or a sales invoice (sales).
+    """
+    sales = kind == ItemKind.SALES
+    if document_type == DocumentType.CREDIT_NOTE:
+        return AttemptStep.CUSTOMER_CREDIT_NOTE if sales else AttemptStep.SUPPLIER_CREDIT_NOTE
+    return AttemptStep.SALES_INVOICE if sales else AttemptStep.EXPENSE

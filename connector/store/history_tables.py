@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,6 +54,13 @@ class PublishAttempt(ConnectorModel, table=True):
     error_message: str | None = None
     latency_ms: int | None = None
     at: datetime = Field(default_factory=utcnow, nullable=False, index=True)
+    # The item's document (migration 0007; empty on older rows: "not recorded", never 0).
+    document_type: str | None = Field(default=None, max_length=20)
+    currency: str | None = Field(default=None, max_length=3)
+    total: Decimal | None = Field(default=None, max_digits=18, decimal_places=2)
+    base_currency: str | None = Field(default=None, max_length=3)
+    #: ``total`` in ``base_currency`` (empty when it could not be known; docs/history.md).
+    base_total: Decimal | None = Field(default=None, max_digits=18, decimal_places=2)
 
 
 class SyncRun(ConnectorModel, table=True):
@@ -74,6 +82,8 @@ class SyncRun(ConnectorModel, table=True):
     bookmark_after: datetime | None = None
     status: str = Field(max_length=20)
     error: str | None = None
+    #: What changed (the organisation's lock date or base currency; migration 0007), else empty.
+    detail: str | None = None
 
 
 class ConnectionCheck(ConnectorModel, table=True):

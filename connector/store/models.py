@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field
 
+from connector.rules.names import KEY_MAX, contact_key
 from connector.rules.vocabulary import (
     ConnectionStatus,
     DocumentType,
@@ -279,6 +280,9 @@ class Item(ConnectorModel, table=True):
         sa.Index("ix_items_status_claimed_at", "status", "claimed_at"),
         # covering index for the history report's latency join (migration 0003)
         sa.Index("ix_items_id_ready_at", "id", "ready_at"),
+        # the two possible-duplicate look-ups of assessment (migration 0008, docs/rules.md)
+        sa.Index("ix_items_duplicate_amounts", "business_id", "supplier_key", "date", "total"),
+        sa.Index("ix_items_duplicate_reference", "business_id", "supplier_key", "reference"),
     )
 
     id: uuid.UUID = id_field()
@@ -288,6 +292,8 @@ class Item(ConnectorModel, table=True):
     review_reasons: list[str] = Field(default_factory=list, sa_type=sa.JSON)
     external_id: str = Field(max_length=255)
     contact_name: str | None = Field(default=None, max_length=255)
+    #: ``contact_key(contact_name)``: intake stages it, the ORM and assessment keep it current.
+    supplier_key: str | None = Field(default=None, max_length=KEY_MAX)
     reference: str | None = Field(default=None, max_length=255)
     date: dt.date | None = None
     due_date: dt.date | None = None
@@ -335,6 +341,14 @@ class Item(ConnectorModel, table=True):
     claimed_at: datetime | None = None
     nomi_record_id: str | None = Field(default=None, max_length=64)
     nomi_record_type: str | None = Field(default=None, max_length=20)
+    #: The generation of the record in ``nomi_record_id``: 0 first, +1 per correction (0009).
+    record_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    #: Nomi records of earlier generations, voided, oldest first (``<record type>:<id>``).
+    voided_record_ids: list[str] = Field(
+        default_factory=list, sa_type=sa.JSON, sa_column_kwargs={"server_default": "[]"}
+    )
+    #: What a claimed correction or archive applies once the old record is voided (else None).
+    pending_correction: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     image_published: bool = False
     image_error: str | None = None
     payment_recorded: bool = False
@@ -344,3 +358,28 @@ class Item(ConnectorModel, table=True):
     published_at: datetime | None = None
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
+
+
+@sa.event.listens_for(Item, "before_insert")
+@sa.event.listens_for(Item, "before_update")
+def _keep_supplier_key(_mapper: Any, _connection: Any, target: Item) -> None:
+    """An item written through the ORM stores the matching key of its contact name."""
+    target.supplier_key = contact_key(target.contact_name)
+
+
+class DuplicateRelease(ConnectorModel, table=True):
+    """An admin's "not a duplicate": the later item of a pair is never held for the earlier one.
+
+    ``item_id`` is the item that was held, ``other_item_id`` the item it was held as a possible
+    duplicate of (audited as ``item.release``; docs/rules.md, "Possible duplicates").
+    """
+
+    __tablename__ = "duplicate_releases"
+    __table_args__ = (sa.UniqueConstraint("item_id", "other_item_id"),)
+
+    id: uuid.UUID = id_field()
+    business_id: uuid.UUID = Field(foreign_key="businesses.id", index=True)
+    item_id: uuid.UUID = Field(foreign_key="items.id")
+    other_item_id: uuid.UUID = Field(foreign_key="items.id")
+    released_by_user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = created_field()

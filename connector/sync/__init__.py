@@ -1,1 +1,1 @@
-"""Mirroring Nomi's reference lists and supplier rules into the connector's tables."""
+"""Mirroring Nomi's organisation, reference lists and supplier rules into the connector's tables."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from sandbox.api.checks import money
 from sandbox.api.currency import base_amount, rate_text
 from sandbox.api.lists import list_page
 from sandbox.api.problems import ProblemError
@@ -29,7 +30,7 @@ from sandbox.api.schemas import (
     SupplierCreditNoteCreate,
     problem_responses,
 )
-from sandbox.api.validation import Validator, money
+from sandbox.api.validation import Validator
 from sandbox.auth.context import COMMON, EXPENSES, SALES, SETTINGS, Ctx, json_response
 
 ATTACHMENT_TYPES = ("application/pdf", "image/png", "image/jpeg", "image/heic")

@@ -14,8 +14,18 @@ import time
 
 import pytest
 
-from bench import intake, publish, publish_throttled, sync, task_runs
-from bench._cpu import measure_cpu
+from bench import (
+    duplicates,
+    intake,
+    publish,
+    publish_cpu,
+    publish_remote,
+    publish_throttled,
+    ready_to_nomi,
+    sync,
+    task_runs,
+)
+from bench.support.cpu import measure_cpu
 
 LINE = re.compile(r"^BENCH [a-z0-9-]+ ratio=\d+\.\d{3} target=\S+( [a-z_0-9]+=\S+)*$")
 
@@ -26,7 +36,11 @@ def test_publish_benchmark_publishes_every_item_once_and_counts_task_runs(
     result = publish.run(items=20, businesses=2, own_server=False)
 
     assert result.published == 20
-    assert result.concurrency == publish.flow_workers() * publish.PER_TENANT_CONCURRENCY
+    # the requests the flow has in flight at most: its batches at 5 each, within the process cap
+    assert result.concurrency == min(
+        publish.flow_workers() * publish.PER_TENANT_CONCURRENCY, publish.PROCESS_IN_FLIGHT
+    )
+    assert result.concurrency == 20
     assert result.ours_seconds > 0
     assert result.baseline_seconds > 0
     # recover + one batch per business (it took every Ready item: no empty second batch) + a
@@ -136,3 +150,33 @@ def test_intake_benchmark_imports_every_row_and_times_its_write_transactions() -
     lines = intake.report(results)
     assert [line.split()[1] for line in lines] == ["intake", "intake-memory", "intake-write-lock"]
     assert all(LINE.match(line) for line in lines), lines
+
+
+def test_duplicate_check_benchmark_finds_every_planted_look_alike() -> None:
+    results = duplicates.run(items=1000)
+
+    assert results["assessed"] == duplicates.NEW
+    assert results["held"] >= duplicates.NEW // 10  # the planted ones, and any chance twins
+    assert results["review"] >= results["held"]
+    lines = duplicates.report(results)
+    assert [line.split()[1] for line in lines] == ["duplicate-check"]
+    assert all(LINE.match(line) for line in lines), lines
+
+
+def test_publish_remote_and_cpu_benchmarks_print_their_lines(prefect_server: None) -> None:
+    remote = publish.run(items=10, businesses=2, own_server=False, latency=0.02)
+    assert remote.published == 10
+    assert publish.LAST["publish-remote"] is remote
+    assert LINE.match(publish_remote.report(remote, 0.02))
+    assert "latency_ms=20" in publish_remote.report(remote, 0.02)
+    line = publish_cpu.report(remote)
+    assert LINE.match(line)
+    assert "target=3(at-most)" in line
+
+
+@pytest.mark.slow
+def test_ready_to_nomi_benchmark_publishes_through_the_served_trigger(prefect_server: None) -> None:
+    line = ready_to_nomi.run(items=4, businesses=2, seconds=2, own_server=False)
+    assert LINE.match(line), line
+    assert "items=4" in line
+    assert " runs=0" not in line

@@ -21,7 +21,7 @@ from nomi.client import NomiClient
 from nomi.oauth import NomiOAuth
 from nomi.tokens import StaticTokenProvider
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 PROCESSES = 8
 THREADS = 4

@@ -126,7 +126,7 @@ def test_printable_escapes_what_would_reach_a_terminal_raw() -> None:
 
 def test_intake_rows_go_through_the_same_guard() -> None:
     """One definition: the bidi marks added to the guard are refused in item fields too."""
-    from connector.items.fields import parse_row
+    from connector.items.rows.fields import parse_row
 
     row = {"external_id": "e1", "kind": "cost", "total": "12.00", "contact_name": "Acme"}
     for field, value, reason in [

@@ -18,6 +18,16 @@ from deployments.serve import (
 )
 from tests.deployments.conftest import REPO_ROOT
 
+#: The ops actions of the CLI, one flow (and one manual deployment) each, in flows/ops/.
+OPS_FLOWS = (
+    "change_connection_settings",
+    "manage_contact_rules",
+    "manage_payment_methods",
+    "add_member",
+    "import_items",
+    "edit_item",
+    "release_duplicate",
+)
 FLOW_NAMES = {
     "flows/connect_to_nomi.py:connect_to_nomi": "connect-to-nomi",
     "flows/reconnect_to_nomi.py:reconnect_to_nomi": "reconnect-to-nomi",
@@ -28,13 +38,20 @@ FLOW_NAMES = {
     "flows/publish_items_to_nomi.py:publish_items_to_nomi": "publish-items-to-nomi",
     "flows/publish_history_report.py:publish_history_report": "publish-history-report",
     "flows/notify_ops.py:notify_ops": "notify-ops",
+    **{f"flows/ops/{module}.py:{module}": module.replace("_", "-") for module in OPS_FLOWS},
+    "flows/correct_item.py:correct_item": "correct-item",
+    "flows/archive_item.py:archive_item": "archive-item",
 }
 MANUAL = {
+    "correct-item",
+    "archive-item",
     "connect-to-nomi",
     "reconnect-to-nomi",
     "disconnect-from-nomi",
     "publish-items-to-nomi",
+    "sync-nomi-reference-data",
     "notify-ops",
+    *(FLOW_NAMES[f"flows/ops/{module}.py:{module}"] for module in OPS_FLOWS),
 }
 SCHEDULES = {
     "sync-nomi-reference-data": {
@@ -69,6 +86,7 @@ def test_every_contract_flow_is_deployed_once_and_auto_publish_also_per_business
     expected = [(flow, "manual") for flow in MANUAL - {"notify-ops"}]
     expected += [(flow, "scheduled") for flow in SCHEDULES]
     expected += [("notify-ops", "on-connection-expired"), ("auto-publish-to-nomi", "per-business")]
+    expected += [("auto-publish-to-nomi", "on-ready")]
     assert deployed == sorted(expected)
 
 
@@ -97,7 +115,17 @@ def test_deployments_run_on_the_nomi_connector_process_pool():
 
 @pytest.mark.parametrize("flow_name", sorted(MANUAL))
 def test_manual_deployments_have_no_schedule(flow_name):
-    assert spec_named(flow_name).schedules == []
+    name = None if flow_name == "notify-ops" else "manual"
+    assert spec_named(flow_name, name).schedules == []
+
+
+def test_a_manual_refresh_of_one_business_is_deployed_beside_the_scheduled_sync():
+    spec = spec_named("sync-nomi-reference-data", "manual")
+    assert "one business" in spec.description
+    assert spec.concurrency_limit is None
+    assert spec.triggers == []
+    form = load_flow(spec).parameters.model_dump_for_openapi()
+    assert set(form["definitions"]["SyncParams"]["properties"]) >= {"business", "lists", "mode"}
 
 
 @pytest.mark.parametrize("flow_name", sorted(SCHEDULES))
@@ -182,3 +210,26 @@ def test_interval_and_cron_schedules_convert_like_prefect_deploy():
     assert (cron.cron, cron.timezone) == ("0 6 * * *", "Europe/London")
     with pytest.raises(ValueError, match="unsupported schedule"):
         schedule_of({"rrule": "FREQ=DAILY"})
+
+
+def test_on_ready_runs_once_per_window_for_every_business_and_watches_past_it():
+    """One run per ``within`` window for all businesses (no ``for_each``: one flow-run process
+    per window, not one per business); the run watches until ``settle_seconds`` (longer than
+    the window) so the events the trigger dropped are covered, and waits for the businesses'
+    locks rather than skipping them."""
+    spec = spec_named("auto-publish-to-nomi", "on-ready")
+    assert spec.concurrency_limit is None  # the next window's run waits on the locks
+    (trigger,) = spec.triggers
+    assert trigger["expect"] == ["nomi.items.ready"]
+    assert "for_each" not in trigger
+    assert trigger["match"] == {"prefect.resource.id": "nomi.business.*"}
+    assert trigger["posture"] == "Reactive"
+    assert trigger["threshold"] == 1
+    params = trigger["parameters"]["params"]
+    assert params["settle_seconds"] > trigger["within"] > 0
+    assert params["lock_wait_seconds"] > params["settle_seconds"]
+    assert "business" not in params  # every business with auto-publish on
+    form = load_flow(spec).parameters.model_dump_for_openapi()
+    assert {"ready_event_at", "settle_seconds"} <= set(
+        form["definitions"]["AutoPublishParams"]["properties"]
+    )

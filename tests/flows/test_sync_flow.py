@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from connector.rules.vocabulary import ConnectionStatus
 from connector.store.history_tables import SyncRun
-from connector.store.models import Category, Connection, Supplier, TaxRate
+from connector.store.models import Category, Connection, Organisation, Supplier, TaxRate
 from flows.sync_nomi_reference_data import SyncParams, sync_nomi_reference_data
 from sandbox.seed import BRIGHT_SMILE
 from sandbox.testing import SandboxHandle
@@ -69,9 +69,14 @@ def test_sync_of_one_business_mirrors_its_lists_and_reports(
         assert _count(s, TaxRate, business.connection_id) > 0
         runs = list(s.exec(select(SyncRun).where(SyncRun.connection_id == business.connection_id)))
         connection = s.get(Connection, business.connection_id)
+        organisation = s.exec(
+            select(Organisation).where(Organisation.connection_id == business.connection_id)
+        ).one()
     assert sorted(r.list_name for r in runs) == sorted(
-        ["suppliers", "customers", "categories", "tax_rates", "bank_accounts"]
+        ["organisation", "suppliers", "customers", "categories", "tax_rates", "bank_accounts"]
     )
+    assert (organisation.name, organisation.base_currency) == (BRIGHT_SMILE, "GBP")
+    assert summary["organisation_changed"] is False
     assert {r.status for r in runs} == {"ok"}
     assert connection is not None
     assert connection.last_synced_at is not None
@@ -85,6 +90,46 @@ def test_sync_of_one_business_mirrors_its_lists_and_reports(
     again = sync_nomi_reference_data(SyncParams(business=business.slug, app_block=nomi_app))
     counts = again["businesses"][0]["lists"]
     assert all(r["inserted"] == 0 and r["updated"] == 0 for r in counts)
+
+
+def test_an_incremental_sync_mirrors_a_new_lock_date_and_says_the_organisation_changed(
+    use_db: str,
+    nomi_app: str,
+    sandbox: SandboxHandle,
+    connect_business: Callable[..., ConnectedBusiness],
+    db_session_for: Callable[[], Session],
+) -> None:
+    business = connect_business(BRIGHT_SMILE)
+    params = SyncParams(business=business.slug, lists=["categories"], app_block=nomi_app)
+    first = sync_nomi_reference_data(params)
+    assert first["businesses"][0]["organisation_changed"] is False
+    moved = sandbox.admin.patch(f"/tenants/{business.tenant_id}", json={"lock_date": "2026-06-30"})
+    moved.raise_for_status()
+    try:
+        second = sync_nomi_reference_data(params)
+    finally:
+        sandbox.admin.patch(f"/tenants/{business.tenant_id}", json={"lock_date": None})
+
+    (summary,) = second["businesses"]
+    assert summary["status"] == "ok"
+    assert summary["organisation_changed"] is True
+    assert summary["organisation_changes"] == [
+        {"setting": "lock_date", "before": None, "after": "2026-06-30"}
+    ]
+    with db_session_for() as s:
+        organisation = s.exec(
+            select(Organisation).where(Organisation.connection_id == business.connection_id)
+        ).one()
+        runs = list(
+            s.exec(
+                select(SyncRun).where(
+                    SyncRun.connection_id == business.connection_id,
+                    SyncRun.list_name == "organisation",
+                )
+            )
+        )
+    assert str(organisation.lock_date) == "2026-06-30"
+    assert sorted(r.detail or "" for r in runs) == ["", "lock date none -> 2026-06-30"]
 
 
 def test_sync_of_all_goes_on_when_one_connection_is_lost(

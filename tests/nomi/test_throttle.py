@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from nomi.throttle import TenantThrottle, throttle_for
+from nomi.throttle import TenantThrottle, ThrottleRegistry, throttle_for
 
 
 class FakeTime:
@@ -76,3 +76,58 @@ def test_no_more_than_the_concurrent_limit_are_in_flight() -> None:
 def test_one_throttle_per_tenant_per_process() -> None:
     assert throttle_for("tenant-a") is throttle_for("tenant-a")
     assert throttle_for("tenant-a") is not throttle_for("tenant-b")
+
+
+def test_tenants_of_one_registry_share_its_cap_on_requests_in_flight() -> None:
+    registry = ThrottleRegistry(in_flight=4)
+    throttles = [registry.get(t, per_minute=0, concurrent=3) for t in ("a", "b", "c")]
+    lock = threading.Lock()
+    in_flight = {"all": 0, "a": 0, "b": 0, "c": 0}
+    peak = {"all": 0, "a": 0, "b": 0, "c": 0}
+
+    def call(n: int) -> None:
+        name = "abc"[n % 3]
+        with throttles[n % 3].slot():
+            with lock:
+                for key in ("all", name):
+                    in_flight[key] += 1
+                    peak[key] = max(peak[key], in_flight[key])
+            time.sleep(0.01)
+            with lock:
+                for key in ("all", name):
+                    in_flight[key] -= 1
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(call, range(72)))
+    assert peak["all"] == 4  # the cap is reached, never passed
+    assert all(peak[t] <= 3 for t in "abc")
+
+
+def test_a_tenant_waiting_for_its_minute_window_holds_none_of_the_shared_cap() -> None:
+    """Otherwise a tenant held back by its own limit would stop the other tenants sending."""
+    shared = threading.BoundedSemaphore(1)
+    fake = FakeTime()
+    sleeping, wake = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:
+        sleeping.set()
+        wake.wait(10)
+        fake.now += seconds
+
+    limited = TenantThrottle(
+        per_minute=1, concurrent=0, shared=shared, clock=fake.clock, sleep=sleep
+    )
+    other = TenantThrottle(per_minute=0, concurrent=0, shared=shared)
+    with limited.slot():
+        pass  # the minute's one start
+    second = threading.Thread(target=lambda: limited.slot().__enter__())
+    second.start()
+    assert sleeping.wait(5), "the limited tenant did not wait for its window"
+    got = shared.acquire(timeout=2)  # what another tenant's request needs
+    assert got, "the waiting tenant held the shared cap"
+    shared.release()
+    with other.slot():
+        pass
+    wake.set()
+    second.join(10)
+    assert not second.is_alive()

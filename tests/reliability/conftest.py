@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -78,14 +79,20 @@ class World:
     costs: list[uuid.UUID] = field(default_factory=list)
     claims: list[uuid.UUID] = field(default_factory=list)
     sales: list[uuid.UUID] = field(default_factory=list)
+    supplier_credits: list[uuid.UUID] = field(default_factory=list)
+    customer_credits: list[uuid.UUID] = field(default_factory=list)
     with_image: set[uuid.UUID] = field(default_factory=set)
     paid: set[uuid.UUID] = field(default_factory=set)
     new_supplier_items: dict[str, int] = field(default_factory=dict)
+    #: Items with several lines, and how many their Nomi record must carry.
+    line_counts: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: Items in a currency other than the base (GBP), and that currency.
+    currencies: dict[uuid.UUID, str] = field(default_factory=dict)
 
     @property
     def all_ids(self) -> list[uuid.UUID]:
         """Every item of the business."""
-        return self.costs + self.claims + self.sales
+        return self.costs + self.claims + self.sales + self.supplier_credits + self.customer_credits
 
     @property
     def expected_attachments(self) -> set[uuid.UUID]:
@@ -115,10 +122,12 @@ def build_world(
 ) -> list[World]:
     """Connect ``businesses`` new organisations and give each ``items_per_business`` Ready items.
 
-    Per ten items: four costs (half with an image; one of them to a supplier Nomi does not have
-    yet), three sales items (paid ones into the linked current account, alternately) and three
-    expense claims with an image (a supplier rule auto-publishes them). Every second business
-    publishes images with expense claims, the others do not.
+    Per ten items: four costs (one with an image; one a three-line EUR cost with no rate; one a
+    supplier credit note with an image; one to a supplier Nomi does not have yet), three sales
+    items (a paid one into the linked current account; a customer credit note; a paid
+    three-line EUR invoice with the document's rate) and three expense claims with an image (a
+    supplier rule auto-publishes them; one in USD). Every second business publishes images with
+    expense claims, the others do not.
     """
     app = cast(NomiApp, NomiApp.load(app_block))
     engine = make_engine(database_url)
@@ -170,45 +179,79 @@ def _fill(
         method = bank_method(s, business.business_id, org)
         pdf = {"image_path": image, "image_content_type": "application/pdf"}
         for n in range(count):
-            slot = n % 10
-            if slot < 4:
-                supplier = NEW_SUPPLIERS[n % 3] if slot == 3 else SUPPLIER
-                extra = pdf if slot % 2 == 0 else {}
-                item = add_item(
-                    s, business.business_id, org, ItemKind.COST, contact_name=supplier, **extra
-                )
-                world.costs.append(item.id)
-                if extra:
-                    world.with_image.add(item.id)
-                if slot == 3:
-                    world.new_supplier_items[supplier] = (
-                        world.new_supplier_items.get(supplier, 0) + 1
-                    )
-            elif slot < 7:
-                paid = {"paid": True, "payment_method_id": method} if slot != 5 else {}
-                item = add_item(
-                    s, business.business_id, org, ItemKind.SALES, contact_name=CUSTOMER, **paid
-                )
-                world.sales.append(item.id)
-                if paid:
-                    world.paid.add(item.id)
-            else:
-                item = add_item(
-                    s,
-                    business.business_id,
-                    org,
-                    ItemKind.EXPENSE_CLAIM,
-                    contact_name=CLAIM_SUPPLIER,
-                    claimant_email=CLAIMANT,
-                    **pdf,
-                )
-                world.claims.append(item.id)
-                world.with_image.add(item.id)
+            _add_slot(s, world, org, n, method, pdf)
         s.commit()
         make_ready(s, business.business_id)
         statuses = s.exec(select(Item.status).where(Item.business_id == business.business_id)).all()
         assert set(statuses) == {ItemStatus.READY}, "every item must start Ready"
     return world
+
+
+def _lines(org: Org, *codes: str) -> list[dict[str, Any]]:
+    """Three lines adding up to 120.00 at the standard rate, with these category codes."""
+    amounts = (("50.00", "10.00"), ("25.00", "5.00"), ("25.00", "5.00"))
+    return [
+        {
+            "net": net,
+            "tax": tax,
+            "description": f"line {n + 1}",
+            "category_edit": org.category(code),
+            "tax_rate_edit": org.tax_rate("STD20"),
+        }
+        for n, ((net, tax), code) in enumerate(zip(amounts, codes, strict=True))
+    ]
+
+
+def _add_slot(
+    s: Session, world: World, org: Org, n: int, method: uuid.UUID, pdf: dict[str, Any]
+) -> None:
+    """The ``n``-th item of the mix (its slot is ``n % 10``), noted in ``world``."""
+    business_id, slot = world.business.business_id, n % 10
+    if slot < 4:
+        supplier = NEW_SUPPLIERS[n % 3] if slot == 3 else SUPPLIER
+        extra: dict[str, Any] = pdf if slot in (0, 2) else {}
+        if slot == 1:
+            extra = {"currency": "EUR", "lines": _lines(org, "453", "489", "453")}
+        if slot == 2:
+            extra = {**pdf, "document_type": "credit_note"}
+        item = add_item(s, business_id, org, ItemKind.COST, contact_name=supplier, **extra)
+        (world.supplier_credits if slot == 2 else world.costs).append(item.id)
+        if "image_path" in extra:
+            world.with_image.add(item.id)
+        if slot == 3:
+            world.new_supplier_items[supplier] = world.new_supplier_items.get(supplier, 0) + 1
+    elif slot < 7:
+        paid: dict[str, Any] = {"paid": True, "payment_method_id": method} if slot != 5 else {}
+        if slot == 5:
+            paid = {"document_type": "credit_note"}
+        if slot == 6:
+            paid |= {
+                "currency": "EUR",
+                "exchange_rate": Decimal("0.853412"),
+                "lines": _lines(org, "200", "260", "200"),
+            }
+        item = add_item(s, business_id, org, ItemKind.SALES, contact_name=CUSTOMER, **paid)
+        (world.customer_credits if slot == 5 else world.sales).append(item.id)
+        if "paid" in paid:
+            world.paid.add(item.id)
+    else:
+        foreign = {"currency": "USD"} if slot == 9 else {}
+        item = add_item(
+            s,
+            business_id,
+            org,
+            ItemKind.EXPENSE_CLAIM,
+            contact_name=CLAIM_SUPPLIER,
+            claimant_email=CLAIMANT,
+            **pdf,
+            **foreign,
+        )
+        world.claims.append(item.id)
+        world.with_image.add(item.id)
+    if item.lines:
+        world.line_counts[item.id] = len(item.lines)
+    if item.currency != "GBP":
+        world.currencies[item.id] = item.currency
 
 
 def run_params(app_block: str, **values: Any) -> AutoPublishParams:
@@ -308,6 +351,8 @@ def _check_world(sandbox: SandboxHandle, engine: Engine, world: World) -> None:
     tenant = world.business.tenant_id
     expenses = records_by_source(sandbox, tenant, "expense")
     invoices = records_by_source(sandbox, tenant, "sales_invoice")
+    supplier_credits = records_by_source(sandbox, tenant, "supplier_credit_note")
+    customer_credits = records_by_source(sandbox, tenant, "customer_credit_note")
     with Session(engine) as s:
         items = {
             i.id: i
@@ -317,22 +362,33 @@ def _check_world(sandbox: SandboxHandle, engine: Engine, world: World) -> None:
             select(PublishAttempt).where(PublishAttempt.business_id == world.business.business_id)
         ).all()
     not_published = {
-        str(i.id): (i.status, i.last_error_code)
+        str(i.id): (i.status, i.last_error_code, i.review_reasons)
         for i in items.values()
         if i.status != ItemStatus.PUBLISHED
     }
     assert not not_published, f"{world.business.slug}: not published: {not_published}"
     assert len(expenses) == len(world.costs) + len(world.claims)
     assert len(invoices) == len(world.sales)
-    for item_id in world.costs + world.claims:
-        [record] = expenses[str(item_id)]
-        assert items[item_id].nomi_record_id == record["id"]
-        has_image = len(record.get("attachments") or []) == 1
-        assert has_image == (item_id in world.expected_attachments), (item_id, record)
-        assert len(record.get("attachments") or []) <= 1
-    for item_id in world.sales:
-        [record] = invoices[str(item_id)]
-        assert items[item_id].nomi_record_id == record["id"]
+    assert len(supplier_credits) == len(world.supplier_credits)
+    assert len(customer_credits) == len(world.customer_credits)
+    kinds = (
+        (world.costs + world.claims, expenses),
+        (world.sales, invoices),
+        (world.supplier_credits, supplier_credits),
+        (world.customer_credits, customer_credits),
+    )
+    for ids, by_source in kinds:
+        for item_id in ids:
+            [record] = by_source[str(item_id)]
+            assert items[item_id].nomi_record_id == record["id"]
+            has_image = len(record.get("attachments") or []) == 1
+            assert has_image == (item_id in world.expected_attachments), (item_id, record)
+            assert len(record.get("attachments") or []) <= 1
+            assert record["currency"] == world.currencies.get(item_id, "GBP"), record
+            if item_id in world.line_counts:
+                assert len(record["lines"]) == world.line_counts[item_id], record
+    for item_id in world.sales + world.customer_credits:
+        [record] = (invoices | customer_credits)[str(item_id)]
         assert len(record.get("payments") or []) == (1 if item_id in world.paid else 0)
         assert items[item_id].payment_recorded == (item_id in world.paid)
     created = sandbox.admin.get("/records", params={"tenant_id": tenant, "kind": "supplier"}).json()
@@ -341,7 +397,7 @@ def _check_world(sandbox: SandboxHandle, engine: Engine, world: World) -> None:
     succeeded = {
         a.item_id
         for a in attempts
-        if a.step in ("expense", "sales_invoice")
+        if a.step in ("expense", "sales_invoice", "supplier_credit_note", "customer_credit_note")
         and a.outcome in ("published", "recovered")
         and a.nomi_record_id
     }

@@ -51,16 +51,16 @@ TABLES = (Connection, ConnectionSettings, SyncRun, PublishRun, OAuthState, Item)
         (VerifyParams, {"expiry_warning_days": -5}, "expiry_warning_days"),
         (AutoPublishParams, {"batch_size": 0}, "batch_size"),
         (AutoPublishParams, {"batch_size": 1_000_000}, "batch_size"),
-        (AutoPublishParams, {"trigger": "cron"}, "trigger"),
+        (AutoPublishParams, {"after_reconnect": "sometimes"}, "after_reconnect"),
         (AutoPublishParams, {"claim_timeout_minutes": 0}, "claim_timeout_minutes"),
         (AutoPublishParams, {"limits": {"per_minute": -1}}, "limits.per_minute"),
         (AutoPublishParams, {"batch_retries": "many"}, "batch_retries"),
         (
             PublishItemsParams,
-            {"business": "b", "acting_user": "a@b.example", "item_ids": ["not-a-uuid"]},
-            "item_ids.0",
+            {"business": "b", "acting_user": "a@b.example", "external_ids": []},
+            "external_ids",
         ),
-        (PublishItemsParams, {"business": "b", "item_ids": []}, "acting_user"),
+        (PublishItemsParams, {"business": "b", "external_ids": ["x-1"]}, "acting_user"),
         (ConnectParams, {"business": "b"}, "acting_user"),
         (ConnectParams, {"acting_user": "a@b.example"}, "business"),
         (ReconnectParams, {"business": "b", "acting_user": "a", "timeout_seconds": "x"}, None),
@@ -119,7 +119,10 @@ def test_an_unknown_app_block_fails_every_flow_by_name_and_writes_nothing(
         (
             publish_items_to_nomi,
             PublishItemsParams(
-                business=member.slug, acting_user=member.email, item_ids=[], app_block=block
+                business=member.slug,
+                acting_user=member.email,
+                external_ids=["x-1"],
+                app_block=block,
             ),
         ),
         (
@@ -166,7 +169,7 @@ def test_an_unknown_business_slug_fails_every_flow_by_name_and_writes_nothing(
         (
             publish_items_to_nomi,
             PublishItemsParams(
-                business=slug, acting_user="a@b.example", item_ids=[], app_block=nomi_app
+                business=slug, acting_user="a@b.example", external_ids=["x-1"], app_block=nomi_app
             ),
         ),
         (
@@ -205,7 +208,7 @@ def test_a_business_never_connected_is_refused_or_skipped_saying_so(
     )
     swept = _run(
         auto_publish_to_nomi,
-        AutoPublishParams(business=member.slug, trigger="manual", app_block=nomi_app),
+        AutoPublishParams(business=member.slug, app_block=nomi_app),
     )
     assert swept.is_completed()
     summary = swept.result()
@@ -240,7 +243,7 @@ def test_a_connection_without_its_settings_row_is_refused_naming_the_missing_set
 
     swept = _run(
         auto_publish_to_nomi,
-        AutoPublishParams(business=member.slug, trigger="manual", app_block=nomi_app),
+        AutoPublishParams(business=member.slug, app_block=nomi_app),
     )
 
     assert swept.is_completed()

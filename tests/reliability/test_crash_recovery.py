@@ -11,10 +11,14 @@ published and some claimed.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +27,7 @@ from sqlmodel import Session, select
 
 from blocks.app import NomiApp
 from blocks.locks import PUBLISH_LOCK_LEASE_SECONDS, publish_lock_name
+from connector.publishing.queue import recover_stale
 from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.db import make_engine
 from connector.store.history_tables import PublishAttempt
@@ -33,6 +38,12 @@ from deployments.local import prefect_server as local_prefect_server
 from deployments.scale import GroupProcess, start_group
 from sandbox.testing import SandboxHandle
 from tasks.runtime import NomiLimits, nomi_client
+from tests.connector.publishing.correcting import (
+    active_records,
+    add_admin,
+    item_records,
+    published,
+)
 from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
@@ -42,12 +53,15 @@ from tests.connector.publishing.test_publishing_world import (
     records,
     write_image,
 )
+from tests.connector.publishing.test_publishing_world import World as PublishingWorld
+from tests.connector.publishing.test_publishing_world import world as world  # the fixture
 from tests.deployments.conftest import REPO_ROOT, wait_for
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.conftest import connect_business as connect_business
 from tests.flows.conftest import connector_db as connector_db
 from tests.flows.conftest import nomi_app as nomi_app
 from tests.flows.conftest import sandbox as sandbox
+from tests.nomi.conftest import consent, make_oauth
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -175,7 +189,6 @@ def run_params(business: ConnectedBusiness, nomi_app: str, **extra: Any) -> dict
     return {
         "params": {
             "business": business.slug,
-            "trigger": "manual",
             "app_block": nomi_app,
             "batch_size": 3,
             "batch_retry_delay_seconds": 1,
@@ -312,3 +325,79 @@ def test_a_worker_killed_mid_publish_then_run_again_publishes_every_item_exactly
         f"lock_freed_after={freed_after:.1f}s crashed_after={crashed_after:.1f}s "
         f"rerun_seconds={rerun_seconds:.1f}"
     )
+
+
+# --- a correction killed with SIGKILL between the void and the create -------------------------
+
+#: A process correcting one item (what ``items correct`` / the correct-item flow run), with a
+#: static access token (in the environment, never on argv) so it needs no Prefect: argv =
+#: database, API, tenant, business id, external id, actor.
+CORRECTOR = """
+import os, sys, uuid
+from sqlmodel import Session
+from connector.admin.corrections import correct_item
+from connector.store.db import make_engine
+from connector.store.models import Business
+from nomi.client import NomiClient
+from nomi.tokens import StaticTokenProvider
+url, api, tenant, business_id, external_id, actor = sys.argv[1:]
+token = os.environ["NOMI_TEST_ACCESS_TOKEN"]
+with Session(make_engine(url)) as s, NomiClient(api, tenant, StaticTokenProvider(token)) as nomi:
+    business = s.get(Business, uuid.UUID(business_id))
+    correct_item(s, nomi, business=business, external_id=external_id, actor_email=actor,
+                 changes={"category": "493"})
+"""
+CREATE_LATENCY_SECONDS = 4.0
+
+
+def test_a_correction_killed_after_the_void_before_the_create_ends_with_one_live_record(
+    world: PublishingWorld,
+) -> None:
+    """The process is SIGKILLed while its create waits in Nomi (which may still land it after
+    the kill); the next publish run finishes the correction: one live record, generation 1."""
+    admin = add_admin(world)
+    item_id = published(world, ItemKind.COST)
+    item = world.item(item_id)
+    tenant = world.org.tenant_id
+    world.fault(
+        "latency",
+        method="POST",
+        path="/api/v1/expenses",
+        after=1,  # the void goes through; the create after it waits
+        count=1,
+        params={"seconds": CREATE_LATENCY_SECONDS},
+    )
+    oauth = make_oauth(world.sandbox)
+    code, verifier = consent(world.sandbox, oauth, tenant)
+    token = oauth.exchange_code(code, verifier).access_token.get_secret_value()
+    oauth.close()
+    url = world.engine.url.render_as_string(hide_password=False)
+    args = [url, world.sandbox.base_url, tenant, str(world.business_id)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", CORRECTOR, *args, item.external_id, admin],
+        cwd=REPO_ROOT,
+        env={**os.environ, "NOMI_TEST_ACCESS_TOKEN": token},
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: not active_records(world, item_id), timeout=60, what="the void to land")
+        time.sleep(1.0)  # the corrector is now waiting on its create
+        assert process.poll() is None
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    time.sleep(CREATE_LATENCY_SECONDS)  # the create the dead process sent may land meanwhile
+    left = world.item(item_id)
+    assert left.status == ItemStatus.PUBLISHING
+
+    with world.session() as s:
+        recover_stale(s, older_than=timedelta(0), run_id=uuid.uuid4())
+    world.publish(workers=1)
+
+    done = world.item(item_id)
+    assert done.status == ItemStatus.PUBLISHED
+    assert done.record_generation == 1
+    assert done.voided_record_ids == [f"expense:{item.nomi_record_id}"]
+    [live] = active_records(world, item_id)
+    assert live["id"] == done.nomi_record_id
+    assert len(item_records(world, item_id)) == 2

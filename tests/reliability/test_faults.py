@@ -31,6 +31,15 @@ from connector.store.db import make_engine
 from connector.store.history_tables import PublishAttempt
 from connector.store.models import Item
 from sandbox.testing import SandboxHandle
+from tests.connector.publishing.correcting import (
+    active_records,
+    add_admin,
+    correct,
+    item_records,
+    published,
+)
+from tests.connector.publishing.test_publishing_world import World as PublishingWorld
+from tests.connector.publishing.test_publishing_world import world as world  # the fixture
 from tests.flows.conftest import ConnectedBusiness
 from tests.flows.conftest import connect_business as connect_business
 from tests.flows.conftest import connector_db as connector_db
@@ -243,3 +252,53 @@ def test_two_thousand_items_over_ten_businesses_publish_exactly_once_under_every
     )
     logger.info("world of 2,000 items built in %.1f s", time.monotonic() - started)
     publish_under_faults(sandbox, nomi_app, connector_db, worlds)
+
+
+# --- corrections: every fault on the void and on the new create -------------------------------
+
+#: (fault, params) the sandbox injects once on a correction's write.
+CORRECTION_FAULTS = [
+    pytest.param("server_error", {"status": 500}, id="500"),
+    pytest.param("server_error", {"status": 502}, id="502"),
+    pytest.param("server_error", {"status": 503}, id="503"),
+    pytest.param("server_error", {"status": 504}, id="504"),
+    pytest.param("connection_reset", {}, id="reset"),
+    pytest.param("commit_then_drop", {}, id="commit-then-drop"),
+    pytest.param("rate_limit_concurrent", {}, id="429-concurrent"),
+    pytest.param("rate_limit_minute", {}, id="429-minute"),
+    pytest.param("latency", {"seconds": 0.3}, id="latency"),
+]
+#: Where the fault fires: the void (``/expenses/{id}/void``) or the create after it.
+CORRECTION_WRITES = [
+    pytest.param({"path": f"{API}/expenses/"}, id="void"),
+    pytest.param({"path": f"{API}/expenses", "after": 1}, id="create"),
+]
+
+
+@pytest.mark.parametrize(("fault", "params"), CORRECTION_FAULTS)
+@pytest.mark.parametrize("where", CORRECTION_WRITES)
+def test_a_correction_under_a_fault_leaves_one_live_record(
+    world: PublishingWorld, fault: str, params: dict[str, Any], where: dict[str, Any]
+) -> None:
+    """Each write fails its first time (several times: the client's retries too); the
+    correction ends with one live record, given back to the next publish run when it must."""
+    admin = add_admin(world)
+    item_id = published(world, "cost")
+    old = world.item(item_id).nomi_record_id
+    world.fault(fault, method="POST", count=5, params=params, **where)
+
+    result = correct(world, item_id, admin, {"category": "493"})
+    for _ in range(5):  # what the next auto-publish runs do with a given-back correction
+        if world.item(item_id).status == ItemStatus.PUBLISHED:
+            break
+        world.sandbox.admin.delete("/faults")
+        world.publish(workers=1)
+
+    item = world.item(item_id)
+    assert result.outcome in {"published", "given_back"}
+    assert item.status == ItemStatus.PUBLISHED
+    assert item.record_generation == 1
+    assert item.voided_record_ids == [f"expense:{old}"]
+    [live] = active_records(world, item_id)
+    assert live["id"] == item.nomi_record_id
+    assert len(item_records(world, item_id)) == 2

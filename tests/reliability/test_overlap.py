@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,7 @@ def test_two_sweeps_started_together_publish_every_item_of_every_business_once(
     check_exactly_once(sandbox, connector_db, worlds)
 
 
+@pytest.mark.slow
 def test_a_scheduled_run_arriving_while_the_last_still_runs_skips_the_business_and_loses_nothing(
     sandbox: SandboxHandle,
     connect_business: Callable[..., ConnectedBusiness],
@@ -155,4 +157,73 @@ def test_a_scheduled_run_arriving_while_the_last_still_runs_skips_the_business_a
     assert by_published == [(0, 1), (len(world.all_ids), 0)]
     # The next scheduled run finds nothing left.
     assert auto_publish_to_nomi(run_params(nomi_app)).published == 0
+    check_exactly_once(sandbox, connector_db, [world])
+
+
+@pytest.mark.slow
+def test_on_ready_runs_overlapping_the_sweep_wait_for_it_and_publish_each_item_once(
+    sandbox: SandboxHandle,
+    connect_business: Callable[..., ConnectedBusiness],
+    nomi_app: str,
+    connector_db: str,
+    world_folder: Path,
+) -> None:
+    """Runs the on-ready trigger starts (its parameters: every business, a watch past the
+    event, a long lock wait) arriving while the sweep publishes the business: they wait for its
+    lock, then take what is left; nothing is published twice or left behind."""
+    [world] = build_world(
+        sandbox,
+        connect_business,
+        nomi_app,
+        connector_db,
+        world_folder,
+        businesses=1,
+        items_per_business=30,
+        prefix="OnReady",
+    )
+    sandbox.fault("latency", method="POST", path="/api/v1", params={"seconds": 0.3})
+    slug = world.business.slug
+    results: list[PublishSummary | BaseException] = []
+
+    def run(**values: object) -> None:
+        try:
+            results.append(auto_publish_to_nomi(run_params(nomi_app, **values)))
+        except BaseException as exc:  # reported by the assertion below
+            results.append(exc)
+
+    threads = [threading.Thread(target=run, kwargs={"batch_size": 5, "lock_wait_seconds": 120})]
+    threads[0].start()
+    engine = make_engine(connector_db)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with Session(engine) as s:
+            done = s.exec(
+                select(Item.id).where(
+                    Item.business_id == world.business.business_id,
+                    Item.status == ItemStatus.PUBLISHED,
+                )
+            ).all()
+        if len(done) >= 3:
+            break
+        time.sleep(0.1)
+    engine.dispose()
+    on_ready = {"settle_seconds": 1, "lock_wait_seconds": 120}
+    for _ in range(3):  # events of three windows, their runs all waiting on the sweep
+        event_at = datetime.now(UTC).isoformat()
+        threads.append(threading.Thread(target=run, kwargs=on_ready | {"ready_event_at": event_at}))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=300)
+
+    assert len(results) == 4
+    summaries = [r for r in results if isinstance(r, PublishSummary)]
+    assert len(summaries) == 4, results
+    seen: set[str] = set()
+    for summary in summaries:
+        rows = published_rows(summary)
+        assert not rows & seen, "an item published by two runs"
+        seen |= rows
+    assert sum(s.published for s in summaries) == len(world.all_ids)
+    assert all(slug not in s.businesses or not s.businesses[slug].skipped for s in summaries)
+    assert auto_eligible_left(connector_db, [world]) == 0
     check_exactly_once(sandbox, connector_db, [world])

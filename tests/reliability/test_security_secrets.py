@@ -254,7 +254,6 @@ def test_no_secret_reaches_logs_artifacts_runs_events_tables_or_exception_texts(
         auto_publish_to_nomi(
             AutoPublishParams(
                 business=member.slug,
-                trigger="manual",
                 app_block=app_block,
                 batch_retry_delay_seconds=0,
             ),

@@ -64,6 +64,7 @@ def token_stats(sandbox: SandboxHandle) -> dict[str, int]:
     return dict(response.json())
 
 
+@pytest.mark.slow
 def test_short_lived_access_tokens_and_rotating_refresh_tokens_never_race_under_load(
     sandbox: SandboxHandle,
     connect_business: Callable[..., ConnectedBusiness],

@@ -1,4 +1,4 @@
-"""``items`` commands: import, list and edit a business's items.
+"""``items`` commands: import, list, edit, release and archive a business's items.
 
 Intake and item edits (which reach into publishing) are imported inside their commands, so that
 ``nomi-connector --help`` stays quick.
@@ -127,3 +127,44 @@ def items_edit(
         echo(f"  {reason}")
     if result.rejection_cleared:
         typer.echo("  Nomi's last rejection cleared: the next auto-publish run takes it again")
+
+
+ACTING_USER_HELP = "Email of the admin or accountant acting (audited)."
+
+
+@items_app.command("release")
+def items_release(
+    ctx: typer.Context,
+    external_id: str = typer.Argument(..., help="The held item's external id (see items list)."),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
+    actor: str = typer.Option(..., "--acting-user", "--actor", help=ACTING_USER_HELP),
+) -> None:
+    """Release an item held as a possible duplicate: it is not one (never held again for them)."""
+    from connector.admin.item_holds import release_duplicate
+
+    with database(ctx, write=True) as db:
+        result = release_duplicate(
+            db, business=get_business(db, business), external_id=external_id, actor_email=actor
+        )
+    echo(f"{result.external_id}: {result.status}; not a duplicate of {', '.join(result.others)}")
+    for reason in result.review_reasons:
+        echo(f"  {reason}")
+
+
+@items_app.command("archive")
+def items_archive(
+    ctx: typer.Context,
+    external_id: str = typer.Argument(..., help="The item's external id (see items list)."),
+    business: str = typer.Option(..., "--business", help=BUSINESS_HELP),
+    actor: str = typer.Option(..., "--acting-user", "--actor", help=ACTING_USER_HELP),
+) -> None:
+    """Archive an item that was never published: no run will ever publish it."""
+    from connector.admin.item_holds import archive_item
+
+    with database(ctx, write=True) as db:
+        result = archive_item(
+            db, business=get_business(db, business), external_id=external_id, actor_email=actor
+        )
+    echo(f"{result.external_id}: {result.status}")
+    if result.others:
+        echo(f"  assessed again: {', '.join(result.others)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -130,6 +131,43 @@ def test_export_writes_one_row_per_attempt_of_the_window_with_every_column(
     )
     assert pd.isna(lonely["run_trigger"])
     assert pd.isna(lonely["run_started_at"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_has_the_document_columns_and_leaves_them_empty_on_older_attempts(
+    engine: Engine, attempts: dict[str, object], tmp_path: Path, fmt: str
+) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        credit = record_attempt(
+            s,
+            run_id=uuid.uuid4(),
+            item_id=attempts["item"].id,  # type: ignore[attr-defined]
+            business_id=attempts["item"].business_id,  # type: ignore[attr-defined]
+            step="expense",
+            outcome="published",
+            at=AT + timedelta(hours=2),
+            document_type="credit_note",
+            currency="EUR",
+            total=Decimal("100.00"),
+            base_currency="GBP",
+            base_total=Decimal("85.43"),
+        )
+        s.commit()
+    path = tmp_path / f"attempts.{fmt}"
+    export_attempts(engine, ReportWindow(DAY, DAY), path, fmt=fmt)  # type: ignore[arg-type]
+
+    frame = _read(path, fmt).set_index("attempt_id")
+    new = frame.loc[str(credit.id)]
+    assert (new["document_type"], new["currency"], new["base_currency"]) == (
+        "credit_note",
+        "EUR",
+        "GBP",
+    )
+    assert Decimal(str(new["total"])) == Decimal("100.00")
+    assert Decimal(str(new["base_total"])) == Decimal("85.43")
+    old = frame.loc[str(attempts["second"].id)]  # type: ignore[attr-defined]
+    for column in ("document_type", "currency", "total", "base_currency", "base_total"):
+        assert pd.isna(old[column]), column  # not recorded: empty, never 0
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -23,12 +23,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from connector.history import charts
-from connector.history.artifacts import summary_markdown, table_rows
 from connector.history.export import export_attempts
-from connector.history.html import headline_facts, render_html
 from connector.history.queries import ReportWindow
-from connector.history.report import HistoryReport, build_report
+from connector.history.report import charts
+from connector.history.report.artifacts import summary_markdown, table_rows
+from connector.history.report.build import HistoryReport, build_report
+from connector.history.report.html import headline_facts, render_html
 from connector.store.db import make_engine, migrate
 from tests.connector.history.history_data import Written, demo_like, ninety_days
 

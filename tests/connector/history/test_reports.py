@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from connector.history import report as reports
+from connector.history.report import build, failures, latency, operations, outcomes
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -29,7 +29,7 @@ def totals(key: str, *rows: tuple[object, ...]) -> pd.DataFrame:
 
 
 def test_outcome_totals_sum_per_key_and_rate_failures_against_published_plus_failed() -> None:
-    out = reports.outcome_totals(
+    out = outcomes.outcome_totals(
         totals("business", ("bolt", 1, 1, 0, 2), ("acme", 3, 3, 2, 8), ("acme", 1, 0, 1, 2)),
         "business",
     )
@@ -40,13 +40,13 @@ def test_outcome_totals_sum_per_key_and_rate_failures_against_published_plus_fai
 
 
 def test_outcome_totals_rate_is_zero_when_nothing_was_published_or_failed() -> None:
-    out = reports.outcome_totals(totals("day", (D2, 0, 0, 0, 1), (D1, 2, 0, 0, 2)), "day")
+    out = outcomes.outcome_totals(totals("day", (D2, 0, 0, 0, 1), (D1, 2, 0, 0, 2)), "day")
     assert out["day"].tolist() == [D1, D2]
     assert out["failure_rate_pct"].tolist() == [0.0, 0.0]
 
 
 def test_outcome_totals_of_nothing_is_an_empty_frame_with_the_columns() -> None:
-    out = reports.outcome_totals(totals("day"), "day")
+    out = outcomes.outcome_totals(totals("day"), "day")
     assert out.empty
     assert "failure_rate_pct" in out.columns
 
@@ -72,7 +72,7 @@ REVIEWS = pd.DataFrame(
 
 
 def test_failure_reasons_group_by_kind_and_keep_the_supplier_in_its_own_column() -> None:
-    ranked = reports.failure_reasons(FAILURES, REVIEWS)
+    ranked = failures.failure_reasons(FAILURES, REVIEWS)
     assert ranked[
         ["rank", "source", "reason", "count", "businesses", "suppliers"]
     ].values.tolist() == [
@@ -83,7 +83,7 @@ def test_failure_reasons_group_by_kind_and_keep_the_supplier_in_its_own_column()
         [5, "review", "no total", 1, 1, 1],
     ]
     assert ranked.loc[0, "top_suppliers"] == "Costco (1), O'Brien's Cafe (1), Royal Mail (1)"
-    by_supplier = reports.failures_by_supplier(FAILURES, REVIEWS)
+    by_supplier = failures.failures_by_supplier(FAILURES, REVIEWS)
     no_category = by_supplier[by_supplier["reason"] == "no category"]
     assert sorted(no_category["supplier"]) == ["", "Costco", "O'Brien's Cafe", "Royal Mail"]
     assert no_category["count"].sum() == 4
@@ -113,13 +113,13 @@ def test_failure_reasons_group_by_kind_and_keep_the_supplier_in_its_own_column()
     ],
 )
 def test_a_review_reason_kind_drops_the_names_in_it(reason: str, kind: str) -> None:
-    assert reports.reason_kind(reason) == kind
+    assert failures.reason_kind(reason) == kind
 
 
 def test_failure_reasons_of_nothing_is_empty() -> None:
     empty = pd.DataFrame(columns=["business", "supplier", "reason"])
-    assert reports.failure_reasons(FAILURES.iloc[0:0], empty).empty
-    assert reports.failures_by_supplier(FAILURES.iloc[0:0], empty).empty
+    assert failures.failure_reasons(FAILURES.iloc[0:0], empty).empty
+    assert failures.failures_by_supplier(FAILURES.iloc[0:0], empty).empty
 
 
 def test_call_latency_percentiles_are_nearest_rank_over_the_counted_durations() -> None:
@@ -130,7 +130,7 @@ def test_call_latency_percentiles_are_nearest_rank_over_the_counted_durations() 
     )
     calls = calls.groupby(["business", "step", "latency_ms"], as_index=False)["calls"].sum()
     every = calls.groupby(["step", "latency_ms"], as_index=False)["calls"].sum()
-    out = reports.call_latency(pd.concat([every.assign(business="all"), calls]))
+    out = latency.call_latency(pd.concat([every.assign(business="all"), calls]))
     assert out["business"].tolist() == ["all", "acme", "bolt"]  # all first
     out = out.set_index("business")
     every_ms = sorted(ms for values in durations.values() for ms in values)
@@ -152,7 +152,7 @@ def test_latency_stats_give_median_p95_and_max_overall_then_per_business() -> No
             "latency_s": [float(s) for s in range(1, 21)] + [100.0],
         }
     )
-    stats = reports.latency_stats(latencies).set_index("business")
+    stats = latency.latency_stats(latencies).set_index("business")
     assert stats.index.tolist() == ["all", "acme", "bolt"]
     assert stats.loc["acme", "median_s"] == 10.5
     assert stats.loc["acme", "p95_s"] == pytest.approx(19.05)
@@ -166,7 +166,7 @@ def test_latency_by_day_gives_each_days_median_and_p95() -> None:
     latencies = pd.DataFrame(
         {"business": ["a"] * 4, "day": [D1, D1, D1, D2], "latency_s": [10.0, 20.0, 30.0, 5.0]}
     )
-    daily = reports.latency_by_day(latencies).set_index("day")
+    daily = latency.latency_by_day(latencies).set_index("day")
     assert daily.loc[D1, ["published", "median_s"]].tolist() == [3, 20]
     assert daily.loc[D1, "p95_s"] == pytest.approx(29)
     assert daily.loc[D2, "median_s"] == 5
@@ -192,7 +192,7 @@ def test_run_totals_sum_counts_and_average_durations_per_trigger() -> None:
             "duration_s_max",
         ],
     )
-    totals = reports.run_totals(run_days).set_index("trigger")
+    totals = operations.run_totals(run_days).set_index("trigger")
     assert totals.loc["schedule", ["runs", "claimed", "published", "failed"]].tolist() == [
         3,
         15,
@@ -209,7 +209,7 @@ def test_recent_runs_get_their_duration_and_an_unfinished_run_none() -> None:
     runs = pd.DataFrame(
         {"started_at": [started, started], "finished_at": [started + timedelta(seconds=90), pd.NaT]}
     )
-    durations = reports.with_durations(runs)["duration_s"]
+    durations = operations.with_durations(runs)["duration_s"]
     assert durations.iloc[0] == 90
     assert pd.isna(durations.iloc[1])
 
@@ -224,7 +224,7 @@ def test_waiting_items_are_listed_longest_first_in_hours() -> None:
             ],
         }
     )
-    out = reports.waiting_items(items, NOW)
+    out = operations.waiting_items(items, NOW)
     assert out["external_id"].tolist() == ["old", "new"]
     assert out["waiting_hours"].tolist() == [48.0, 1.0]
 
@@ -243,7 +243,7 @@ def test_sync_freshness_flags_old_and_never_synced_lists_as_stale() -> None:
             "failed_runs": [0, 1, 0],
         }
     )
-    out = reports.sync_freshness(state, NOW, timedelta(hours=24))
+    out = operations.sync_freshness(state, NOW, timedelta(hours=24))
     assert out["list_name"].tolist() == ["tax_rates", "customers", "suppliers"]
     assert out["stale"].tolist() == [True, True, False]
     assert out["age_hours"].iloc[1:].tolist() == [30.0, 2.0]
@@ -263,13 +263,13 @@ def test_expiring_connections_keep_those_within_the_horizon_soonest_first() -> N
             ],
         }
     )
-    out = reports.expiring_connections(connections, NOW, timedelta(days=30))
+    out = operations.expiring_connections(connections, NOW, timedelta(days=30))
     assert out["business"].tolist() == ["gone", "soon"]
     assert out["days_left"].tolist() == [-1, 12]
 
 
 def test_headline_totals_match_the_day_rows_and_the_overall_latency() -> None:
-    by_day = reports.outcome_totals(totals("day", (D1, 4, 4, 2, 10), (D2, 1, 0, 1, 2)), "day")
+    by_day = outcomes.outcome_totals(totals("day", (D1, 4, 4, 2, 10), (D2, 1, 0, 1, 2)), "day")
     items = pd.DataFrame(
         [("acme", 3, 1), ("bolt", 2, 0)], columns=["business", "in_review", "ready"]
     )
@@ -277,7 +277,7 @@ def test_headline_totals_match_the_day_rows_and_the_overall_latency() -> None:
         [("all", 5, 60.0, 90.0, 100.0)],
         columns=["business", "published", "median_s", "p95_s", "max_s"],
     )
-    headline = reports.headline(by_day, latency, items)
+    headline = build.headline(by_day, latency, items)
     assert headline["published"] == 5
     assert headline["failed"] == 4
     assert headline["held"] == 5  # items in review now, not held attempts

@@ -15,7 +15,7 @@ from connector.history.records import (
     record_publish_run,
     record_sync_run,
 )
-from connector.history.report import build_report
+from connector.history.report.build import build_report
 from connector.rules.vocabulary import ItemStatus
 from connector.sync.bookmarks import set_bookmark
 from tests.connector.factories import make_business, make_connection, make_item

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from bench.reports import generate
 from connector.history.attempts import load_latencies
 from connector.history.queries import ReportWindow
-from connector.history.report import build_report
+from connector.history.report.build import build_report
 from connector.store.db import make_engine
 
 RECORD_STEPS = ("expense", "sales_invoice", "lookup")

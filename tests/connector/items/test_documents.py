@@ -425,6 +425,7 @@ def test_assessment_resolves_and_stores_each_line_and_reads_the_organisation(
         business=world.business,
         status="review",
         contact_name="Acme Ltd",
+        date=dt.date(2026, 3, 1),  # after the lock date
         total=Decimal("132.50"),
         tax_amount=Decimal("20.00"),
         currency="EUR",

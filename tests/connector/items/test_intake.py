@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def test_the_example_files_import_completely_and_a_second_import_adds_nothing(
     )
     assert first_csv.errors == []
     assert first_jsonl.errors == []
-    assert (len(first_csv.imported), len(first_jsonl.imported)) == (10, 5)
+    assert (len(first_csv.imported), len(first_jsonl.imported)) == (10, 8)
 
     again = import_items(
         db, EXAMPLES / "items.csv", business_id=business.id, actor_email=CLERK, images_dir=images
@@ -47,8 +48,14 @@ def test_the_example_files_import_completely_and_a_second_import_adds_nothing(
     assert again.imported == []
     assert len(again.duplicates) == 10
     items = items_of(db, business)
-    assert len(items) == 15
+    assert len(items) == 18
     kinds = {i.external_id: i.kind for i in items}
+    documents = {
+        i.external_id: (i.document_type, i.credits_external_id, len(i.lines)) for i in items
+    }
+    assert documents["bs-0106"] == ("credit_note", "bs-0002", 0)
+    assert documents["bs-0107"] == ("invoice", None, 3)
+    assert documents["bs-0108"][0] == "receipt"
     assert kinds["bs-0007"] == ItemKind.SALES
     assert kinds["bs-0009"] == ItemKind.EXPENSE_CLAIM
     claim = next(i for i in items if i.external_id == "bs-0009")
@@ -210,3 +217,25 @@ def test_an_import_needs_a_member_of_the_business_and_is_audited_with_its_counts
         "refused": 10,
     }
     assert audits[2].detail["imported"] == 10
+
+
+def test_a_whole_file_import_writes_nothing_when_one_row_is_refused(
+    db: Session, business: Business, tmp_path: Path
+) -> None:
+    good = (EXAMPLES / "items.csv").read_text(encoding="utf-8").splitlines()[:2]
+    bad = (EXAMPLES / "bad-items.csv").read_text(encoding="utf-8").splitlines()[1]
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("\n".join([*good, bad]) + "\n", encoding="utf-8")
+    shutil.copytree(EXAMPLES / "images", tmp_path / "images")
+    stored = tmp_path / "stored"
+
+    report = import_items(
+        db, mixed, business_id=business.id, actor_email=CLERK, images_dir=stored, whole_file=True
+    )
+
+    assert (report.rows, report.refused, report.imported) == (2, 1, [])
+    assert [str(e).split(":")[0] for e in report.errors] == ["line 3, tax_amount"]
+    assert items_of(db, business) == []
+    assert not any(stored.rglob("*.*"))  # the good row's image was not kept either
+    kept = import_items(db, mixed, business_id=business.id, actor_email=CLERK, images_dir=stored)
+    assert len(kept.imported) == 1  # the CLI's way: the good row goes in

@@ -271,19 +271,43 @@ def _publish(
     )
 
 
-def test_a_ready_credit_note_is_held_not_published_as_an_expense(world: World) -> None:
-    """Issue 20's hazard: until publishing sends credit notes, one must never become an expense."""
+def test_a_ready_credit_note_becomes_a_credit_note_never_an_expense(world: World) -> None:
+    """Issue 20's hazard: a credit must never reach Nomi as an expense (or a sales invoice)."""
     credit = world.add(ItemKind.COST, document_type="credit_note")
+    sale_credit = world.add(ItemKind.SALES, document_type="credit_note")
     plain = world.add(ItemKind.COST)
     world.ready()
-    assert world.item(credit).status == ItemStatus.READY
 
     result = world.publish()
 
-    assert result.count("held") == 1
-    assert result.count("published") == 1
-    item = world.item(credit)
-    assert item.status == ItemStatus.REVIEW
-    assert connector.publishing.pipeline.UNSUPPORTED_DOCUMENT in item.review_reasons
+    assert result.count("published") == 3
     assert world.nomi.find_expense_by_source_id(str(credit)) is None
-    assert world.item(plain).status == ItemStatus.PUBLISHED
+    assert world.nomi.find_supplier_credit_note_by_source_id(str(credit)) is not None
+    assert world.nomi.find_sales_invoice_by_source_id(str(sale_credit)) is None
+    assert world.nomi.find_customer_credit_note_by_source_id(str(sale_credit)) is not None
+    assert world.item(plain).nomi_record_type == "expense"
+
+
+def test_a_batch_says_once_when_its_last_item_started_before_it_ends(world: World) -> None:
+    """The sending lane goes back then: the next batch sends while this one's last items finish."""
+    ids = [world.add(ItemKind.COST) for _ in range(6)]
+    world.ready()
+    seen: list[dict[str, int]] = []
+
+    def all_started() -> None:
+        with world.session() as s:
+            statuses = [s.get(Item, i).status for i in ids]  # type: ignore[union-attr]
+        seen.append(
+            {
+                "published": statuses.count(ItemStatus.PUBLISHED),
+                "publishing": statuses.count(ItemStatus.PUBLISHING),
+            }
+        )
+
+    result = world.publish(workers=2, on_all_started=all_started)
+
+    assert result.count("published") == 6
+    assert len(seen) == 1, seen  # once per batch
+    # Called as the last item started: that one at least was still being published.
+    assert seen[0]["publishing"] >= 1, seen
+    assert seen[0]["published"] <= 5, seen

@@ -19,7 +19,7 @@ from connector.publishing.queue import (
     claim_next,
     recover_stale,
 )
-from connector.rules.facts import Resolution
+from connector.rules.facts import LineResolution, Resolution
 from connector.rules.names import matching_key
 from connector.rules.vocabulary import ItemKind, ItemStatus
 from connector.store.models import Item
@@ -175,3 +175,78 @@ def test_the_plan_is_built_before_the_first_nomi_call(
 
     assert result.count("published") == 1
     assert events == ["plan", "create_supplier", "create_expense"]
+
+
+def _lines(*amounts: tuple[str, str]) -> tuple[LineResolution, ...]:
+    return tuple(
+        LineResolution(n + 1, f"line {n + 1}", f"cat-{n + 1}", "rate-1", D(net), D(tax))
+        for n, (net, tax) in enumerate(amounts)
+    )
+
+
+D = Decimal
+THREE = (("50.00", "10.00"), ("25.00", "5.00"), ("25.00", "5.00"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "step", "contact_field"),
+    [
+        (ItemKind.COST, "supplier_credit_note", "supplier_id"),
+        (ItemKind.SALES, "customer_credit_note", "customer_id"),
+    ],
+)
+def test_a_credit_note_plans_a_credit_note_with_what_it_credits_and_no_payment(
+    kind: str, step: str, contact_field: str
+) -> None:
+    item = _item(kind, document_type="credit_note", paid=True)
+    res = _resolution(
+        document_type="credit_note", paid=True, bank_account_id="bank-1", contact_id="c-1"
+    )
+
+    plan = plan_item(item, res, uuid.uuid4(), applies_to_id="exp-7")
+
+    assert plan.record_step == plan.record_type == step
+    assert plan.record_key == _sha(f"{item.id}:3:{step}")
+    assert plan.expense is None
+    assert plan.sales_invoice is None
+    assert plan.payment is None
+    sent = _sent(plan.body_for("c-2", None))
+    assert sent[contact_field] == "c-2"
+    assert sent["applies_to_id"] == "exp-7"
+    assert sent["total"] == "120.00"
+    [line] = sent["lines"]
+    assert (line["category_id"], line["tax_amount"]) == ("cat-1", "20.00")
+
+
+def test_a_three_line_expense_sends_lines_instead_of_the_single_category_and_tax() -> None:
+    item = _item(ItemKind.COST)  # currency: the resolution's
+    res = _resolution(
+        category_id=None, lines=_lines(*THREE), currency="EUR", exchange_rate=D("0.85")
+    )
+
+    sent = _sent(expense_body(item, res, contact_id="sup-1", user_id=None))
+
+    assert "category_id" not in sent
+    assert "tax_amount" not in sent
+    assert "tax_rate_id" not in sent
+    assert [(x["category_id"], x["net_amount"], x["tax_amount"]) for x in sent["lines"]] == [
+        ("cat-1", "50.00", "10.00"),
+        ("cat-2", "25.00", "5.00"),
+        ("cat-3", "25.00", "5.00"),
+    ]
+    assert (sent["currency"], sent["exchange_rate"]) == ("EUR", "0.85")
+
+
+def test_a_three_line_invoice_sends_gross_lines_each_with_its_category() -> None:
+    item = _item(ItemKind.SALES)
+    res = _resolution(category_id=None, lines=_lines(*THREE))
+
+    sent = _sent(sales_invoice_body(item, res, contact_id="cus-1"))
+
+    assert [(x["category_id"], x["amount"], x["tax_amount"]) for x in sent["lines"]] == [
+        ("cat-1", "60.00", "10.00"),
+        ("cat-2", "30.00", "5.00"),
+        ("cat-3", "30.00", "5.00"),
+    ]
+    assert sum(D(x["amount"]) for x in sent["lines"]) == D(sent["total"])
+    assert "exchange_rate" not in sent  # none given: Nomi applies its daily rate

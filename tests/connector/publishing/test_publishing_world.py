@@ -8,9 +8,8 @@ sync flow: it copies the sandbox's five lists through the client into our tables
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,11 @@ def mirror_lists(session: Session, nomi: NomiClient, connection_id: uuid.UUID) -
     for bank in nomi.iter_bank_accounts(include_archived=True):
         session.add(
             BankAccount(
-                connection_id=connection_id, nomi_id=bank.id, name=bank.name, status=bank.status
+                connection_id=connection_id,
+                nomi_id=bank.id,
+                name=bank.name,
+                status=bank.status,
+                currency=bank.currency,
             )
         )
     session.commit()
@@ -165,8 +168,7 @@ def add_item(session: Session, business_id: uuid.UUID, org: Org, kind: str, **va
     assert business is not None
     defaults: dict[str, Any] = {
         "kind": kind,
-        "status": "review",
-        "date": date(2026, 3, 2),
+        "status": "review",  # the factory's date: a day of its own (no possible duplicates)
         "total": Decimal("120.00"),
         "tax_amount": Decimal("20.00"),
         "tax_rate_edit": org.tax_rate("STD20"),
@@ -227,7 +229,12 @@ class World:
         return Session(self.engine, expire_on_commit=False)
 
     def publish(
-        self, *, batch_size: int = 50, workers: int = 3, nomi: NomiClient | None = None
+        self,
+        *,
+        batch_size: int = 50,
+        workers: int = 3,
+        nomi: NomiClient | None = None,
+        on_all_started: Callable[[], None] | None = None,
     ) -> BatchResult:
         """Claim the Ready items and publish them as one batch."""
         run_id = uuid.uuid4()
@@ -248,7 +255,16 @@ class World:
             )
         book = PublishBook(self.connection_id)
         client = nomi or self.nomi
-        return publish_batch(self.engine, client, items, run_id, ctx, book=book, workers=workers)
+        return publish_batch(
+            self.engine,
+            client,
+            items,
+            run_id,
+            ctx,
+            book=book,
+            workers=workers,
+            on_all_started=on_all_started,
+        )
 
     def item(self, item_id: uuid.UUID) -> Item:
         with self.session() as s:

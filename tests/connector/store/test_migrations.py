@@ -201,3 +201,102 @@ def test_0006_keeps_existing_items_valid_as_one_line_invoices_and_adds_organisat
         assert "document_type" not in columns
     finally:
         engine.dispose()
+
+
+def test_0007_leaves_old_attempts_without_document_amounts_and_new_ones_keep_them(
+    database_url: str,
+) -> None:
+    """Issue 20: attempts written before 0007 read as "not recorded" (None), never as 0 or GBP."""
+    from alembic import command
+    from sqlmodel import col
+
+    from connector.store.history_tables import PublishAttempt, SyncRun
+    from tests.connector.factories import make_business, make_connection
+
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, "0006_documents")
+        old_id = uuid.uuid4()
+
+        def raw(value: uuid.UUID) -> object:
+            return value.hex if engine.dialect.name == "sqlite" else value
+
+        with session(engine) as s:
+            business = make_business(s)
+            # The item as the 0006 schema has it (the model has columns of later migrations).
+            item_id = uuid.uuid4()
+            s.connection().execute(
+                sa.text(
+                    "INSERT INTO items (id, business_id, kind, status, review_reasons,"
+                    " external_id, contact_name, currency, total, paid, resolved_sources,"
+                    " publish_generation, image_published, payment_recorded,"
+                    " contact_confirmed, created_at, updated_at) VALUES (:id, :b, 'cost',"
+                    " 'published', '[]', 'old-1', 'Acme', 'GBP', 12.00, false, '{}', 1, false,"
+                    " false, false, :now, :now)"
+                ),
+                {"id": raw(item_id), "b": raw(business.id), "now": datetime.now(UTC)},
+            )
+            s.connection().execute(
+                sa.text(
+                    "INSERT INTO publish_attempts (id, run_id, item_id, business_id, attempt_no,"
+                    " step, outcome, at) VALUES (:id, :run, :item, :b, 1, 'expense',"
+                    " 'published', :now)"
+                ),
+                {
+                    "id": raw(old_id),
+                    "run": raw(uuid.uuid4()),
+                    "item": raw(item_id),
+                    "b": raw(business.id),
+                    "now": datetime.now(UTC),
+                },
+            )
+            business_id = business.id
+            connection_id = make_connection(s, business=business).id
+        migrate(engine)
+        with session(engine) as s:
+            old = s.get(PublishAttempt, old_id)
+            assert old is not None
+            assert (old.document_type, old.currency, old.total) == (None, None, None)
+            assert (old.base_currency, old.base_total) == (None, None)
+            s.add(
+                PublishAttempt(
+                    run_id=uuid.uuid4(),
+                    item_id=item_id,
+                    business_id=business_id,
+                    step="expense",
+                    outcome="published",
+                    document_type="credit_note",
+                    currency="EUR",
+                    total=Decimal("100.00"),
+                    base_currency="GBP",
+                    base_total=Decimal("85.43"),
+                )
+            )
+            s.add(
+                SyncRun(
+                    connection_id=connection_id,
+                    list_name="organisation",
+                    mode="full",
+                    status="ok",
+                    detail="lock date 2025-12-31 -> 2026-03-31",
+                )
+            )
+        with session(engine) as s:
+            new = s.execute(
+                sa.select(PublishAttempt).where(col(PublishAttempt.id) != old_id)
+            ).scalar_one()
+            assert (new.document_type, new.currency, new.total) == (
+                "credit_note",
+                "EUR",
+                Decimal("100.00"),
+            )
+            assert (new.base_currency, new.base_total) == ("GBP", Decimal("85.43"))
+            run = s.execute(sa.select(SyncRun)).scalar_one()
+            assert run.detail == "lock date 2025-12-31 -> 2026-03-31"
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0006_documents")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("publish_attempts")}
+        assert not columns & {"document_type", "currency", "total", "base_currency", "base_total"}
+        assert "detail" not in {c["name"] for c in sa.inspect(engine).get_columns("sync_runs")}
+    finally:
+        engine.dispose()

@@ -9,10 +9,12 @@ from typing import cast
 import pytest
 from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
 from sqlmodel import Session, select
 
 from blocks.app import NomiApp
 from blocks.credentials import NomiCredentials
+from blocks.locks import publish_lock_name
 from blocks.tokens import BlockTokenProvider
 from connector.connections.oauth_states import OAuthState, StateOutcome
 from connector.rules.vocabulary import ConnectionStatus, Role
@@ -116,6 +118,10 @@ def test_connect_pauses_for_consent_and_the_callback_finishes_the_connection(
         assert [o.tenant_id for o in nomi.connections()] == [connection.nomi_tenant_id]
         assert list(nomi.iter_tax_rates())
     assert not _block_exists(code_block_name(paused.id), Secret)
+    with get_client(sync_client=True) as client:  # its first publish run finds its slot
+        assert (
+            client.read_global_concurrency_limit_by_name(publish_lock_name(member.slug)).limit == 1
+        )
 
     # Replaying the callback is refused and changes nothing.
     replay = browse_callback(callback, answer)

@@ -129,3 +129,25 @@ def params(**values: Any) -> AutoPublishParams:
         "limits": FAST_LIMITS,
     }
     return AutoPublishParams(**(base | values))
+
+
+def artifact_markdown(key: str) -> str:
+    """The newest version of a markdown artifact, read back from the Prefect server by key."""
+    from prefect.artifacts import Artifact
+
+    artifact: Any = Artifact.get(key)
+    assert artifact is not None, f"no artifact {key}"
+    return str(artifact.data)
+
+
+def task_run_counts(state: Any) -> dict[str, int]:
+    """Task runs of the flow run that ended in ``state``: task run name -> run count (tries)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {run.name: run.run_count for run in runs}

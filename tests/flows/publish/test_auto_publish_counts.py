@@ -14,6 +14,7 @@ from connector.store.history_tables import PublishAttempt, PublishRun
 from flows.auto_publish_to_nomi import auto_publish_to_nomi
 from sandbox.seed import BRIGHT_SMILE, HARBOUR
 from sandbox.testing import SandboxHandle
+from tasks.publish import SPARE_THREADS
 from tests.connector.publishing.test_publishing_world import (
     Org,
     add_item,
@@ -85,7 +86,9 @@ def test_a_batch_retried_after_a_partial_success_counts_every_item_it_published(
         method="POST",
         path="/api/v1/expenses",
         after=12,
-        count=25,  # five items at once, each retried five times by the client
+        # Every item the batch has at once (the tenant's five plus the spare threads), each
+        # retried five times by the client.
+        count=5 * (5 + SPARE_THREADS),
         params={"status": 503},
     )
 

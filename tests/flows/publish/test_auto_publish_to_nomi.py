@@ -176,7 +176,7 @@ def test_connection_lost_stops_the_business_and_reconnect_publishes_what_waited(
     skipped = auto_publish_to_nomi(params(app_block=nomi_app, business=business.slug))
     assert skipped.published == 0
     again = auto_publish_to_nomi(
-        params(app_block=nomi_app, business=business.slug, trigger="reconnect")
+        params(app_block=nomi_app, business=business.slug, after_reconnect=True)
     )
 
     assert again.published == 3

@@ -110,3 +110,39 @@ def test_a_business_another_run_publishes_is_skipped_and_the_others_are_taken(
             assert _active_slots(slugs) == [1, 1, 1, 1]
         assert _active_slots(slugs) == [0, 0, 1, 0]
     assert _active_slots(slugs) == [0, 0, 0, 0]
+
+
+def test_a_sweep_lists_the_slots_a_page_at_a_time_and_creates_only_the_missing(
+    prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many businesses: no read per slot (50 took 1.2 s); slots over several pages all found."""
+    import blocks.locks
+    from blocks.locks import ensure_lock, ensure_locks
+
+    names = [publish_lock_name(f"page-{uuid.uuid4().hex[:8]}-{n}") for n in range(7)]
+    with get_client(sync_client=True) as client:
+        for name in names[:4]:  # a business published before has its slot
+            ensure_lock(name, client)
+        reads: list[str] = []
+        creates: list[str] = []
+        create = ConcurrencyLimitClient.create_global_concurrency_limit
+
+        def counted_create(self: Any, limit: Any) -> Any:
+            creates.append(limit.name)
+            return create(self, limit)
+
+        monkeypatch.setattr(blocks.locks, "LIMITS_PAGE", 2)  # the 4 existing span pages
+        monkeypatch.setattr(
+            ConcurrencyLimitClient,
+            "read_global_concurrency_limit_by_name",
+            lambda self, name: reads.append(name),
+        )
+        monkeypatch.setattr(
+            ConcurrencyLimitClient, "create_global_concurrency_limit", counted_create
+        )
+        ensure_locks(names, client)
+        monkeypatch.undo()
+        assert reads == []
+        assert sorted(creates) == sorted(names[4:])
+        for name in names:
+            assert client.read_global_concurrency_limit_by_name(name).limit == 1

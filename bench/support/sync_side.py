@@ -1,6 +1,6 @@
 """One side of the sync benchmark, run in its own process so its peak RSS is its own.
 
-``python -m bench._sync_side ours|baseline full|incremental`` reads ``BENCH_API_URL``,
+``python -m bench.support.sync_side ours|baseline full|incremental`` reads ``BENCH_API_URL``,
 ``BENCH_TENANT``, ``BENCH_TOKEN`` (never printed), ``BENCH_DB`` (ours: connector database URL;
 baseline: SQLite file path) and ``BENCH_CONNECTION`` (ours), syncs the suppliers and prints one
 JSON line: ``{"seconds", "fetched", "inserted", "updated", "peak_rss_mb"}``. Imports stay minimal

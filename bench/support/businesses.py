@@ -1,6 +1,6 @@
 """Benchmark businesses: connected to sandbox organisations, their lists mirrored, items Ready.
 
-Built on `bench._harness` (imported first, so Prefect gets its throw-away home before any import).
+Built on `bench.support.harness` (imported first: Prefect gets its own home before any import).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from bench._harness import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, Sandbox
+from bench.support.harness import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, Sandbox
 from connector.items.assess import reassess
 from connector.rules.vocabulary import ConnectionStatus, ItemKind, ItemStatus, Role
 from connector.store.db import make_engine
@@ -90,6 +90,9 @@ def connect_businesses(
                 Organisation(tenant_id=tenant_id, tenant_name=slug),
                 consent_expires_at=datetime.now(UTC) + timedelta(days=365),
             ).save(block)
+            from blocks.locks import ensure_lock, publish_lock_name
+
+            ensure_lock(publish_lock_name(slug))  # as connect-to-nomi's save-credentials does
         with db_session(engine) as session:
             business = Business(slug=slug, name=f"Bench business {n}")
             admin = User(email=f"admin-{slug}@bench.example", name=f"Admin {n}")
@@ -140,32 +143,37 @@ def mirror_lists(sandbox: Sandbox, database_url: str, business: BenchBusiness) -
     engine.dispose()
 
 
+def bench_item(business: BenchBusiness, n: int, *, name: str, net_step: Decimal) -> Item:
+    """Item ``n`` of a benchmark, to be assessed: cost items even, sales items odd, no image.
+
+    Its net is 100 + ``net_step`` x ``n`` at exactly 20% tax, a total of its own: items alike in
+    supplier, date and total would be held as possible duplicates (docs/rules.md).
+    """
+    kind = ItemKind.COST if n % 2 == 0 else ItemKind.SALES
+    category = "453" if kind == ItemKind.COST else "200"
+    net = Decimal(100) + net_step * n
+    return Item(
+        business_id=business.business_id,
+        kind=kind,
+        status=ItemStatus.REVIEW,
+        review_reasons=["not yet assessed"],
+        external_id=f"{name}-{n}",
+        contact_name=SUPPLIER if kind == ItemKind.COST else CUSTOMER,
+        reference=f"{name[0].upper()}{n:05d}-{uuid.uuid4().hex[:8]}",
+        date=date(2026, 3, 2),
+        currency="GBP",
+        total=net * Decimal("1.2"),
+        tax_amount=net * Decimal("0.2"),
+        category_edit=stable_id(business.tenant_id, "category", category),
+        tax_rate_edit=stable_id(business.tenant_id, "tax_rate", "STD20"),
+    )
+
+
 def add_ready_items(database_url: str, business: BenchBusiness, count: int) -> None:
     """Add ``count`` items (half cost items, half sales items, no image) and assess them Ready."""
-    category = {ItemKind.COST: "453", ItemKind.SALES: "200"}
-    contact = {ItemKind.COST: SUPPLIER, ItemKind.SALES: CUSTOMER}
     engine = make_engine(database_url)
     with db_session(engine) as session:
-        rows = []
-        for n in range(count):
-            kind = ItemKind.COST if n % 2 == 0 else ItemKind.SALES
-            rows.append(
-                Item(
-                    business_id=business.business_id,
-                    kind=kind,
-                    status=ItemStatus.REVIEW,
-                    review_reasons=["not yet assessed"],
-                    external_id=f"bench-{n}",
-                    contact_name=contact[kind],
-                    reference=f"B{n:05d}-{uuid.uuid4().hex[:8]}",
-                    date=date(2026, 3, 2),
-                    currency="GBP",
-                    total=Decimal("120.00"),
-                    tax_amount=Decimal("20.00"),
-                    category_edit=stable_id(business.tenant_id, "category", category[kind]),
-                    tax_rate_edit=stable_id(business.tenant_id, "tax_rate", "STD20"),
-                )
-            )
+        rows = [bench_item(business, n, name="bench", net_step=Decimal(1)) for n in range(count)]
         session.add_all(rows)
         session.commit()
         reassess(session, business_id=business.business_id)

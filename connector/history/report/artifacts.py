@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from connector.history.html import headline_facts
-from connector.history.report import HistoryReport, decimals_of, format_value
+from connector.history.report.build import HistoryReport
+from connector.history.report.html import headline_facts
+from connector.history.report.units import decimals_of, format_value
 
 #: Table artifacts: key stem -> (report attribute, description).
 TABLES: dict[str, tuple[str, str]] = {
@@ -23,6 +24,16 @@ TABLES: dict[str, tuple[str, str]] = {
         "by_business",
         "Published, failed, retried attempts and failure rate (%) per business, with the items "
         "in review and Ready now",
+    ),
+    "history-documents": (
+        "documents",
+        "Published records per business and document type, with their total in the "
+        "organisation's base currency (empty: not recorded, e.g. attempts before issue 20)",
+    ),
+    "history-corrections": (
+        "corrections",
+        "Corrections and archives of published items asked per business, the records Nomi "
+        "voided and the voids it refused (locked period, invoice with payments)",
     ),
     "history-failures": (
         "failures",

@@ -1,7 +1,7 @@
 """The history report as one self-contained HTML file: inline base64 PNG charts, no external assets.
 
-The charts come from ``connector.history.charts``; every number is shown in its measure's one
-unit (``connector.history.report.format_value``).
+The charts come from ``connector.history.report.charts``; every number is shown in its measure's one
+unit (``connector.history.report.units.format_value``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from connector.history.charts import chart_uris
-from connector.history.report import HistoryReport, format_value
+from connector.history.documents import NOT_RECORDED, base_currency_totals
+from connector.history.report.build import HistoryReport
+from connector.history.report.charts import chart_uris
+from connector.history.report.units import format_value
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:76rem}
@@ -28,6 +30,8 @@ th{background:#f3f3f3}
 #: HTML tables: heading -> report attribute, in the order shown.
 SECTIONS = {
     "By business (items waiting now: in_review, ready)": "by_business",
+    "By document type (totals in base currency)": "documents",
+    "Corrections and voids per business": "corrections",
     "Failure reasons by kind": "failures",
     "Failure reasons by business and supplier": "failures_by_supplier",
     "Ready to Published latency": "latency",
@@ -56,7 +60,25 @@ def headline_facts(report: HistoryReport) -> list[tuple[str, str]]:
         ("Median Ready to Published", format_value("median_s", t["latency_median_s"])),
         ("p95 Ready to Published", format_value("p95_s", t["latency_p95_s"])),
         ("p95 Nomi call", format_value("p95_s", t["call_p95_s"])),
+        ("Published total in base currency", base_total_text(report.documents)),
     ]
+
+
+def base_total_text(documents: pd.DataFrame) -> str:
+    """The published totals per base currency in words (``GBP 1,204.50; EUR 99.00``).
+
+    Records without a total in base currency are counted, never added as 0.
+    """
+    parts = []
+    for currency, total, without in base_currency_totals(documents):
+        if currency == NOT_RECORDED:
+            parts.append(f"{without} published without a recorded currency")
+            continue
+        text = f"{currency} {format_value('base_total', total)}"
+        if without:
+            text += f" ({without} without a base total)"
+        parts.append(text)
+    return "; ".join(parts) or "none"
 
 
 def _cell(column: str, value: object) -> str:

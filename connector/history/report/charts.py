@@ -21,7 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from connector.history.report import HistoryReport, Periods
+from connector.history.report.build import HistoryReport
+from connector.history.report.periods import Periods
 
 GREEN, RED, INK, BLUE, ORANGE = "#2e7d32", "#c62828", "#333333", "#1565c0", "#ef6c00"
 SIZE = (9.0, 3.8)

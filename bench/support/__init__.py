@@ -1,0 +1,1 @@
+"""What the benchmarks share: the harness, businesses, CPU accounting, side processes."""

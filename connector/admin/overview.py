@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from connector.history.report.failures import reason_kind
+from connector.history.reasons import reason_kind
 from connector.rules.vocabulary import RETRYABLE_ERROR_CODES, ItemStatus
 from connector.store.base import table_of
 from connector.store.history_tables import PublishRun, SyncRun

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
-#: A quoted name in a review reason: from a quote to the quote that ends it (followed by a space,
-#: a colon, a bracket, a comma, a full stop or the end), so "O'Brien's" stays one name.
-_QUOTED = re.compile(r"'.*?'(?=[\s:),.]|$)")
-_BRACKETED = re.compile(r"\s*\([^)]*\)")
-
-
-def reason_kind(reason: str) -> str:
-    """The kind of a review reason: its text before the first colon, without the names in it.
-
-    ``"no category: set one on the item or add a supplier rule for 'Acme'"`` is ``no category``;
-    ``"new supplier 'Acme' is not in Nomi: confirm ..."`` is ``new supplier is not in Nomi``;
-    ``"category 'Travel' (from the supplier rule for 'Acme') is archived in Nomi: ..."`` is
-    ``category is archived in Nomi``. The names are shown in their own column instead.
-    """
-    head = _QUOTED.sub("", reason).split(":", 1)[0]  # names first: one may hold a colon
-    kind = _BRACKETED.sub("", head)
-    return " ".join(kind.split()) or " ".join(reason.split())
-
+from connector.history.reasons import reason_kind
 
 FAILURE_COLUMNS = ["rank", "source", "reason", "count", "businesses", "suppliers", "top_suppliers"]
 BY_SUPPLIER_COLUMNS = ["source", "reason", "business", "supplier", "count"]

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from connector.history.reasons import reason_kind
 from connector.history.report import build, failures, latency, operations, outcomes
 
 D1, D2 = date(2026, 3, 1), date(2026, 3, 2)
@@ -113,7 +114,7 @@ def test_failure_reasons_group_by_kind_and_keep_the_supplier_in_its_own_column()
     ],
 )
 def test_a_review_reason_kind_drops_the_names_in_it(reason: str, kind: str) -> None:
-    assert failures.reason_kind(reason) == kind
+    assert reason_kind(reason) == kind
 
 
 def test_failure_reasons_of_nothing_is_empty() -> None:

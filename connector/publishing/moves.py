@@ -22,6 +22,7 @@ from connector.rules.vocabulary import ItemStatus
 from connector.store.base import table_of, utcnow
 from connector.store.db import is_sqlite
 from connector.store.models import Item
+from connector.store.sqlite import not_indexed
 
 # Fields a run may change on its own claimed item while publishing it.
 PROGRESS_FIELDS = frozenset(
@@ -162,7 +163,8 @@ def _claims_statement(*, for_update: bool) -> sa.Select[Any]:
     for every transaction, and building and cache-keying it each time cost more than running it."""
     c = _items().c
     statement = sa.select(c.id, c.claimed_by_run).where(
-        c.id.in_(sa.bindparam("ids", expanding=True)), c.status == ItemStatus.PUBLISHING
+        c.id.in_(sa.bindparam("ids", expanding=True)),
+        not_indexed(c.status) == ItemStatus.PUBLISHING,  # by id: the status index reads them all
     )
     return statement.with_for_update() if for_update else statement
 

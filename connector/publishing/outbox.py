@@ -27,6 +27,7 @@ from connector.store.base import table_of, utcnow
 from connector.store.db import begin_write, is_sqlite
 from connector.store.group_commit import GROUPED
 from connector.store.models import Connection, Item
+from connector.store.sqlite import not_indexed
 
 
 class ClaimLostError(RuntimeError):
@@ -100,7 +101,8 @@ def claim_ready(
         target = c.id.in_(locked)
     statement = (
         sa.update(_items())
-        .where(target, c.status == ItemStatus.READY)
+        # By id: on SQLite the status index would read every Ready item of every business.
+        .where(target, not_indexed(c.status) == ItemStatus.READY)
         .values(
             status=ItemStatus.PUBLISHING,
             claimed_by_run=run_id,

@@ -119,6 +119,7 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     after its retries. A business is drained before its slot is given back. Started by
     `nomi.items.ready` (deployment `on-ready`), it publishes at once, watches the businesses until
     `settle_seconds` after the event, then passes once more. `overview-{business}` is rewritten.
+    The run's result has every business's totals and the items not simply published, with why.
     """
     url = ConnectorSettings().database_url
     app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
@@ -155,4 +156,4 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     if summary.failed:
         failed = sorted(s for s, b in summary.businesses.items() if b.failed)
         raise RuntimeError(f"publishing failed after retries for: {', '.join(failed)}")
-    return summary
+    return summary.needing_attention()

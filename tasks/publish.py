@@ -105,6 +105,11 @@ class ItemRow(BaseModel):
     image_error: str | None = None
     flags: list[str] = Field(default_factory=list)
 
+    @property
+    def needs_attention(self) -> bool:
+        """Not simply published: the summary artifact lists it, with why."""
+        return self.outcome != "published" or bool(self.image_error or self.flags)
+
 
 class BatchSummary(BaseModel):
     """What one batch did."""

@@ -123,7 +123,7 @@ def record_publish_run(
             "code": r.error_code or "",
         }
         for r in summary.rows
-        if r.outcome != "published" or r.image_error or r.flags
+        if r.needs_attention
     ]
     head = {
         "item": "(totals)",

@@ -76,6 +76,25 @@ class PublishSummary(BaseModel):
         """A batch failed after its retries in some business."""
         return any(b.failed for b in self.businesses.values())
 
+    def needing_attention(self) -> PublishSummary:
+        """This summary as the flow returns it: every total, and the rows of the items that were
+        not simply published (held, rejected, given back, or published with an image error or a
+        flag); the published ones are in history (``history.published_in_run``).
+
+        Prefect walks a flow's return value for futures, every field of every row: for 10,000
+        published items that was 0.9 s of CPU at the end of the run (docs/performance.md).
+        """
+        return self.model_copy(
+            update={
+                "businesses": {
+                    slug: business.model_copy(
+                        update={"rows": [r for r in business.rows if r.needs_attention]}
+                    )
+                    for slug, business in self.businesses.items()
+                }
+            }
+        )
+
 
 def current_flow_run_id() -> uuid.UUID | None:
     """The id of the flow run this code runs in (None outside one)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from connector.store.models import Connection
 from flows.auto_publish_to_nomi import PublishSummary, auto_publish_to_nomi
 from sandbox.seed import BRIGHT_SMILE, HARBOUR
 from sandbox.testing import SandboxHandle
+from tasks.publish import ItemRow
+from tasks.record import BusinessSummary
 from tests.connector.publishing.test_publishing_world import (
     duplicates,
     engine_items,
@@ -65,6 +68,8 @@ def test_auto_publish_publishes_every_ready_item_once_across_two_businesses_unde
 
     assert isinstance(summary, PublishSummary)
     assert summary.published == 24
+    # The result names only what was not simply published (the 24 are in history).
+    assert all(r.needs_attention for b in summary.businesses.values() for r in b.rows)
     assert duplicates(sandbox) == {"expenses": {}, "sales_invoices": {}}
     engine = make_engine(connector_db)
     for business, ids in worlds:
@@ -260,3 +265,20 @@ def test_publishing_threads_open_no_prefect_client(
 
     assert summary.published == 6
     assert not [name for name in opened if name.startswith("nomi-publish")], opened
+
+
+def test_the_returned_summary_keeps_every_total_and_the_rows_needing_attention() -> None:
+    rows = [
+        ItemRow(item_id=uuid.uuid4(), outcome="published"),
+        ItemRow(item_id=uuid.uuid4(), outcome="published", image_error="too large"),
+        ItemRow(item_id=uuid.uuid4(), outcome="held", message="no category"),
+        ItemRow(item_id=uuid.uuid4(), outcome="rejected", error_code="LOCK_DATE"),
+    ]
+    business = BusinessSummary(business="b", run_id=uuid.uuid4(), published=2, held=1, rows=rows)
+    summary = PublishSummary(trigger="person", businesses={"b": business})
+
+    returned = summary.needing_attention()
+
+    assert returned.businesses["b"].rows == rows[1:]
+    assert (returned.published, returned.businesses["b"].held) == (2, 1)
+    assert summary.businesses["b"].rows == rows  # the run's own summary is left as it was

@@ -15,8 +15,9 @@ from connector.publishing.queue import publish_targets
 from connector.rules.vocabulary import RunTrigger
 from connector.settings import ConnectorSettings
 from tasks.publish import publish_next_batch, recover_stale_claims
+from tasks.record import PublishSummary
 from tasks.runtime import DEFAULT_APP_BLOCK, NomiLimits, business_run_name, db, run_trigger
-from tasks.sweep import PublishSummary, Sweep
+from tasks.sweep import Sweep
 
 
 class AutoPublishParams(BaseModel):
@@ -114,12 +115,12 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     another run is publishing is skipped and said so. A lost connection stops that business
     (connection marked expired, event `nomi.connection.expired`, artifact `reconnect-{business}`).
 
-    Artifacts: a progress bar, then `publish-summary-{business}` (published, held and why,
-    rejected and why); event `nomi.publish.finished` per business. Fails when a batch still failed
-    after its retries. A business is drained before its slot is given back. Started by
-    `nomi.items.ready` (deployment `on-ready`), it publishes at once, watches the businesses until
-    `settle_seconds` after the event, then passes once more. `overview-{business}` is rewritten.
-    The run's result has every business's totals and the items not simply published, with why.
+    Artifacts: a progress bar, `publish-summary-{business}` (published, held and rejected, why),
+    `overview-{business}`; event `nomi.publish.finished` per business. Fails when a batch still
+    failed after its retries. A business is drained before its slot is given back. Started by
+    `nomi.items.ready` (deployment `on-ready`), it publishes at once, watches until
+    `settle_seconds` after the event, then passes once more. Returns the totals, and why for
+    each item not simply published.
     """
     url = ConnectorSettings().database_url
     app: NomiApp = NomiApp.load(params.app_block, _sync=True)  # type: ignore[call-arg,assignment]
@@ -129,6 +130,7 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     with db(url) as session:
         targets = publish_targets(session, params.business or None, selecting)
     ids = [t.business_id for t in targets if t.skipped is None]
+    slugs = [t.slug for t in targets if t.skipped is None]
     summary = PublishSummary(trigger=trigger)
     summary.recovered = recover_stale_claims(url, params.claim_timeout_minutes * 60, ids or None)
     sweep = Sweep(
@@ -145,11 +147,7 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
         watch_until=watch_end(params.ready_event_at, params.settle_seconds),
     )
     with ExitStack() as locks:
-        held = take_publish_locks(
-            locks,
-            [t.slug for t in targets if t.skipped is None],
-            wait_seconds=params.lock_wait_seconds,
-        )
+        held = take_publish_locks(locks, slugs, wait_seconds=params.lock_wait_seconds)
         sweep.publish(sweep.admit(targets, held))
     summary = sweep.finish()
     get_run_logger().info("published %d items", summary.published)

@@ -32,7 +32,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.tasks import Task
-from pydantic import BaseModel, Field
 
 from blocks.app import NomiApp
 from connector.access import PermissionDeniedError
@@ -47,7 +46,7 @@ from connector.items.choices import (
 )
 from connector.publishing.queue import Target, count_ready, ready_since
 from tasks.publish import BatchSummary, publish_next_batch
-from tasks.record import BusinessSummary, record_publish_run
+from tasks.record import BusinessSummary, PublishSummary, record_publish_run
 from tasks.runtime import NomiLimits, business_and_connection, db, unwalked
 
 PROGRESS_EVERY_SECONDS = 1.0
@@ -57,43 +56,6 @@ DRAIN_SECONDS = 30.0
 """How long after its start (or the end of its watch) a run still drains a business: items that
 turned Ready meanwhile get another pass. Bounded so a steady stream cannot keep one run alive (a
 later event's run, waiting on the lock, takes over)."""
-
-
-class PublishSummary(BaseModel):
-    """What a publish run did, per business (slug -> totals)."""
-
-    trigger: str
-    recovered: int = 0
-    businesses: dict[str, BusinessSummary] = Field(default_factory=dict)
-
-    @property
-    def published(self) -> int:
-        """Items published in all businesses."""
-        return sum(b.published for b in self.businesses.values())
-
-    @property
-    def failed(self) -> bool:
-        """A batch failed after its retries in some business."""
-        return any(b.failed for b in self.businesses.values())
-
-    def needing_attention(self) -> PublishSummary:
-        """This summary as the flow returns it: every total, and the rows of the items that were
-        not simply published (held, rejected, given back, or published with an image error or a
-        flag); the published ones are in history (``history.published_in_run``).
-
-        Prefect walks a flow's return value for futures, every field of every row: for 10,000
-        published items that was 0.9 s of CPU at the end of the run (docs/performance.md).
-        """
-        return self.model_copy(
-            update={
-                "businesses": {
-                    slug: business.model_copy(
-                        update={"rows": [r for r in business.rows if r.needs_attention]}
-                    )
-                    for slug, business in self.businesses.items()
-                }
-            }
-        )
 
 
 def current_flow_run_id() -> uuid.UUID | None:

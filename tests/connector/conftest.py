@@ -75,3 +75,18 @@ def commit_elsewhere_before_first_write(
             thread.join(timeout=60)
         other.dispose()
     assert threads, "nothing was written: the test proves nothing"
+
+
+@contextmanager
+def statements_on(target: Engine | sa.Connection) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement (and its parameters) sent through ``target`` inside the block."""
+    seen: list[tuple[str, Any]] = []
+
+    def note(conn: object, cursor: object, sql: str, params: Any, *_: object) -> None:
+        seen.append((sql, params))
+
+    sa.event.listen(target, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(target, "before_cursor_execute", note)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bench.reports import generate
@@ -21,6 +20,7 @@ from connector.history.attempts import load_latencies
 from connector.history.queries import ReportWindow
 from connector.history.report.build import build_report
 from connector.store.db import make_engine
+from tests.connector.conftest import statements_on
 
 RECORD_STEPS = ("expense", "sales_invoice", "lookup")
 FAILED = ("rejected", "transient", "unknown", "connection_lost")
@@ -113,17 +113,11 @@ def test_latency_loader_returns_compact_columns(engine_on: Engine) -> None:
 def test_year_report_scans_attempts_and_joins_through_the_covering_items_index(
     engine_on: Engine,
 ) -> None:
-    seen: list[tuple[str, object]] = []
-
-    def capture(*args: object) -> None:
-        seen.append((str(args[2]), args[3]))  # statement, parameters
-
     with engine_on.connect() as conn:
-        event.listen(conn, "before_cursor_execute", capture)
-        load_latencies(conn, ReportWindow(date(2025, 1, 1), date(2025, 12, 31)))
-        event.remove(conn, "before_cursor_execute", capture)
+        with statements_on(conn) as seen:
+            load_latencies(conn, ReportWindow(date(2025, 1, 1), date(2025, 12, 31)))
         statement, params = next((s, p) for s, p in seen if "JOIN items" in s)
-        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()  # type: ignore[arg-type]
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
     plan = " | ".join(row[3] for row in rows)
     assert "SCAN publish_attempts" in plan
     assert "USING INDEX ix_items_id_ready_at" in plan

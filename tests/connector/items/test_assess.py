@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from connector.items.assess import reassess
 from connector.rules.vocabulary import ItemStatus
 from connector.store.models import ContactRule, Item
+from tests.connector.conftest import statements_on
 from tests.connector.factories import (
     make_payment_method,
 )
@@ -175,17 +176,10 @@ def test_reassess_runs_a_fixed_number_of_statements_however_many_items(
     for n in range(300):
         cost(db, world, external_id=f"bulk-{n}", contact_name="Acme Ltd" if n % 2 else "Nobody")
     db.commit()
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_on(engine) as seen:
         report = reassess(db, business_id=world.business.id, now=T0)
         db.commit()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
+    statements = [sql for sql, _ in seen]
 
     assert report.assessed == 300
     assert report.ready == 150

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -20,6 +19,7 @@ from connector.publishing.queue import Selection, select_candidates
 from connector.rules.vocabulary import ItemStatus, Role
 from connector.store.history_tables import AuditLog
 from connector.store.models import DuplicateRelease, Item, Organisation
+from tests.connector.conftest import statements_on
 from tests.connector.factories import make_business, make_item, make_membership, make_user
 from tests.connector.items.conftest import T0, T1, World, build_world, cost, stored
 
@@ -245,16 +245,8 @@ def test_the_duplicate_look_up_is_one_query_per_batch_on_an_index(
     for n in range(600):
         _acme(db, world, f"q-{n:04d}", total=Decimal(n), created_at=T0)
     db.commit()
-    statements: list[tuple[str, Any]] = []
-
-    def count(*args: Any) -> None:
-        statements.append((args[2], args[3]))
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_on(engine) as statements:
         _assess(db, world)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
     lookups = [(sql, params) for sql, params in statements if "row_number" in sql.lower()]
     assert len(lookups) == 2  # 600 items: two batches of 500, one query each
     sql, params = lookups[0]

@@ -8,32 +8,15 @@ item of every business instead of the few it names (docs/performance.md, elevent
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from connector.publishing import moves, outbox
 from connector.store.db import is_sqlite
+from tests.connector.conftest import statements_on
 from tests.connector.factories import make_business, make_item
-
-
-@contextmanager
-def statements_on(engine: Engine) -> Iterator[list[tuple[str, object]]]:
-    """Every SQL statement (and its parameters) sent through ``engine`` inside the block."""
-    seen: list[tuple[str, object]] = []
-
-    def note(conn: object, cursor: object, sql: str, params: object, *_: object) -> None:
-        seen.append((sql, params))
-
-    sa.event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", note)
 
 
 def plan(engine: Engine, sql: str, params: object) -> str:

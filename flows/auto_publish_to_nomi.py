@@ -129,8 +129,8 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
     selecting = RunTrigger.RECONNECT if params.after_reconnect else trigger
     with db(url) as session:
         targets = publish_targets(session, params.business or None, selecting)
-    ids = [t.business_id for t in targets if t.skipped is None]
-    slugs = [t.slug for t in targets if t.skipped is None]
+    free = [t for t in targets if t.skipped is None]
+    ids = [t.business_id for t in free]
     summary = PublishSummary(trigger=trigger)
     summary.recovered = recover_stale_claims(url, params.claim_timeout_minutes * 60, ids or None)
     sweep = Sweep(
@@ -147,7 +147,9 @@ def auto_publish_to_nomi(params: AutoPublishParams) -> PublishSummary:
         watch_until=watch_end(params.ready_event_at, params.settle_seconds),
     )
     with ExitStack() as locks:
-        held = take_publish_locks(locks, slugs, wait_seconds=params.lock_wait_seconds)
+        held = take_publish_locks(
+            locks, [t.slug for t in free], wait_seconds=params.lock_wait_seconds
+        )
         sweep.publish(sweep.admit(targets, held))
     summary = sweep.finish()
     get_run_logger().info("published %d items", summary.published)
